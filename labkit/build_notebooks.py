@@ -1,0 +1,110 @@
+"""Rebuild the course: re-execute every notebook in place and save it with its outputs.
+
+    python -m labkit.build_notebooks            # all notebooks, in course order
+    python -m labkit.build_notebooks 03 05      # only those whose name starts with 03 / 05
+
+Before running, the first code cell of each notebook is (re)written as the Colab setup
+cell, built from the repository URL in pyproject.toml. Progress bars are off and widgets
+render as static figures (LABKIT_QUIET=1). Wall time per notebook goes to
+notebooks/build_times.json (the README's time-to-run column).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+TIMES = NOTEBOOKS / "build_times.json"
+COLAB_MARK = "# Colab setup"
+
+
+def repo_url() -> str:
+    """The repository URL, kept in one place: pyproject.toml [project.urls] Repository."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["urls"]["Repository"]
+
+
+def colab_cell_source(url: str | None = None) -> str:
+    """The first code cell of every notebook: installs the course on Colab, else does nothing."""
+    url = url or repo_url()
+    return f'''{COLAB_MARK}: on Google Colab this installs the course; elsewhere it does nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    if not os.path.exists("/content/course"):
+        subprocess.run(["git", "clone", "--depth", "1", "{url}", "/content/course"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd="/content/course", check=True)
+    sys.path.insert(0, "/content/course")
+    os.chdir("/content/course/notebooks")
+    from google.colab import output
+
+    output.enable_custom_widget_manager()'''
+
+
+def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
+    """Notebooks in course order (NN_topic.ipynb first, then the rest by name)."""
+    paths = sorted(NOTEBOOKS.glob("*.ipynb"), key=lambda p: (not re.match(r"\d\d_", p.name), p.name))
+    if prefixes:
+        paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]
+    return paths
+
+
+def set_colab_cell(nb: nbformat.NotebookNode) -> None:
+    """Make the first code cell the Colab setup cell (insert it if missing)."""
+    cell = nbformat.v4.new_code_cell(colab_cell_source())
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code":
+            if c.source.startswith(COLAB_MARK):
+                nb.cells[i] = cell
+            else:
+                nb.cells.insert(i, cell)
+            return
+    nb.cells.append(cell)
+
+
+def build(path: Path, timeout: int = 600) -> float:
+    """Execute one notebook in place; return its wall time in seconds."""
+    nb = nbformat.read(path, as_version=4)
+    set_colab_cell(nb)
+    for c in nb.cells:
+        c.metadata.pop("execution", None)
+        if "id" not in c:
+            c["id"] = nbformat.v4.new_code_cell().id
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    os.environ["LABKIT_QUIET"] = "1"
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    )
+    t0 = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - t0
+    nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    prefixes = sys.argv[1:] if argv is None else argv
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    for path in notebook_paths(prefixes):
+        print(f"building {path.name} ...", flush=True)
+        times[path.name] = round(build(path), 1)
+        print(f"  {times[path.name]:.1f} s", flush=True)
+    TIMES.write_text(json.dumps(dict(sorted(times.items())), indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

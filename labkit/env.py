@@ -1,0 +1,195 @@
+"""Environment: seeds, threads, device and a capability report (the 'doctor').
+
+Every notebook starts with ``labkit.env.setup()`` so two runs print the same checked
+numbers: fixed seeds, a fixed thread count, deterministic algorithms where torch has them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+OPTIONAL_PACKAGES = ("onnx", "onnxruntime", "tensorrt", "flash_attn", "xformers", "triton")
+CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
+DEFAULT_THREADS = 2
+
+
+def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
+    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def set_threads(n: int = DEFAULT_THREADS) -> int:
+    """Fix torch's intra-op thread count (timings and float sums depend on it)."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"threads must be a positive integer, got {n!r}.")
+    torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+@contextlib.contextmanager
+def threads(n: int) -> Iterator[int]:
+    """Context manager: run a block with ``n`` torch threads, then restore the old count."""
+    old = torch.get_num_threads()
+    try:
+        yield set_threads(n)
+    finally:
+        torch.set_num_threads(old)
+
+
+def device(prefer: str = "cuda") -> torch.device:
+    """The device to use: CUDA if asked for and available, else CPU."""
+    if prefer == "cuda" and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules
+
+
+def quiet() -> bool:
+    """True when output must be reproducible (notebook build, pytest): no progress bars."""
+    return os.environ.get("LABKIT_QUIET") == "1" or "PYTEST_CURRENT_TEST" in os.environ
+
+
+def setup(seed: int = 0, threads: int = DEFAULT_THREADS) -> None:
+    """First code cell of every notebook: seeds, threads, plot renderer."""
+    seed_everything(seed)
+    set_threads(threads)
+    from labkit import plots
+
+    plots.use_notebook_renderer()
+
+
+def cpu_features() -> dict[str, bool]:
+    """Instruction-set extensions of this CPU read from /proc/cpuinfo (Linux).
+
+    Falls back to torch's own view (``torch.backends.cpu.get_cpu_capability()``) elsewhere.
+    """
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        cap = torch.backends.cpu.get_cpu_capability().lower()
+        flags = {"avx2"} if "avx2" in cap else set()
+        if "avx512" in cap:
+            flags |= {"avx2", "avx512f"}
+    return {name: name in flags for name in CPU_FLAGS}
+
+
+def cpu_name() -> str:
+    """The CPU model name, as the OS reports it."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def optional_packages() -> dict[str, str | None]:
+    """Version of each optional package if it imports, else None (it is missing or broken)."""
+    found: dict[str, str | None] = {}
+    for name in OPTIONAL_PACKAGES:
+        try:
+            module = importlib.import_module(name)
+        except Exception:
+            found[name] = None
+            continue
+        version = getattr(module, "__version__", None)
+        if version is None:
+            try:
+                version = importlib.metadata.version(name.replace("_", "-"))
+            except importlib.metadata.PackageNotFoundError:
+                version = "unknown"
+        found[name] = str(version)
+    return found
+
+
+def report() -> dict[str, object]:
+    """Everything the course needs to know about this machine, as a dict."""
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda_available": cuda,
+        "cuda_version": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_features": cpu_features(),
+        "packages": optional_packages(),
+    }
+
+
+def gpu_cells(rep: dict[str, object] | None = None) -> list[tuple[str, bool, str]]:
+    """Which GPU-only parts of the course will run here: (part, runs, why)."""
+    rep = rep or report()
+    cuda = bool(rep["cuda_available"])
+    pkgs = rep["packages"]
+    assert isinstance(pkgs, dict)
+    gpu = "CUDA GPU found" if cuda else "no CUDA GPU"
+
+    def need(pkg: str) -> tuple[bool, str]:
+        if not cuda:
+            return False, gpu
+        return (pkgs.get(pkg) is not None, f"{pkg} {'installed' if pkgs.get(pkg) else 'missing'}")
+
+    parts = [
+        ("01 CUDA autocast fp16 + GradScaler", cuda, gpu),
+        ("07 torch.compile on CUDA (Triton)", *need("triton")),
+        ("08 SDPA flash / memory-efficient backends", cuda, gpu),
+        ("08 flash_attn.flash_attn_func", *need("flash_attn")),
+        ("08 xformers memory_efficient_attention", *need("xformers")),
+        ("09 TensorRT engine (FP16/INT8)", *need("tensorrt")),
+    ]
+    return [(name, runs, why) for name, runs, why in parts]
+
+
+def format_report(rep: dict[str, object] | None = None) -> str:
+    """The doctor's text: versions, CPU features, optional packages, GPU cells."""
+    rep = rep or report()
+    feats = rep["cpu_features"]
+    pkgs = rep["packages"]
+    assert isinstance(feats, dict) and isinstance(pkgs, dict)
+    lines = [
+        "Efficient Deep Learning Lab - environment doctor",
+        f"  Python            {rep['python']}",
+        f"  torch             {rep['torch']} (CUDA build: {rep['cuda_version'] or 'none'})",
+        f"  CPU               {rep['cpu']} ({rep['cpu_count']} logical cores, "
+        f"torch uses {rep['torch_threads']} threads)",
+        f"  torch CPU kernels {rep['torch_cpu_capability']}",
+        "  CPU features      "
+        + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()),
+        f"  GPU               {rep['gpu'] or 'none (CUDA not available)'}",
+        "  optional packages "
+        + ", ".join(f"{k}={v or 'missing'}" for k, v in pkgs.items()),
+        "GPU-only cells:",
+    ]
+    for name, runs, why in gpu_cells(rep):
+        lines.append(f"  [{'runs ' if runs else 'skip '}] {name} ({why})")
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""Conventions every course notebook follows (COURSE_DESIGN.md), checked on the saved files.
+
+nbval (configured in pyproject.toml) separately re-executes each notebook and compares outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from labkit.build_notebooks import COLAB_MARK, NOTEBOOKS, TIMES, colab_cell_source, notebook_paths
+
+PATHS = notebook_paths()
+NAMES = [p.name for p in PATHS]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+LOCAL_PATH = re.compile(r"(/home/|/root/|/work/|/Users/|C:\\\\Users|/tmp/)")
+
+
+def load(path: Path) -> nbformat.NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def markdown(nb: nbformat.NotebookNode) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+
+
+def section(nb: nbformat.NotebookNode, heading: str) -> str:
+    """The markdown text from a '## heading' up to the next '## ' heading."""
+    text = markdown(nb)
+    m = re.search(rf"^##\s+{heading}.*?$(.*?)(?=^##\s|\Z)", text, re.M | re.S | re.I)
+    assert m, f"missing a '## {heading}' section"
+    return m.group(1)
+
+
+def test_course_has_notebooks() -> None:
+    assert "00_setup_and_measurement.ipynb" in NAMES
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_structure(path: Path) -> None:
+    nb = load(path)
+    assert re.match(r"\d\d_[a-z_]+\.ipynb$|[a-z_]+\.ipynb$", path.name)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    objectives = section(nb, "Learning objectives")
+    assert objectives.count("\n- ") >= 3, "list at least 3 learning objectives"
+    section(nb, "Pitfalls")
+    interview = section(nb, "Interview corner")
+    assert interview.count("<details>") >= 3, "need 3+ interview questions with hidden answers"
+    terms = section(nb, "Key terms")
+    rows = [r for r in terms.splitlines() if r.startswith("|") and CJK.search(r)]
+    assert len(rows) >= 5, "key-terms table needs 5+ rows with the Chinese term"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_exercises_call_the_checker(path: Path) -> None:
+    if not path.name[:2].isdigit():
+        pytest.skip("only numbered course notebooks carry exercises")
+    nb = load(path)
+    keys = re.findall(r"labkit\.checks\.exercise\(\s*\"([\w.]+)\"", "\n".join(
+        c.source for c in nb.cells if c.cell_type == "code"))
+    assert len(set(keys)) >= 2, "need 2+ exercises checked by labkit.checks.exercise"
+    stubs = [c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError" in c.source]
+    assert len(stubs) >= 2, "each exercise cell leaves `raise NotImplementedError` for the learner"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_saved_executed_and_clean(path: Path) -> None:
+    nb = load(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0].source == colab_cell_source(), "rebuild: first code cell must be the Colab cell"
+    assert code[0].source.startswith(COLAB_MARK)
+    for i, c in enumerate(code):
+        assert c.execution_count is not None, f"code cell {i} not executed; run the build"
+        for out in c.outputs:
+            assert out.output_type != "error", f"code cell {i} saved an error"
+            text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
+            assert not LOCAL_PATH.search(text), f"code cell {i} shows a local path"
+    counts = [c.execution_count for c in code]
+    assert counts == list(range(1, len(code) + 1)), "cells must be executed top to bottom once"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_markdown_before_every_code_cell(path: Path) -> None:
+    nb = load(path)
+    for i, c in enumerate(nb.cells):
+        if c.cell_type == "code" and i > 0 and not c.source.startswith(COLAB_MARK):
+            assert nb.cells[i - 1].cell_type == "markdown", f"cell {i} needs a markdown cell before it"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_timing_and_plot_cells_are_ignored_by_nbval(path: Path) -> None:
+    nb = load(path)
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code":
+            continue
+        shows_plot = any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in c.outputs)
+        if shows_plot:
+            assert "NBVAL_IGNORE_OUTPUT" in c.source, f"plot cell {i} must be # NBVAL_IGNORE_OUTPUT"
+
+
+def test_build_times_under_two_minutes() -> None:
+    times = json.loads(TIMES.read_text())
+    for name in NAMES:
+        assert name in times, f"{name} has no recorded build time; run python -m labkit.build_notebooks"
+        assert times[name] < 120, f"{name} took {times[name]} s to run (limit 120 s)"
+    assert sum(times[n] for n in NAMES) < 15 * 60
+
+
+def test_notebooks_dir_has_only_course_files() -> None:
+    extra = {p.name for p in NOTEBOOKS.iterdir()} - set(NAMES) - {"build_times.json", ".ipynb_checkpoints"}
+    assert not extra, f"unexpected files in notebooks/: {extra}"

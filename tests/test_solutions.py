@@ -1,0 +1,51 @@
+"""Every worked solution passes its checker, and every exercise in a notebook has one.
+
+Planted wrong versions (the mistakes learners really make) live in tests/test_exercises_<topic>.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import pytest
+
+import solutions
+from labkit import checks
+from labkit.build_notebooks import notebook_paths
+
+
+def solution_entries() -> dict[str, object]:
+    entries: dict[str, object] = {}
+    for info in pkgutil.iter_modules(solutions.__path__):
+        module = importlib.import_module(f"solutions.{info.name}")
+        entries.update(module.EXERCISES)
+    return entries
+
+
+SOLUTIONS = solution_entries()
+
+
+@pytest.mark.parametrize("key", sorted(SOLUTIONS))
+def test_solution_passes_checker(key: str) -> None:
+    result = checks.check(key, SOLUTIONS[key])
+    assert result.passed, result.message
+
+
+def test_every_notebook_exercise_has_a_solution() -> None:
+    used = set()
+    for path in notebook_paths():
+        used |= set(re.findall(r'labkit\.checks\.exercise\(\s*\\?"([\w.]+)', path.read_text()))
+    assert used, "no exercises found in the notebooks"
+    missing = used - set(SOLUTIONS)
+    assert not missing, f"exercises without a worked solution in solutions/: {sorted(missing)}"
+
+
+def test_every_exercise_spec_has_a_solution() -> None:
+    import labkit.exercises
+
+    specs = set()
+    for info in pkgutil.iter_modules(labkit.exercises.__path__):
+        specs |= set(importlib.import_module(f"labkit.exercises.{info.name}").EXERCISES)
+    assert specs == set(SOLUTIONS), f"specs vs solutions differ: {sorted(specs ^ set(SOLUTIONS))}"
