@@ -8,4 +8,14 @@ from labkit import bench, checks, data, env, errors, models, plots, train
 from labkit.errors import MissingDependency
 
 __version__ = "0.1.0"
-__all__ = ["bench", "checks", "data", "env", "errors", "models", "plots", "train", "MissingDependency"]
+__all__ = [
+    "bench",
+    "checks",
+    "data",
+    "env",
+    "errors",
+    "models",
+    "plots",
+    "train",
+    "MissingDependency",
+]

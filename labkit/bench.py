@@ -94,9 +94,7 @@ def latency(
     )
 
 
-def throughput(
-    fn: Callable[..., Any], *args: Any, batch_size: int, **kwargs: Any
-) -> float:
+def throughput(fn: Callable[..., Any], *args: Any, batch_size: int, **kwargs: Any) -> float:
     """Items per second = batch_size / median latency of one call on a batch."""
     return batch_size / latency(fn, *args, **kwargs).median
 
@@ -196,7 +194,9 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     return total
 
 
-def roofline_point(fn: Callable[[], Any], flops: float, bytes_moved: float, **kw: Any) -> dict[str, float]:
+def roofline_point(
+    fn: Callable[[], Any], flops: float, bytes_moved: float, **kw: Any
+) -> dict[str, float]:
     """Measure ``fn`` and place it on a roofline.
 
     arithmetic intensity I = flops / bytes_moved  (FLOP per byte of memory traffic)

@@ -16,10 +16,10 @@ import os
 import re
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,23 +56,20 @@ if "google.colab" in sys.modules:
 
 def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
     """Notebooks in course order (NN_topic.ipynb first, then the rest by name)."""
-    paths = sorted(NOTEBOOKS.glob("*.ipynb"), key=lambda p: (not re.match(r"\d\d_", p.name), p.name))
+    paths = sorted(
+        NOTEBOOKS.glob("*.ipynb"), key=lambda p: (not re.match(r"\d\d_", p.name), p.name)
+    )
     if prefixes:
         paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]
     return paths
 
 
 def set_colab_cell(nb: nbformat.NotebookNode) -> None:
-    """Make the first code cell the Colab setup cell (insert it if missing)."""
-    cell = nbformat.v4.new_code_cell(colab_cell_source())
-    for i, c in enumerate(nb.cells):
-        if c.cell_type == "code":
-            if c.source.startswith(COLAB_MARK):
-                nb.cells[i] = cell
-            else:
-                nb.cells.insert(i, cell)
-            return
-    nb.cells.append(cell)
+    """Make the Colab setup cell the first code cell, right after the title cell."""
+    nb.cells = [
+        c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(COLAB_MARK))
+    ]
+    nb.cells.insert(1, nbformat.v4.new_code_cell(colab_cell_source()))
 
 
 def build(path: Path, timeout: int = 600) -> float:
@@ -83,7 +80,11 @@ def build(path: Path, timeout: int = 600) -> float:
         c.metadata.pop("execution", None)
         if "id" not in c:
             c["id"] = nbformat.v4.new_code_cell().id
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     os.environ["LABKIT_QUIET"] = "1"
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}

@@ -84,7 +84,9 @@ def _compare(got: Any, expected: Any, atol: float, rtol: float) -> str | None:
         if not isinstance(got, torch.Tensor | np.ndarray):
             return f"expected a {type(expected).__name__}, got {type(got).__name__}"
         g = torch.as_tensor(np.asarray(got) if isinstance(got, np.ndarray) else got.detach())
-        e = torch.as_tensor(np.asarray(expected) if isinstance(expected, np.ndarray) else expected.detach())
+        e = torch.as_tensor(
+            np.asarray(expected) if isinstance(expected, np.ndarray) else expected.detach()
+        )
         if g.shape != e.shape:
             return f"shape {tuple(g.shape)} but expected {tuple(e.shape)}"
         if g.dtype.is_floating_point != e.dtype.is_floating_point:
@@ -130,7 +132,9 @@ def lookup(key: str) -> Exercise:
         module = importlib.import_module(f"labkit.exercises.{topic}")
         return module.EXERCISES[key]
     except (ModuleNotFoundError, KeyError, AttributeError):
-        raise ValueError(f"no exercise named {key!r}; check the spelling in the notebook.") from None
+        raise ValueError(
+            f"no exercise named {key!r}; check the spelling in the notebook."
+        ) from None
 
 
 def check(key: str, fn: Callable[..., Any]) -> Result:
@@ -140,13 +144,19 @@ def check(key: str, fn: Callable[..., Any]) -> Result:
         if ex.custom is not None:
             msg = ex.custom(fn)
             if msg:
-                return Result(False, True, f"❌ {key}: {msg}" + (f"\n   Hint: {ex.hint}" if ex.hint else ""))
+                return Result(
+                    False, True, f"❌ {key}: {msg}" + (f"\n   Hint: {ex.hint}" if ex.hint else "")
+                )
             return Result(True, True, f"✅ {key}: correct.")
         cases = ex.cases()
         for i, case in enumerate(cases):
             expected = ex.reference(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
             got = fn(*copy.deepcopy(case.args), **copy.deepcopy(case.kwargs))
-            msg = "returned None - did you forget `return`?" if got is None and expected is not None else None
+            msg = (
+                "returned None - did you forget `return`?"
+                if got is None and expected is not None
+                else None
+            )
             msg = msg or ex.compare(got, expected)
             if msg:
                 label = case.label or f"case {i + 1}"

@@ -78,7 +78,9 @@ def digits_loaders(
             TensorDataset(x, split.y), batch_size=batch_size, shuffle=shuffle, generator=gen
         )
 
-    return Loaders(make(parts["train"], True), make(parts["val"], False), make(parts["test"], False))
+    return Loaders(
+        make(parts["train"], True), make(parts["val"], False), make(parts["test"], False)
+    )
 
 
 def load_text(path: Path | str = TEXT_FILE, max_chars: int | None = None) -> str:
@@ -100,7 +102,9 @@ def encode(text: str, stoi: dict[str, int]) -> torch.Tensor:
     """Text -> int64 ids of shape (len(text),); unknown characters raise a clear error."""
     missing = sorted(set(text) - stoi.keys())
     if missing:
-        raise ValueError(f"characters not in the vocabulary: {missing[:10]}; build it with char_vocab.")
+        raise ValueError(
+            f"characters not in the vocabulary: {missing[:10]}; build it with char_vocab."
+        )
     return torch.tensor([stoi[c] for c in text], dtype=torch.int64)
 
 
@@ -119,4 +123,3 @@ def text_batch(
     x = torch.stack([ids[s : s + block_size] for s in starts.tolist()])
     y = torch.stack([ids[s + 1 : s + 1 + block_size] for s in starts.tolist()])
     return x, y
-

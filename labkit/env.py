@@ -183,11 +183,9 @@ def format_report(rep: dict[str, object] | None = None) -> str:
         f"  CPU               {rep['cpu']} ({rep['cpu_count']} logical cores, "
         f"torch uses {rep['torch_threads']} threads)",
         f"  torch CPU kernels {rep['torch_cpu_capability']}",
-        "  CPU features      "
-        + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()),
+        "  CPU features      " + ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in feats.items()),
         f"  GPU               {rep['gpu'] or 'none (CUDA not available)'}",
-        "  optional packages "
-        + ", ".join(f"{k}={v or 'missing'}" for k, v in pkgs.items()),
+        "  optional packages " + ", ".join(f"{k}={v or 'missing'}" for k, v in pkgs.items()),
         "GPU-only cells:",
     ]
     for name, runs, why in gpu_cells(rep):

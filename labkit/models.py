@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from labkit.data import DATA_DIR
 
 
-def cnn(width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int = 1) -> nn.Sequential:
+def cnn(
+    width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int = 1
+) -> nn.Sequential:
     """Small conv net for 8x8 digits; see the module docstring for the layout."""
     if width < 1 or depth < 2:
         raise ValueError(f"cnn needs width >= 1 and depth >= 2, got width={width}, depth={depth}.")
@@ -26,7 +27,11 @@ def cnn(width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int
     c_in = in_channels
     for i in range(depth):
         c_out = width if i == 0 else 2 * width
-        layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+        layers += [
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(),
+        ]
         if i == 1:
             layers.append(nn.MaxPool2d(2))
         c_in = c_out

@@ -15,8 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 # name -> "module:function"; each function trains, saves and returns the checkpoint path.
-ASSETS: dict[str, str] = {
-}
+ASSETS: dict[str, str] = {}
 
 
 def resolve(spec: str) -> Callable[[], Path]:

@@ -61,10 +61,14 @@ def test_exercises_call_the_checker(path: Path) -> None:
     if not path.name[:2].isdigit():
         pytest.skip("only numbered course notebooks carry exercises")
     nb = load(path)
-    keys = re.findall(r"labkit\.checks\.exercise\(\s*\"([\w.]+)\"", "\n".join(
-        c.source for c in nb.cells if c.cell_type == "code"))
+    keys = re.findall(
+        r"labkit\.checks\.exercise\(\s*\"([\w.]+)\"",
+        "\n".join(c.source for c in nb.cells if c.cell_type == "code"),
+    )
     assert len(set(keys)) >= 2, "need 2+ exercises checked by labkit.checks.exercise"
-    stubs = [c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError" in c.source]
+    stubs = [
+        c for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError" in c.source
+    ]
     assert len(stubs) >= 2, "each exercise cell leaves `raise NotImplementedError` for the learner"
 
 
@@ -78,7 +82,9 @@ def test_saved_executed_and_clean(path: Path) -> None:
         assert c.execution_count is not None, f"code cell {i} not executed; run the build"
         for out in c.outputs:
             assert out.output_type != "error", f"code cell {i} saved an error"
-            text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
+            text = json.dumps(out.get("text", "")) + json.dumps(
+                out.get("data", {}).get("text/plain", "")
+            )
             assert not LOCAL_PATH.search(text), f"code cell {i} shows a local path"
     counts = [c.execution_count for c in code]
     assert counts == list(range(1, len(code) + 1)), "cells must be executed top to bottom once"
@@ -89,7 +95,9 @@ def test_markdown_before_every_code_cell(path: Path) -> None:
     nb = load(path)
     for i, c in enumerate(nb.cells):
         if c.cell_type == "code" and i > 0 and not c.source.startswith(COLAB_MARK):
-            assert nb.cells[i - 1].cell_type == "markdown", f"cell {i} needs a markdown cell before it"
+            assert nb.cells[i - 1].cell_type == "markdown", (
+                f"cell {i} needs a markdown cell before it"
+            )
 
 
 @pytest.mark.parametrize("path", PATHS, ids=NAMES)
@@ -106,11 +114,17 @@ def test_timing_and_plot_cells_are_ignored_by_nbval(path: Path) -> None:
 def test_build_times_under_two_minutes() -> None:
     times = json.loads(TIMES.read_text())
     for name in NAMES:
-        assert name in times, f"{name} has no recorded build time; run python -m labkit.build_notebooks"
+        assert name in times, (
+            f"{name} has no recorded build time; run python -m labkit.build_notebooks"
+        )
         assert times[name] < 120, f"{name} took {times[name]} s to run (limit 120 s)"
     assert sum(times[n] for n in NAMES) < 15 * 60
 
 
 def test_notebooks_dir_has_only_course_files() -> None:
-    extra = {p.name for p in NOTEBOOKS.iterdir()} - set(NAMES) - {"build_times.json", ".ipynb_checkpoints"}
+    extra = (
+        {p.name for p in NOTEBOOKS.iterdir()}
+        - set(NAMES)
+        - {"build_times.json", ".ipynb_checkpoints"}
+    )
     assert not extra, f"unexpected files in notebooks/: {extra}"

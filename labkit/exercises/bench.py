@@ -69,7 +69,10 @@ def _size_cases() -> list[Case]:
         Case((nn.Linear(10, 5),), label="nn.Linear(10, 5) (50 weights + 5 biases, fp32)"),
         Case((half,), label="an fp16 nn.Linear(16, 4): 2 bytes per element"),
         Case((nn.BatchNorm2d(8),), label="nn.BatchNorm2d(8): buffers (running stats) count too"),
-        Case((nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)),), label="a Sequential"),
+        Case(
+            (nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Linear(4, 2)),),
+            label="a Sequential",
+        ),
     ]
 
 
@@ -108,5 +111,3 @@ EXERCISES = {
         hint="H_out = (H + 2*pad - kH) // stride + 1; each output element costs (C_in/groups)*kH*kW MACs.",
     ),
 }
-
-

@@ -48,7 +48,9 @@ class Explorer:
         from IPython.display import display
 
         if static_mode():
-            print(f"(static view at {self.values()}; run the notebook in Jupyter to move the sliders)")
+            print(
+                f"(static view at {self.values()}; run the notebook in Jupyter to move the sliders)"
+            )
             display(go.Figure(self.figure))
         else:
             display(self.box())
