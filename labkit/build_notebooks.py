@@ -92,6 +92,7 @@ def build(path: Path, timeout: int = 600) -> float:
     t0 = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - t0
+    nb.metadata.pop("widgets", None)  # live widget state: megabytes, and stale once saved
     nbformat.write(nb, path)
     return seconds
 

@@ -15,7 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 # name -> "module:function"; each function trains, saves and returns the checkpoint path.
-ASSETS: dict[str, str] = {}
+ASSETS: dict[str, str] = {
+    "char_gpt": "labkit.gpt:save_char_gpt",
+    "digit_transformer": "labkit.deploy:train_transformer_asset",
+}
 
 
 def resolve(spec: str) -> Callable[[], Path]:

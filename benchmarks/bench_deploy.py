@@ -1,0 +1,57 @@
+"""Notebook 09's speed-ups as ratios measured in one run: PyTorch eager vs ONNX Runtime FP32
+vs ORT INT8 (static QDQ for the CNN, dynamic for the transformer), batch 1 and 32, 1 thread.
+
+    python benchmarks/bench_deploy.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from labkit import bench, data, deploy, env, models
+
+
+def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int]]:
+    env.seed_everything(0)
+    x = data.digits()["test"].x
+    calib = data.digits()["train"].x[:256]
+    cnn = models.cnn(width=48, depth=3).eval()
+    tr = deploy.digit_transformer().eval()
+    rows = []
+    for name, model in (("cnn w48", cnn), ("transformer", tr)):
+        fp32 = deploy.export_onnx(model, x[:2], tmp / f"{name}.onnx")
+        if name == "transformer":
+            int8 = deploy.quantize_dynamic_int8(fp32, tmp / f"{name}_int8.onnx")
+        else:
+            int8 = deploy.quantize_static_int8(fp32, tmp / f"{name}_int8.onnx", calib)
+        r32 = deploy.ort_runner(deploy.ort_session(fp32, threads=1))
+        r8 = deploy.ort_runner(deploy.ort_session(int8, threads=1))
+        for batch in (1, 32):
+            xb = x[:batch]
+
+            def eager(xb=xb, model=model):
+                with torch.no_grad():
+                    return model(xb)
+
+            t_eager = bench.latency(eager, warmup=10, repeats=100, threads=1).median
+            t32 = bench.latency(r32, xb, warmup=10, repeats=100, threads=1).median
+            t8 = bench.latency(r8, xb, warmup=10, repeats=100, threads=1).median
+            rows.append((name, batch, t_eager * 1e3, t32 * 1e3, t8 * 1e3, deploy.file_size(fp32), deploy.file_size(int8)))
+    return rows
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = run(Path(tmp))
+    print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
+    print("| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | ORT/eager speed-up | int8/fp32 speed-up | size ratio |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name, batch, te, t32, t8, s32, s8 in rows:
+        print(f"| {name} | {batch} | {te:.3f} | {t32:.3f} | {t8:.3f} | {te / t32:.2f}x | {t32 / t8:.2f}x | {s32 / s8:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

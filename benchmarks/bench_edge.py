@@ -1,0 +1,64 @@
+"""Notebook 10's ratios measured in one run: single-thread latency and size of the course CNN
+after low-rank factorisation, narrowing and INT8 export; k-means storage ratios.
+
+    python benchmarks/bench_edge.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+
+from labkit import bench, data, deploy, edge, env, models
+
+
+def main() -> None:
+    env.seed_everything(0)
+    x = data.digits()["test"].x
+    x1 = x[:1]
+    ref = models.cnn(width=32, depth=3).eval()
+    variants = {
+        "reference cnn(32, 3)": ref,
+        "low rank 1/2": edge.factorize_model(ref, 0.5).eval(),
+        "low rank 1/4": edge.factorize_model(ref, 0.25).eval(),
+        "narrow cnn(16, 3)": models.cnn(width=16, depth=3).eval(),
+        "narrow cnn(8, 3)": models.cnn(width=8, depth=3).eval(),
+    }
+    base = edge.single_thread_latency_ms(ref, x1, repeats=200)
+    print("| model (eager, 1 thread, batch 1) | params | MACs | latency ms | speed-up |")
+    print("|---|---|---|---|---|")
+    for name, m in variants.items():
+        t = edge.single_thread_latency_ms(m, x1, repeats=200)
+        print(f"| {name} | {bench.count_parameters(m)} | {bench.count_macs(m, x1)} | {t:.3f} | {base / t:.2f}x |")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        f_ref = deploy.export_onnx(ref, x[:2], tmp / "ref.onnx")
+        f_small = deploy.export_onnx(variants["narrow cnn(16, 3)"], x[:2], tmp / "small.onnx")
+        q_small = deploy.quantize_static_int8(f_small, tmp / "small_int8.onnx", data.digits()["train"].x[:256])
+        r_ref = deploy.ort_runner(deploy.ort_session(f_ref, threads=1))
+        r_q = deploy.ort_runner(deploy.ort_session(q_small, threads=1))
+        t_ref = bench.latency(r_ref, x1, warmup=10, repeats=200, threads=1).median * 1e3
+        t_q = bench.latency(r_q, x1, warmup=10, repeats=200, threads=1).median * 1e3
+        print()
+        print("| ORT, 1 thread, batch 1 | file bytes | latency ms |")
+        print("|---|---|---|")
+        print(f"| reference FP32 | {deploy.file_size(f_ref)} | {t_ref:.4f} |")
+        print(f"| cnn(16, 3) INT8 QDQ | {deploy.file_size(q_small)} | {t_q:.4f} |")
+        print(f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller | {t_ref / t_q:.2f}x faster |")
+
+    print()
+    print("| k-means bits | shared model bytes | fp32 bytes | ratio |")
+    print("|---|---|---|---|")
+    fp32 = bench.model_size_bytes(ref)
+    for bits in (2, 4, 8):
+        shared, books = edge.share_model(ref, bits, iters=10)
+        b = edge.shared_model_bytes(shared, books, bits)
+        print(f"| {bits} | {b} | {fp32} | {fp32 / b:.2f}x |")
+    torch.set_num_threads(env.DEFAULT_THREADS)
+
+
+if __name__ == "__main__":
+    main()

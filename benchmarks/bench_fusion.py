@@ -1,0 +1,97 @@
+"""Operator fusion speed-ups, measured as ratios in one run.
+
+    python benchmarks/bench_fusion.py [threads]
+
+Each pair is timed with labkit.fusion.paired_latency: warm-up, median of repeats, the
+candidates alternating round by round, a fixed number of torch threads (default 1).
+Rows: BN folded into convs vs conv->BN; three Q/K/V linears vs one fused linear; an
+elementwise chain and a small CNN eager vs torch.compile (Inductor); ONNX Runtime graph
+optimisation levels. Prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from labkit import env, fusion, models
+
+
+def main(threads: int = 1) -> None:
+    env.setup(seed=0, threads=2)
+    rows: list[tuple[str, str, str, float, float]] = []
+
+    def pair(what: str, a: str, fa, b: str, fb) -> None:
+        t = fusion.paired_latency({a: fa, b: fb}, threads=threads)
+        rows.append((what, a, b, t[a], t[b]))
+
+    model = models.cnn(width=16, depth=3).eval()
+    folded = fusion.fold_model(model)
+    x = torch.randn(64, 1, 8, 8)
+    pair(
+        "fold BN (cnn w16 d3, batch 64)",
+        "conv->BN->ReLU",
+        lambda: model(x),
+        "folded conv->ReLU",
+        lambda: folded(x),
+    )
+
+    d, tokens = 512, 128
+    q, k, v = (nn.Linear(d, d) for _ in range(3))
+    qkv = fusion.fuse_qkv(q, k, v)
+    h = torch.randn(tokens, d)
+    pair(
+        "QKV projection (128 x 512)",
+        "3 linears",
+        lambda: (q(h), k(h), v(h)),
+        "1 fused linear",
+        lambda: qkv(h),
+    )
+
+    big = torch.randn(1 << 21)
+    chain, t_chain = fusion.compile_timed(fusion.elementwise_chain, big)
+    pair(
+        f"elementwise chain x8, 2M floats (compile {t_chain:.1f} s)",
+        "eager",
+        lambda: fusion.elementwise_chain(big),
+        "torch.compile",
+        lambda: chain(big),
+    )
+
+    cm, t_model = fusion.compile_timed(folded, x)
+    pair(
+        f"folded cnn, batch 64 (compile {t_model:.1f} s)",
+        "eager",
+        lambda: folded(x),
+        "torch.compile",
+        lambda: cm(x),
+    )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = fusion.export_onnx(model, x, Path(tmp) / "cnn.onnx")
+        levels = fusion.ort_levels(path, x, threads=threads)
+    base = levels[0]
+    for r in levels[1:]:
+        rows.append(
+            (
+                f"ORT {r['level']} ({base['nodes']} -> {r['nodes']} nodes)",
+                "disable_all",
+                r["level"],
+                base["latency_ms"],
+                r["latency_ms"],
+            )
+        )
+
+    print(f"threads: {threads}\n")
+    print("| what | baseline | fused | baseline ms | fused ms | speed-up |")
+    print("|---|---|---|---:|---:|---:|")
+    for what, a, b, ta, tb in rows:
+        print(f"| {what} | {a} | {b} | {ta:.3f} | {tb:.3f} | {ta / tb:.2f}x |")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 1)

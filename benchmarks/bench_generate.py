@@ -1,0 +1,50 @@
+"""Notebook 11: KV-cache speed-up for 256 new tokens, TTFT, and dynamic INT8 generation.
+
+    python benchmarks/bench_generate.py
+
+Prints markdown tables of ratios measured in this one run (warm-up, median, 2 threads).
+Target from the course: KV-cache tokens/s >= 4x the no-cache tokens/s for 256 new tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from labkit import data, env, generate, gpt
+
+NEW_TOKENS = 256
+PROMPT = "The return value "
+
+
+def main(repeats: int = 3) -> None:
+    env.setup(seed=0, threads=2)
+    model, _ = gpt.load_char_gpt()
+    stoi, _ = gpt.vocab()
+    prompt = data.encode(PROMPT, stoi)
+    print("## Streaming generation (11)\n")
+    no_cache = generate.tokens_per_second(model, prompt, NEW_TOKENS, use_cache=False, repeats=repeats)
+    cache = generate.tokens_per_second(model, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
+    qmodel = generate.quantize_dynamic_int8(model)
+    q_cache = generate.tokens_per_second(qmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
+    print("| measurement (greedy, 256 new tokens, 2 threads) | tokens/s | ratio |\n|---|---|---|")
+    print(f"| no cache (fp32) | {no_cache:.0f} | 1.00 |")
+    print(f"| KV cache (fp32) | {cache:.0f} | {cache / no_cache:.2f} |")
+    print(f"| KV cache (dynamic INT8) | {q_cache:.0f} | {q_cache / no_cache:.2f} |")
+    long_prompt = data.encode(data.load_text()[:256], stoi)
+    for use_cache in (False, True):
+        s = generate.latency_summary(generate.stream_timings(model, long_prompt, 32, use_cache))
+        print(
+            f"\nTTFT with a 256-char prompt, use_cache={use_cache}: {s['ttft_ms']:.1f} ms, "
+            f"inter-token {s['inter_token_ms']:.2f} ms"
+        )
+    fp = list(generate.generate(model, prompt, NEW_TOKENS))
+    q8 = list(generate.generate(qmodel, prompt, NEW_TOKENS))
+    print(
+        f"\nINT8: greedy agreement {generate.greedy_agreement(fp, q8)}/{NEW_TOKENS} tokens, "
+        f"val loss fp32 {gpt.val_loss(model):.4f} vs int8 {gpt.val_loss(qmodel):.4f} nats/char"
+    )
+    print(f"threads: {torch.get_num_threads()}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,303 @@
+"""Distributed training: ring all-reduce, DDP = single process, ZeRO memory, checkpointing.
+
+Ring all-reduce of a gradient of M bytes over N workers: the gradient is cut into N chunks;
+N-1 reduce-scatter steps (each worker sends one chunk to its right neighbour, who adds it)
+and N-1 all-gather steps (the finished chunks travel round the ring). Each worker sends
+
+    2 (N - 1) / N * M  bytes  (-> 2M as N grows: constant per worker),
+
+while a parameter server receives N*M and sends N*M bytes every step (grows with N).
+
+ZeRO (Rajbhandari et al., 2020) memory per GPU, Psi parameters, N_d GPUs, mixed-precision
+Adam (2 bytes fp16 params, 2 bytes fp16 grads, K = 12 bytes of fp32 optimizer state):
+
+    baseline   (2 + 2 + K) Psi
+    stage 1    2 Psi + 2 Psi + K Psi / N_d          (P_os: optimizer states partitioned)
+    stage 2    2 Psi + (2 + K) Psi / N_d            (P_os+g: + gradients)
+    stage 3    (2 + 2 + K) Psi / N_d                (P_os+g+p: + parameters)
+
+Real DDP / ZeroRedundancyOptimizer / FSDP run in ``labkit.distributed_worker`` on CPU
+processes (gloo backend) launched with torchrun; ``launch`` starts it and reads the results.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from labkit import bench, data
+from labkit.errors import check_tensor
+
+# ----------------------------------------------------------------------------- ring all-reduce
+
+
+def ring_schedule(n: int) -> list[list[tuple[int, int]]]:
+    """The ring all-reduce schedule for n workers: 2(n-1) steps of n (sender, chunk) pairs.
+
+    In every step worker i sends one chunk to worker (i + 1) % n, all at the same time.
+    Steps 0 .. n-2 (reduce-scatter): worker i sends chunk (i - s) % n; the receiver ADDS it.
+    Steps n-1 .. 2n-3 (all-gather): worker i sends chunk (i + 1 - s) % n; the receiver COPIES.
+    After reduce-scatter worker i owns the full sum of chunk (i + 1) % n.
+    """
+    if not isinstance(n, int) or n < 2:
+        raise ValueError(f"a ring needs n >= 2 workers, got {n!r}.")
+    reduce = [[(i, (i - s) % n) for i in range(n)] for s in range(n - 1)]
+    gather = [[(i, (i + 1 - s) % n) for i in range(n)] for s in range(n - 1)]
+    return reduce + gather
+
+
+def ring_allreduce(
+    tensors: list[torch.Tensor], schedule: list[list[tuple[int, int]]] | None = None
+) -> tuple[list[torch.Tensor], list[list[int]]]:
+    """Run the ring schedule on real tensors (one per worker, same shape).
+
+    Returns (every worker's result, bytes sent per step per worker [step][worker]). The
+    result equals sum(tensors) on every worker; the tensor is cut into n near-equal chunks.
+    """
+    n = len(tensors)
+    for i, t in enumerate(tensors):
+        check_tensor(t, f"tensors[{i}]")
+    schedule = schedule or ring_schedule(n)
+    bufs = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]
+    sent: list[list[int]] = []
+    for s, step in enumerate(schedule):
+        msgs = [(src, c, bufs[src][c].clone()) for src, c in step]  # simultaneous sends
+        sent.append([0] * n)
+        for src, c, payload in msgs:
+            dst = (src + 1) % n
+            if s < n - 1:
+                bufs[dst][c] = bufs[dst][c] + payload
+            else:
+                bufs[dst][c] = payload
+            sent[-1][src] += payload.numel() * payload.element_size()
+    shape = tensors[0].shape
+    return [torch.cat(b).view(shape) for b in bufs], sent
+
+
+def ring_bytes_per_worker(n: int, size_bytes: float) -> float:
+    """Bytes each worker sends (and receives) in one ring all-reduce: 2 (n-1)/n * size."""
+    return 2 * (n - 1) / n * size_bytes
+
+
+def parameter_server_bytes(n: int, size_bytes: float) -> dict[str, float]:
+    """Per step: every worker sends its gradient and receives the parameters (size each);
+    the server receives n * size and sends n * size."""
+    return {"worker_sent": size_bytes, "server_received": n * size_bytes, "server_sent": n * size_bytes}
+
+
+# ----------------------------------------------------------------------------- ZeRO memory
+
+
+def zero_memory(
+    params: float,
+    n_gpus: int,
+    stage: int,
+    k: float = 12,
+    bytes_param: float = 2,
+    bytes_grad: float = 2,
+    offload: bool = False,
+) -> dict[str, float]:
+    """Model-state bytes per GPU under ZeRO ``stage`` (0 = plain data parallel, 1, 2, 3).
+
+    params Psi, K bytes of optimizer state per parameter (12 for mixed-precision Adam:
+    fp32 master weights + momentum + variance). Stage 1 divides the optimizer term by
+    n_gpus, stage 2 also the gradients, stage 3 also the parameters. offload=True keeps the
+    (partitioned) optimizer states in CPU memory instead (ZeRO-Offload): they leave 'gpu'
+    and appear in 'cpu'. Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes.
+    """
+    if stage not in (0, 1, 2, 3):
+        raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage!r}.")
+    if not isinstance(n_gpus, int) or n_gpus < 1:
+        raise ValueError(f"n_gpus must be a positive integer, got {n_gpus!r}.")
+    if params <= 0 or k < 0:
+        raise ValueError(f"need params > 0 and k >= 0, got params={params!r}, k={k!r}.")
+    p = bytes_param * params / (n_gpus if stage >= 3 else 1)
+    g = bytes_grad * params / (n_gpus if stage >= 2 else 1)
+    o = k * params / (n_gpus if stage >= 1 else 1)
+    gpu = p + g + (0 if offload else o)
+    return {"params": p, "grads": g, "optimizer": o, "gpu": gpu, "cpu": o if offload else 0.0}
+
+
+# ----------------------------------------------------------------------------- DDP reference
+
+WORLD = 2
+GLOBAL_BATCH = 32
+STEPS = 8
+LR = 0.1
+
+
+def make_model(seed: int = 0) -> nn.Sequential:
+    """The small MLP every rank builds (same seed -> same initial weights on every rank)."""
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+
+
+def global_batches(steps: int, batch: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` fixed (x, y) batches of ``batch`` digits (x flattened to 64 features)."""
+    split = data.digits(seed)["train"]
+    order = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))
+    out = []
+    for s in range(steps):
+        idx = order[(s * batch) % len(order) :][:batch]
+        out.append((split.x[idx].flatten(1), split.y[idx]))
+    return out
+
+
+def train_single(
+    steps: int = STEPS, batch: int = GLOBAL_BATCH, lr: float = LR, seed: int = 0
+) -> tuple[list[float], dict[str, torch.Tensor]]:
+    """Single-process SGD on the global batches: (loss per step, final state_dict)."""
+    model = make_model(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for x, y in global_batches(steps, batch, seed):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def launch(
+    nproc: int = WORLD, timeout: float = 240, extra_args: list[str] | None = None
+) -> dict[str, object]:
+    """Run ``labkit.distributed_worker`` under torchrun on ``nproc`` CPU processes (gloo).
+
+    Equivalent shell command:
+        torchrun --standalone --nproc_per_node=2 -m labkit.distributed_worker --out results.pt
+    Returns the dict rank 0 saved, plus 'launch_seconds' (wall time of the whole launch).
+    """
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "results.pt"
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={nproc}",
+            "-m",
+            "labkit.distributed_worker",
+            "--out",
+            str(out),
+            *(extra_args or []),
+        ]
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
+        seconds = time.perf_counter() - t0
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout)[-2000:]
+            raise RuntimeError(f"torchrun failed (exit {proc.returncode}):\n{tail}")
+        results = torch.load(out, weights_only=True)
+    results["launch_seconds"] = seconds
+    return results
+
+
+def state_max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between two state_dicts with the same keys."""
+    if set(a) != set(b):
+        raise ValueError(f"state_dicts differ in keys: {sorted(set(a) ^ set(b))}")
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+# ----------------------------------------------------------------------------- optimizer / param bytes
+
+
+def tensor_bytes(tensors: object) -> int:
+    """Bytes of every tensor found in a (nested) dict/list/tuple (DTensors: local shard)."""
+    if isinstance(tensors, torch.Tensor):
+        t = tensors.to_local() if hasattr(tensors, "to_local") else tensors
+        return t.numel() * t.element_size()
+    if isinstance(tensors, dict):
+        return sum(tensor_bytes(v) for v in tensors.values())
+    if isinstance(tensors, list | tuple):
+        return sum(tensor_bytes(v) for v in tensors)
+    return 0
+
+
+def optimizer_state_bytes(opt: torch.optim.Optimizer) -> int:
+    """Bytes of the optimizer's state tensors on this process (Adam: exp_avg, exp_avg_sq, step)."""
+    return tensor_bytes(list(opt.state.values()))
+
+
+# ----------------------------------------------------------------------------- activation checkpointing
+
+
+def deep_mlp(depth: int = 16, width: int = 512, seed: int = 0) -> nn.Sequential:
+    """depth x [Linear(width, width), ReLU]: activations dominate memory for a large batch."""
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def forward_backward(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> torch.Tensor:
+    """loss = mean(model(x)^2); backward. segments > 0 checkpoints the model in that many
+    segments (only segment inputs are stored; each segment is recomputed in backward)."""
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    if segments:
+        out = checkpoint_sequential(model, segments, x, use_reentrant=False)
+    else:
+        out = model(x)
+    loss = out.pow(2).mean()
+    loss.backward()
+    return loss.detach()
+
+
+def saved_activation_bytes(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> int:
+    """Bytes of activations autograd keeps for backward (unique storages, parameters not
+    counted), caught with saved-tensor hooks. With ``segments`` checkpoints only the segment
+    inputs (and the output) are saved in forward; backward then recomputes one segment at a
+    time, which holds that segment's activations again: both are counted."""
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        ptr = t.untyped_storage().data_ptr()
+        if ptr not in params:
+            seen[ptr] = t.untyped_storage().nbytes()
+        return t
+
+    def run(fn: Callable[[], torch.Tensor]) -> dict[int, int]:
+        seen.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            fn().pow(2).mean()
+        return dict(seen)
+
+    if not segments:
+        return sum(run(lambda: model(x)).values())
+    # reentrant checkpointing saves the segment inputs through autograd, so the hook sees them
+    stored = run(lambda: checkpoint_sequential(model, segments, x, use_reentrant=True))
+    per_segment = len(model) // segments
+    recomputed = run(lambda: model[:per_segment](x))
+    return sum(stored.values()) + sum(v for k, v in recomputed.items() if k not in stored)
+
+
+def checkpoint_costs(
+    model: nn.Sequential, x: torch.Tensor, segments: int, repeats: int = 3
+) -> dict[str, float]:
+    """Saved-activation bytes and median forward+backward time, without and with checkpointing."""
+    x = x.detach().requires_grad_(True)
+    plain = bench.latency(forward_backward, model, x, 0, warmup=1, repeats=repeats).median
+    ckpt = bench.latency(forward_backward, model, x, segments, warmup=1, repeats=repeats).median
+    return {
+        "bytes_plain": float(saved_activation_bytes(model, x, 0)),
+        "bytes_ckpt": float(saved_activation_bytes(model, x, segments)),
+        "seconds_plain": plain,
+        "seconds_ckpt": ckpt,
+    }

@@ -1,0 +1,41 @@
+"""Worked solutions of notebook 07 (operator fusion), written as a learner would."""
+
+import torch
+from torch import nn
+
+
+def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    # BN in eval: y = gamma * (z - mean) / sqrt(var + eps) + beta, one scale per output channel
+    std = torch.sqrt(bn.running_var + bn.eps)
+    scale = bn.weight / std
+    old_bias = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+
+    folded = nn.Conv2d(
+        conv.in_channels,
+        conv.out_channels,
+        conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        dilation=conv.dilation,
+        groups=conv.groups,
+        bias=True,
+    )
+    with torch.no_grad():
+        folded.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+        folded.bias.copy_(bn.bias + (old_bias - bn.running_mean) * scale)
+    return folded.eval()
+
+
+def fuse_qkv(q: nn.Linear, k: nn.Linear, v: nn.Linear) -> nn.Linear:
+    with_bias = q.bias is not None
+    fused = nn.Linear(
+        q.in_features, q.out_features + k.out_features + v.out_features, bias=with_bias
+    )
+    with torch.no_grad():
+        fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
+        if with_bias:
+            fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
+    return fused
+
+
+EXERCISES = {"fusion.fold_conv_bn": fold_conv_bn, "fusion.fuse_qkv": fuse_qkv}

@@ -1,0 +1,134 @@
+"""labkit.accumulation: exact equality with the big batch, and the measured pitfalls."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+from labkit import accumulation as acc
+from labkit import models
+
+CE = nn.functional.cross_entropy
+
+
+def data(n: int = 48, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 64, generator=gen), torch.randint(0, 10, (n,), generator=gen)
+
+
+def mlp(seed: int = 0, **kw: object) -> nn.Module:
+    torch.manual_seed(seed)
+    return models.mlp(width=32, **kw)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 70))
+def test_accumulation_equals_big_batch(n: int, micro: int) -> None:
+    model, (x, y) = mlp(), data(n)
+    ref = acc.big_batch_gradients(model, CE, x, y)
+    got = acc.accumulate_gradients(model, CE, x, y, micro)
+    assert all(torch.allclose(g, r, rtol=1e-5, atol=1e-6) for g, r in zip(got, ref, strict=True))
+
+
+def test_wrong_versions_and_their_errors() -> None:
+    model, (x, y) = mlp(), data(48)
+    ref = acc.big_batch_gradients(model, CE, x, y)
+    no_div = acc.accumulate_wrong(model, CE, x, y, 12, "no_divide")  # k = 4
+    assert acc.allclose(no_div, [4 * r for r in ref], rtol=1e-4, atol=1e-6)
+    even = acc.accumulate_wrong(model, CE, x, y, 12, "divide_by_k")
+    assert acc.allclose(even, ref)  # loss / k is right when micro-batches are equal
+    uneven = acc.accumulate_wrong(model, CE, x, y, 20, "divide_by_k")  # 20, 20, 8
+    assert not acc.allclose(uneven, ref)
+    assert acc.max_rel_diff(uneven, ref) > 0.01
+    assert acc.allclose(acc.accumulate_gradients(model, CE, x, y, 20), ref)
+
+
+def test_training_with_accumulation_gives_the_same_weights() -> None:
+    x, y = data(64)
+    big = acc.train(mlp(), x, y, steps=5, lr=0.5)
+    small = acc.train(mlp(), x, y, steps=5, lr=0.5, micro_batch_size=16)
+    for p, q in zip(big.parameters(), small.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
+
+
+def test_forgetting_the_division_is_a_k_times_learning_rate() -> None:
+    x, y = data(64)
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    acc.accumulate_wrong(model, CE, x, y, 16, "no_divide")
+    opt.step()
+    reference = acc.train(mlp(), x, y, steps=1, lr=0.4)
+    for p, q in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
+
+
+def test_batchnorm_breaks_equality_but_eval_mode_does_not() -> None:
+    torch.manual_seed(0)
+    model = models.cnn(width=4)
+    x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    effect = acc.batchnorm_effect(model, x, y, 8)
+    assert effect["grad_rel_error"] > 1e-2
+    assert effect["running_mean_rel_diff"] > 0.5
+    model.eval()
+    ref = acc.big_batch_gradients(model, CE, x, y)
+    assert acc.allclose(acc.accumulate_gradients(model, CE, x, y, 8), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_dropout_masks_differ_but_eval_is_exact() -> None:
+    model, (x, y) = mlp(dropout=0.3), data(48)
+    effect = acc.dropout_effect(model, x, y, 12)
+    assert effect["grad_rel_error"] > 1e-2
+    assert effect["eval_rel_error"] < 1e-5
+
+
+def test_clip_after_unscale() -> None:
+    model, (x, y) = mlp(), data(48)
+    out = acc.clip_order_effect(model, x, y, 16, max_norm=0.05, init_scale=2.0**10)
+    assert out["true_norm"] > 0.05
+    assert out["right_order"] == pytest.approx(0.05, rel=1e-3)
+    assert out["wrong_order"] == pytest.approx(0.05 / 2**10, rel=1e-3)
+
+
+def test_ddp_no_sync_all_reduces_once() -> None:
+    model, (x, y) = mlp(), data(48)
+    chunks = acc.micro_batches(x, y, 12)
+    ref = acc.big_batch_gradients(model, CE, x, y)
+    every = acc.count_allreduces(model, chunks, use_no_sync=False)
+    once = acc.count_allreduces(model, chunks, use_no_sync=True)
+    assert (every["allreduces"], once["allreduces"]) == (4, 1)
+    assert acc.allclose(every["grads"], ref) and acc.allclose(once["grads"], ref)
+
+
+def test_saved_activation_bytes_counts_what_autograd_keeps() -> None:
+    n, width = 40, 32
+    model, (x, y) = mlp(), data(n)
+    # mlp(depth=2): Linear1 saves x (n*64); each ReLU's output is saved once for the ReLU
+    # and the next Linear (2 x n*width); log_softmax saves its output (n*10); nll_loss the
+    # int64 target (n) and a float scalar (total weight). Parameters are not counted.
+    expected = 4 * n * 64 + 2 * 4 * n * width + 4 * n * 10 + 8 * n + 4
+    assert acc.saved_activation_bytes(model, x, y) == expected
+
+
+def test_peak_memory_sweep_rows() -> None:
+    model, (x, y) = mlp(), data(64)
+    rows = acc.peak_memory_sweep(model, x, y, [64, 16, 4])
+    assert [r["micro_batch"] for r in rows] == [4, 16, 64]
+    assert [r["k"] for r in rows] == [16, 4, 1]
+    saved = [r["saved_activations_mb"] for r in rows]
+    assert saved[0] < saved[1] < saved[2]
+    assert all(r["peak_mb"] >= 0 for r in rows)
+
+
+def test_bad_input_is_a_clear_error() -> None:
+    model, (x, y) = mlp(), data(8)
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        acc.accumulate_gradients(model, CE, x, y, 0)
+    with pytest.raises(ValueError, match="same length"):
+        acc.micro_batches(x, y[:4], 2)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        acc.batchnorm_effect(model, x, y, 4)
+    with pytest.raises(ValueError, match="mistake"):
+        acc.accumulate_wrong(model, CE, x, y, 4, "typo")

@@ -1,0 +1,121 @@
+"""labkit.attention: tiled (FlashAttention) and naive attention vs torch's SDPA; online softmax."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labkit import MissingDependency, attention
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    lead=st.sampled_from([(), (2,), (2, 3)]),
+    n=st.integers(1, 70),
+    m=st.integers(1, 70),
+    d=st.sampled_from([1, 8, 16]),
+    block=st.integers(1, 33),
+    block_q=st.one_of(st.none(), st.integers(1, 20)),
+    causal=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_tiled_matches_sdpa(lead, n, m, d, block, block_q, causal, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(*lead, n, d, generator=g)
+    k, v = (torch.randn(*lead, m, d, generator=g) for _ in range(2))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    got = attention.tiled_attention(q, k, v, block_size=block, causal=causal, block_q=block_q)
+    assert got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5, rtol=1e-4)
+    assert torch.allclose(
+        attention.naive_attention(q, k, v, causal), expected, atol=1e-5, rtol=1e-4
+    )
+
+
+def test_tiled_n_not_multiple_of_block_and_custom_scale():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 130, 32) for _ in range(3))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=0.3)
+    got = attention.tiled_attention(q, k, v, block_size=64, causal=True, scale=0.3)
+    assert torch.allclose(got, expected, atol=1e-5)
+
+
+def test_tiled_handles_large_scores_without_overflow():
+    q = torch.full((1, 8, 4), 30.0)
+    k = torch.randn(1, 8, 4) * 30
+    v = torch.randn(1, 8, 4)
+    got = attention.tiled_attention(q, k, v, block_size=3)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, F.scaled_dot_product_attention(q, k, v), atol=1e-4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    shape=st.sampled_from([(1,), (7,), (3, 10), (2, 3, 33)]),
+    block=st.integers(1, 12),
+    scale=st.sampled_from([1.0, 100.0, 1000.0]),
+    seed=st.integers(0, 10_000),
+)
+def test_online_softmax_matches_softmax(shape, block, scale, seed):
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(seed)) * scale
+    expected = torch.softmax(x, dim=-1)
+    assert torch.allclose(attention.online_softmax(x, block_size=block), expected, atol=1e-6)
+    assert torch.allclose(attention.safe_softmax(x), expected, atol=1e-6)
+
+
+def test_online_softmax_with_masked_entries():
+    x = torch.tensor([[float("-inf"), 1.0, 2.0, float("-inf")]])
+    assert torch.allclose(attention.online_softmax(x), torch.softmax(x, -1))
+
+
+def test_tile_update_two_tiles_equal_one_pass():
+    torch.manual_seed(0)
+    s = torch.randn(4, 10)
+    v = torch.randn(10, 3)
+    o, m, l = torch.zeros(4, 3), torch.full((4,), float("-inf")), torch.zeros(4)  # noqa: E741
+    o, m, l = attention.tile_update(o, m, l, s[:, :6], v[:6])  # noqa: E741
+    o, m, l = attention.tile_update(o, m, l, s[:, 6:], v[6:])  # noqa: E741
+    assert torch.allclose(o / l.unsqueeze(-1), torch.softmax(s, -1) @ v, atol=1e-6)
+    assert torch.allclose(m, s.amax(-1))
+
+
+def test_bad_input_is_a_clear_value_error():
+    q = torch.randn(4, 8)
+    with pytest.raises(ValueError, match="head dim"):
+        attention.tiled_attention(q, torch.randn(4, 5), torch.randn(4, 5))
+    with pytest.raises(ValueError, match="block_size"):
+        attention.tiled_attention(q, q, q, block_size=0)
+    with pytest.raises(ValueError, match="floating"):
+        attention.naive_attention(q.long(), q, q)
+
+
+def test_io_complexity_numbers():
+    r = attention.io_complexity(4096, 64, sram_bytes=192 * 1024, dtype_bytes=2)
+    assert r["M_elements"] == 98304
+    assert r["standard"] == 4096 * 64 + 4096**2
+    assert r["flash"] == pytest.approx(4096**2 * 64**2 / 98304)
+
+
+def test_sdpa_kernel_used_names_a_backend():
+    q = torch.randn(1, 2, 16, 8)
+    assert attention.sdpa_kernel_used(q, q, q) != ""
+    with attention.forced_backend("math"):
+        assert attention.sdpa_kernel_used(q, q, q).startswith("MATH")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        with attention.forced_backend("fast"):
+            pass
+
+
+def test_gpu_paths_say_what_is_missing():
+    if torch.cuda.is_available():
+        rows = attention.time_cuda_backends(n=256, d=64, heads=2)
+        assert any(r["backend"] == "math" and r["median_ms"] > 0 for r in rows)
+    else:
+        with pytest.raises(MissingDependency, match="GPU"):
+            attention.time_cuda_backends()
+    for name in ("flash_attn", "xformers"):
+        notice = attention.optional_kernel_notice(name)
+        assert notice is None or notice.count("\n") == 0 and name in notice

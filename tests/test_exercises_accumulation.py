@@ -1,0 +1,82 @@
+"""Planted wrong answers to notebook 02's exercises must be rejected (gradient equality)."""
+
+import torch
+import torch.nn.functional as F
+
+from labkit import checks
+
+
+def _chunks(x, y, mb):
+    return [(x[i : i + mb], y[i : i + mb]) for i in range(0, len(x), mb)]
+
+
+def test_no_division_is_rejected() -> None:
+    def no_div(model, x, y, mb):
+        model.zero_grad()
+        for xb, yb in _chunks(x, y, mb):
+            F.cross_entropy(model(xb), yb).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.accumulate_gradients", no_div)
+    assert not res.passed and "micro-batch 8" in res.message
+
+
+def test_divide_by_k_with_an_uneven_last_batch_is_rejected() -> None:
+    def by_k(model, x, y, mb):
+        model.zero_grad()
+        chunks = _chunks(x, y, mb)
+        for xb, yb in chunks:
+            (F.cross_entropy(model(xb), yb) / len(chunks)).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.accumulate_gradients", by_k)
+    assert not res.passed and "last micro-batch" in res.message
+
+
+def test_forgetting_zero_grad_is_rejected() -> None:
+    def stale(model, x, y, mb):
+        for xb, yb in _chunks(x, y, mb):
+            (F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    assert not checks.check("accumulation.accumulate_gradients", stale).passed
+
+
+def test_sum_reduction_is_rejected() -> None:
+    def summed(model, x, y, mb):
+        model.zero_grad()
+        for xb, yb in _chunks(x, y, mb):
+            F.cross_entropy(model(xb), yb, reduction="sum").backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    assert not checks.check("accumulation.accumulate_gradients", summed).passed
+
+
+def _clip(model, x, y, mb, max_norm, scaler, *, order="right"):
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    model.zero_grad()
+    for xb, yb in _chunks(x, y, mb):
+        scaler.scale(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+    if order == "right":
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    elif order == "wrong":
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        scaler.unscale_(opt)
+    else:  # never unscaled
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_clipping_before_unscaling_is_rejected() -> None:
+    res = checks.check("accumulation.clip_accumulated", lambda *a: _clip(*a, order="wrong"))
+    assert not res.passed and "clipping active" in res.message
+
+
+def test_never_unscaling_is_rejected() -> None:
+    res = checks.check("accumulation.clip_accumulated", lambda *a: _clip(*a, order="never"))
+    assert not res.passed
+
+
+def test_right_order_passes() -> None:
+    assert checks.check("accumulation.clip_accumulated", _clip).passed

@@ -1,0 +1,93 @@
+"""Planted wrong answers to notebook 01's exercises must be rejected."""
+
+import math
+
+from labkit import checks
+
+
+def _update(
+    scale,
+    tracker,
+    found_inf,
+    growth_factor=2.0,
+    backoff_factor=0.5,
+    growth_interval=2000,
+    *,
+    mistake=None,
+):
+    """The scale rule with one planted mistake (None = correct)."""
+    if found_inf:
+        backoff = 1 / growth_factor if mistake == "backoff_with_growth" else backoff_factor
+        return scale * backoff, tracker if mistake == "no_reset" else 0
+    if mistake == "late":
+        return (scale * growth_factor, 0) if tracker == growth_interval else (scale, tracker + 1)
+    tracker += 1
+    if tracker == growth_interval:
+        grown = scale * growth_factor
+        if mistake == "no_finite_check" or grown <= 3.4028234663852886e38:
+            scale = grown
+        return scale, 0
+    return scale, tracker
+
+
+def _planted(mistake):
+    return lambda *args, **kw: _update(*args, **kw, mistake=mistake)
+
+
+def test_forgetting_to_reset_the_tracker_on_inf_is_rejected() -> None:
+    assert not checks.check("precision.update_scale", _planted("no_reset")).passed
+
+
+def test_growing_one_step_late_is_rejected() -> None:
+    res = checks.check("precision.update_scale", _planted("late"))
+    assert not res.passed and "2000 of 2000" in res.message
+
+
+def test_growing_into_float32_overflow_is_rejected() -> None:
+    res = checks.check("precision.update_scale", _planted("no_finite_check"))
+    assert not res.passed and "overflow" in res.message
+
+
+def test_backing_off_with_the_growth_factor_is_rejected() -> None:
+    res = checks.check("precision.update_scale", _planted("backoff_with_growth"))
+    assert not res.passed and "backoff 0.25" in res.message
+
+
+def test_correct_update_passes() -> None:
+    assert checks.check("precision.update_scale", _planted(None)).passed
+
+
+def _decode(bits, e_bits, m_bits, *, bias_off=0, subnormals=True, specials=True):
+    bias = 2 ** (e_bits - 1) - 1 + bias_off
+    m = bits & (2**m_bits - 1)
+    e = (bits >> m_bits) & (2**e_bits - 1)
+    sign = -1.0 if bits >> (e_bits + m_bits) else 1.0
+    if specials and e == 2**e_bits - 1:
+        return sign * math.inf if m == 0 else math.nan
+    if subnormals and e == 0:
+        return sign * 2.0 ** (1 - bias) * m / 2**m_bits
+    return sign * 2.0 ** (e - bias) * (1 + m / 2**m_bits)
+
+
+def test_decode_without_subnormals_is_rejected() -> None:
+    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, subnormals=False))
+    assert not res.passed and "subnormal" in res.message
+
+
+def test_decode_with_the_wrong_bias_is_rejected() -> None:
+    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, bias_off=1))
+    assert not res.passed and "1.0" in res.message
+
+
+def test_decode_without_inf_and_nan_is_rejected() -> None:
+    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, specials=False))
+    assert not res.passed and "inf" in res.message
+
+
+def test_decode_ignoring_the_sign_is_rejected() -> None:
+    res = checks.check("precision.decode", lambda b, e, m: abs(_decode(b, e, m)))
+    assert not res.passed and "negative" in res.message
+
+
+def test_correct_decode_passes() -> None:
+    assert checks.check("precision.decode", _decode).passed

@@ -1,0 +1,139 @@
+"""labkit.fusion: BN folding vs torch's own fuse_conv_bn_eval, fused QKV, chains, ORT levels."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from labkit import fusion, models
+
+
+def random_bn(c: int, seed: int, affine: bool = True) -> nn.BatchNorm2d:
+    """A BN in eval mode with non-trivial running statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    bn = nn.BatchNorm2d(c, affine=affine, eps=1e-3)
+    bn.running_mean = torch.randn(c, generator=g)
+    bn.running_var = torch.rand(c, generator=g) * 2 + 0.1
+    if affine:
+        with torch.no_grad():
+            bn.weight.copy_(torch.randn(c, generator=g))
+            bn.bias.copy_(torch.randn(c, generator=g))
+    return bn.eval()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2, 4]),
+    per_group_in=st.integers(1, 3),
+    per_group_out=st.integers(1, 3),
+    kernel=st.sampled_from([1, 3]),
+    bias=st.booleans(),
+    affine=st.booleans(),
+    seed=st.integers(0, 10_000),
+)
+def test_fold_matches_conv_bn_and_torch(
+    groups, per_group_in, per_group_out, kernel, bias, affine, seed
+):
+    torch.manual_seed(seed)
+    c_in, c_out = groups * per_group_in, groups * per_group_out
+    conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, groups=groups, bias=bias).eval()
+    bn = random_bn(c_out, seed, affine)
+    x = torch.randn(2, c_in, 6, 6)
+    folded = fusion.fold_conv_bn(conv, bn)
+    with torch.no_grad():
+        expected = bn(conv(x))
+        torch_folded = fuse_conv_bn_eval(conv, bn)
+        assert torch.allclose(folded(x), expected, atol=1e-5, rtol=1e-4)
+        assert torch.allclose(folded.weight, torch_folded.weight, atol=1e-6, rtol=1e-5)
+        assert torch.allclose(folded.bias, torch_folded.bias, atol=1e-6, rtol=1e-5)
+    assert folded.groups == groups and folded.bias is not None
+
+
+def test_fold_leaves_inputs_unchanged():
+    conv, bn = nn.Conv2d(3, 4, 3), random_bn(4, 1)
+    w = conv.weight.clone()
+    fusion.fold_conv_bn(conv, bn)
+    assert torch.equal(conv.weight, w) and conv.bias is not None
+
+
+def test_fold_model_removes_every_bn_and_keeps_outputs():
+    torch.manual_seed(0)
+    model = models.cnn(width=8, depth=3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.normal_()
+            m.running_var.uniform_(0.5, 2.0)
+    model.eval()
+    folded = fusion.fold_model(model)
+    x = torch.randn(4, 1, 8, 8)
+    assert fusion.count_layers(model, nn.BatchNorm2d) == 3
+    assert fusion.count_layers(folded, nn.BatchNorm2d) == 0
+    with torch.no_grad():
+        assert torch.allclose(folded(x), model(x), atol=1e-5)
+
+
+def test_fold_rejects_bad_input():
+    with pytest.raises(ValueError, match="same|channels"):
+        fusion.fold_conv_bn(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(5))
+    with pytest.raises(ValueError, match="running statistics"):
+        fusion.fold_conv_bn(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False))
+    with pytest.raises(ValueError, match="nn.Conv2d"):
+        fusion.fold_conv_bn(nn.Linear(3, 4), nn.BatchNorm2d(4))
+
+
+@pytest.mark.parametrize("biases", [(True, True, True), (False, False, False), (True, False, True)])
+@pytest.mark.parametrize("outs", [(16, 16, 16), (16, 4, 4)])
+def test_fused_qkv_equals_three_linears(biases, outs):
+    torch.manual_seed(0)
+    q, k, v = (nn.Linear(16, o, bias=b) for o, b in zip(outs, biases, strict=True))
+    x = torch.randn(3, 5, 16)
+    fused = fusion.fuse_qkv(q, k, v)
+    with torch.no_grad():
+        got = fusion.split_qkv(fused(x), outs)
+        for g, layer in zip(got, (q, k, v), strict=True):
+            assert torch.allclose(g, layer(x), atol=1e-6)
+    assert (fused.bias is not None) == any(biases)
+
+
+def test_fused_qkv_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="same input size"):
+        fusion.fuse_qkv(nn.Linear(4, 4), nn.Linear(5, 4), nn.Linear(4, 4))
+
+
+def test_paired_latency_times_every_candidate():
+    t = fusion.paired_latency(
+        {"a": lambda: torch.ones(10).sum(), "b": lambda: None}, rounds=2, repeats=2
+    )
+    assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
+
+
+def test_chain_and_traffic():
+    x = torch.linspace(-2, 2, 11)
+    y = fusion.elementwise_chain(x, length=4)
+    assert torch.allclose(y, torch.nn.functional.gelu(x * 1.5 + 0.5).clamp(-3, 3))
+    t = fusion.chain_traffic(1000, 8)
+    assert t["bytes_unfused"] == 8 * t["bytes_fused"] == 8 * 2 * 1000 * 4
+    assert fusion.matmul_traffic(6)["intensity"] == pytest.approx(2 * 6**3 / (3 * 36 * 4))
+
+
+def test_ort_levels_fuse_conv_bn_relu(tmp_path):
+    torch.manual_seed(0)
+    model = models.cnn(width=4, depth=2).eval()
+    x = torch.randn(2, 1, 8, 8)
+    path = fusion.export_onnx(model, x, tmp_path / "cnn.onnx")
+    assert fusion.op_counts(path)["BatchNormalization"] == 2
+    rows = {r["level"]: r for r in fusion.ort_levels(path, x, rounds=1, repeats=1)}
+    assert rows["basic"]["nodes"] < rows["disable_all"]["nodes"]
+    assert "BatchNormalization" in rows["basic"]["removed node types"]
+    assert "com.microsoft:FusedConv" in rows["extended"]["new node types"]
+    for r in rows.values():
+        assert r["max_abs_diff"] < 1e-4
+    sess = fusion.ort_session(path, "all")
+    with torch.no_grad():
+        assert torch.allclose(
+            torch.from_numpy(sess.run(None, {"x": x.numpy()})[0]), model(x), atol=1e-4
+        )
