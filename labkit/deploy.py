@@ -366,8 +366,13 @@ def quantize_static_int8(
     symmetric_activations: bool = False,
     input_name: str = "x",
     reader: Any | None = None,
+    reduce_range: bool | None = None,
 ) -> Path:
     """Static INT8 in QDQ format: weights int8 per channel, activations calibrated.
+
+    reduce_range: quantise weights to 7 bits ([-64, 63]). None (default) turns it on where
+    the CPU has no VNNI: AVX2's vpmaddubsw adds two u8*s8 products into a saturating int16,
+    and 255 * 127 * 2 > 32767, so full-range weights can overflow and cost accuracy.
 
     method: "minmax" (range = [min, max] seen), "entropy" (threshold minimising the KL
     divergence between float and quantised histograms), "percentile" (99.999th).
@@ -386,6 +391,8 @@ def quantize_static_int8(
     act = quant.QuantType.QInt8 if symmetric_activations else quant.QuantType.QUInt8
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True} if symmetric_activations else {}
     data_reader = reader if reader is not None else calibration_reader(calib_x, input_name)
+    if reduce_range is None:
+        reduce_range = not has_vnni()
     with _quiet_quantizer():  # the calibrators print progress
         quant.quantize_static(
             str(fp32_path),
@@ -396,6 +403,7 @@ def quantize_static_int8(
             activation_type=act,
             weight_type=quant.QuantType.QInt8,
             calibrate_method=methods[method],
+            reduce_range=reduce_range,
             extra_options=extra,
         )
     _strip_file(out_path)
@@ -435,6 +443,14 @@ def _strip_file(path: Path) -> None:
     onnx = require("onnx")
     model = onnx.load(str(path))
     onnx.save(strip_metadata(model), str(path))
+
+
+def has_vnni(features: dict[str, bool] | None = None) -> bool:
+    """True where the CPU has VNNI (vpdpbusd accumulates u8*s8 in int32: no int16 overflow)."""
+    from labkit.env import cpu_features
+
+    f = features if features is not None else cpu_features()
+    return bool(f.get("avx512_vnni") or f.get("avx_vnni"))
 
 
 def int8_kernel_note(features: dict[str, bool] | None = None) -> str:

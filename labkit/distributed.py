@@ -16,6 +16,9 @@ Adam (2 bytes fp16 params, 2 bytes fp16 grads, K = 12 bytes of fp32 optimizer st
     stage 2    2 Psi + (2 + K) Psi / N_d            (P_os+g: + gradients)
     stage 3    (2 + 2 + K) Psi / N_d                (P_os+g+p: + parameters)
 
+ZeRO-Offload (Ren et al., 2021) keeps the fp16 parameters on the GPU and moves the gradients
+and the optimizer states (and the optimizer step) to CPU memory: 16 Psi -> 2 Psi on the GPU.
+
 Real DDP / ZeroRedundancyOptimizer / FSDP run in ``labkit.distributed_worker`` on CPU
 processes (gloo backend) launched with torchrun; ``launch`` starts it and reads the results.
 """
@@ -27,12 +30,15 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from labkit import bench, data
 from labkit.errors import check_tensor
@@ -91,7 +97,11 @@ def ring_bytes_per_worker(n: int, size_bytes: float) -> float:
 def parameter_server_bytes(n: int, size_bytes: float) -> dict[str, float]:
     """Per step: every worker sends its gradient and receives the parameters (size each);
     the server receives n * size and sends n * size."""
-    return {"worker_sent": size_bytes, "server_received": n * size_bytes, "server_sent": n * size_bytes}
+    return {
+        "worker_sent": size_bytes,
+        "server_received": n * size_bytes,
+        "server_sent": n * size_bytes,
+    }
 
 
 # ----------------------------------------------------------------------------- ZeRO memory
@@ -110,9 +120,10 @@ def zero_memory(
 
     params Psi, K bytes of optimizer state per parameter (12 for mixed-precision Adam:
     fp32 master weights + momentum + variance). Stage 1 divides the optimizer term by
-    n_gpus, stage 2 also the gradients, stage 3 also the parameters. offload=True keeps the
-    (partitioned) optimizer states in CPU memory instead (ZeRO-Offload): they leave 'gpu'
-    and appear in 'cpu'. Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes.
+    n_gpus, stage 2 also the gradients, stage 3 also the parameters. offload=True is
+    ZeRO-Offload: the (partitioned) gradients and optimizer states live in CPU memory, so
+    they leave 'gpu' and appear in 'cpu'; only the parameters stay on the GPU.
+    Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes (per GPU / per rank).
     """
     if stage not in (0, 1, 2, 3):
         raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage!r}.")
@@ -123,8 +134,9 @@ def zero_memory(
     p = bytes_param * params / (n_gpus if stage >= 3 else 1)
     g = bytes_grad * params / (n_gpus if stage >= 2 else 1)
     o = k * params / (n_gpus if stage >= 1 else 1)
-    gpu = p + g + (0 if offload else o)
-    return {"params": p, "grads": g, "optimizer": o, "gpu": gpu, "cpu": o if offload else 0.0}
+    if offload:
+        return {"params": p, "grads": g, "optimizer": o, "gpu": p, "cpu": g + o}
+    return {"params": p, "grads": g, "optimizer": o, "gpu": p + g + o, "cpu": 0.0}
 
 
 # ----------------------------------------------------------------------------- DDP reference
@@ -138,10 +150,14 @@ LR = 0.1
 def make_model(seed: int = 0) -> nn.Sequential:
     """The small MLP every rank builds (same seed -> same initial weights on every rank)."""
     torch.manual_seed(seed)
-    return nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    return nn.Sequential(
+        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
 
 
-def global_batches(steps: int, batch: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def global_batches(
+    steps: int, batch: int, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``steps`` fixed (x, y) batches of ``batch`` digits (x flattened to 64 features)."""
     split = data.digits(seed)["train"]
     order = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))
@@ -175,8 +191,11 @@ def launch(
 
     Equivalent shell command:
         torchrun --standalone --nproc_per_node=2 -m labkit.distributed_worker --out results.pt
-    Returns the dict rank 0 saved, plus 'launch_seconds' (wall time of the whole launch).
+    Returns the dict rank 0 saved (rank 0's 'worker_seconds' per phase, start-up included),
+    plus 'launch_seconds' (wall time of the whole launch).
     """
+    if not isinstance(nproc, int) or nproc < 1:
+        raise ValueError(f"nproc must be a positive integer (processes to start), got {nproc!r}.")
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.pt"
@@ -192,9 +211,16 @@ def launch(
             str(out),
             *(extra_args or []),
         ]
-        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(root))
+        env = dict(
+            os.environ,
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(root),
+            LABKIT_LAUNCH_TIME=str(time.time()),
+        )
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=root
+        )
         seconds = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():
             tail = (proc.stderr or proc.stdout)[-2000:]
@@ -245,7 +271,8 @@ def deep_mlp(depth: int = 16, width: int = 512, seed: int = 0) -> nn.Sequential:
 
 def forward_backward(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> torch.Tensor:
     """loss = mean(model(x)^2); backward. segments > 0 checkpoints the model in that many
-    segments (only segment inputs are stored; each segment is recomputed in backward)."""
+    segments (checkpoint_sequential: only segment inputs are stored, each segment but the
+    last is recomputed in backward)."""
     from torch.utils.checkpoint import checkpoint_sequential
 
     if segments:
@@ -258,10 +285,13 @@ def forward_backward(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -
 
 
 def saved_activation_bytes(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> int:
-    """Bytes of activations autograd keeps for backward (unique storages, parameters not
-    counted), caught with saved-tensor hooks. With ``segments`` checkpoints only the segment
-    inputs (and the output) are saved in forward; backward then recomputes one segment at a
-    time, which holds that segment's activations again: both are counted."""
+    """Bytes of activations the forward pass leaves for backward (unique storages,
+    parameters not counted), caught with saved-tensor hooks.
+
+    Plain: each Linear saves its input, each ReLU its output. With ``segments`` the
+    checkpointed segments save only their inputs (the last segment runs normally); backward
+    then recomputes one segment at a time, which ``peak_tensor_bytes`` also counts.
+    """
     from torch.utils.checkpoint import checkpoint_sequential
 
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
@@ -273,31 +303,83 @@ def saved_activation_bytes(model: nn.Sequential, x: torch.Tensor, segments: int 
             seen[ptr] = t.untyped_storage().nbytes()
         return t
 
-    def run(fn: Callable[[], torch.Tensor]) -> dict[int, int]:
-        seen.clear()
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            fn().pow(2).mean()
-        return dict(seen)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        if segments:  # reentrant checkpointing saves the segment inputs through autograd
+            out = checkpoint_sequential(model, segments, x, use_reentrant=True)
+        else:
+            out = model(x)
+        out.pow(2).mean()
+    return sum(seen.values())
 
-    if not segments:
-        return sum(run(lambda: model(x)).values())
-    # reentrant checkpointing saves the segment inputs through autograd, so the hook sees them
-    stored = run(lambda: checkpoint_sequential(model, segments, x, use_reentrant=True))
-    per_segment = len(model) // segments
-    recomputed = run(lambda: model[:per_segment](x))
-    return sum(stored.values()) + sum(v for k, v in recomputed.items() if k not in stored)
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of tensor storages created inside the mode that are still alive."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, tuple[int, weakref.ref]] = {}
+        self.now = 0
+        self.peak = 0
+
+    def _freed(self, key: int) -> None:
+        self.now -= self.live.pop(key)[0]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
+        out = func(*args, **(kwargs or {}))
+        inputs = {
+            id(t.untyped_storage())
+            for t in tree_flatten((args, kwargs))[0]
+            if isinstance(t, torch.Tensor)
+        }
+        for t in tree_flatten(out)[0]:
+            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
+                continue
+            st = t.untyped_storage()
+            key = id(st)
+            if key in self.live or key in inputs:  # a view or an in-place result
+                continue
+            self.live[key] = (st.nbytes(), weakref.ref(st, lambda _r, k=key: self._freed(k)))
+            self.now += st.nbytes()
+            self.peak = max(self.peak, self.now)
+        return out
+
+
+def peak_tensor_bytes(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
+    """Peak bytes of tensors allocated by ``fn(*args, **kwargs)`` and alive at the same time.
+
+    Every op's new output storage is counted when created and uncounted when freed
+    (a TorchDispatchMode plus weak references), so the result is what a caching allocator's
+    peak would show above the memory in use before the call: activations, gradients
+    flowing backward, recomputed segments and temporaries. Exact and device-independent
+    (CPU here; torch.cuda.max_memory_allocated measures the same on a GPU).
+    """
+    mode = _LiveTensorBytes()
+    with mode:
+        fn(*args, **kwargs)
+    return mode.peak
 
 
 def checkpoint_costs(
-    model: nn.Sequential, x: torch.Tensor, segments: int, repeats: int = 3
-) -> dict[str, float]:
-    """Saved-activation bytes and median forward+backward time, without and with checkpointing."""
+    model: nn.Sequential, x: torch.Tensor, segments: list[int], repeats: int = 3
+) -> list[dict[str, float]]:
+    """For each number of segments (0 = no checkpointing): the activations the forward pass
+    saves, the peak tensor memory of one forward+backward (both exact bytes) and the median
+    forward+backward time (seconds). Parameter gradients exist before measuring, so the
+    peak is activations and temporaries, not the .grad buffers."""
+    if any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
+        raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
     x = x.detach().requires_grad_(True)
-    plain = bench.latency(forward_backward, model, x, 0, warmup=1, repeats=repeats).median
-    ckpt = bench.latency(forward_backward, model, x, segments, warmup=1, repeats=repeats).median
-    return {
-        "bytes_plain": float(saved_activation_bytes(model, x, 0)),
-        "bytes_ckpt": float(saved_activation_bytes(model, x, segments)),
-        "seconds_plain": plain,
-        "seconds_ckpt": ckpt,
-    }
+    forward_backward(model, x, 0)  # creates the .grad buffers once
+    rows = []
+    for k in segments:
+        rows.append(
+            {
+                "segments": k,
+                "saved_bytes": float(saved_activation_bytes(model, x, k)),
+                "peak_bytes": float(peak_tensor_bytes(forward_backward, model, x, k)),
+                "seconds": bench.latency(
+                    forward_backward, model, x, k, warmup=1, repeats=repeats
+                ).median,
+            }
+        )
+    return rows

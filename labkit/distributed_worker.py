@@ -10,6 +10,8 @@ environment; ``init_process_group("gloo")`` reads them. Rank 0 saves every measu
 from __future__ import annotations
 
 import argparse
+import os
+import time
 
 import torch
 import torch.distributed as dist
@@ -99,18 +101,17 @@ def run_zero(rank: int, world: int) -> dict[str, object]:
         model = DDP(zero_model())
         if name == "adam":
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            state_bytes = lambda: optimizer_state_bytes(opt)  # noqa: E731
-        else:
-            opt = ZeroRedundancyOptimizer(model.parameters(), optimizer_class=torch.optim.Adam, lr=1e-3)
-            state_bytes = lambda: optimizer_state_bytes(opt.optim)  # noqa: E731
+            local = opt
+        else:  # each rank keeps Adam state only for its own share of the parameters
+            opt = ZeroRedundancyOptimizer(
+                model.parameters(), optimizer_class=torch.optim.Adam, lr=1e-3
+            )
+            local = opt.optim
         model(x).pow(2).mean().backward()
-        opt.step()
-        out[f"{name}_state_bytes"] = state_bytes()
+        opt.step()  # ZeRO-1: step the local shard, then broadcast the updated parameters
+        out[f"{name}_state_bytes"] = optimizer_state_bytes(local)
         out[f"{name}_param_bytes"] = tensor_bytes(list(model.parameters()))
-        if name == "zero1":
-            out["zero1_weight"] = model.module[0][0].weight.detach().clone()
-        else:
-            out["adam_weight"] = model.module[0][0].weight.detach().clone()
+        out[f"{name}_weight"] = model.module[0][0].weight.detach().clone()
     return out
 
 
@@ -142,9 +143,20 @@ def main() -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     results: dict[str, object] = {"world_size": world}
-    results.update(run_ddp(rank, world))
-    results.update(run_no_sync(rank, world))
-    per_rank = {**run_zero(rank, world), **run_fsdp(rank, world)}
+    # wall clock since launch() started torchrun: process start-up, imports, rendezvous
+    launched = float(os.environ.get("LABKIT_LAUNCH_TIME", time.time()))
+    seconds: dict[str, float] = {"start-up": time.time() - launched}
+    per_rank: dict[str, object] = {}
+    for name, run, into in [
+        ("DDP", run_ddp, results),
+        ("no_sync", run_no_sync, results),
+        ("ZeRO-1", run_zero, per_rank),
+        ("FSDP", run_fsdp, per_rank),
+    ]:
+        t0 = time.perf_counter()
+        into.update(run(rank, world))
+        seconds[name] = time.perf_counter() - t0
+    results["worker_seconds"] = seconds
     gathered: list[dict[str, object] | None] = [None] * world
     dist.all_gather_object(gathered, {k: v for k, v in per_rank.items() if isinstance(v, int)})
     results["per_rank"] = gathered

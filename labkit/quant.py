@@ -495,8 +495,8 @@ def _kl(p: np.ndarray, q: np.ndarray, eps: float = 1e-10) -> float:
 class EntropyObserver(HistogramObserver):
     """KL-divergence calibration (TensorRT-style) on the histogram of |x|.
 
-    The threshold T = kl_threshold(hist of |x|, 2^(bits-1)) * bin_width minimises
-    KL(P || Q) between the clipped distribution and its quantised version.
+    The threshold T = kl_threshold(hist of |x| up to max |x|, 2^(bits-1)) * bin_width
+    minimises KL(P || Q) between the clipped distribution and its quantised version.
     symmetric: (-T, T); asymmetric: (max(min x, -T), min(max x, T)), e.g. (0, T) after ReLU.
     """
 
@@ -510,7 +510,11 @@ class EntropyObserver(HistogramObserver):
         levels = min(2 ** (bits - 1), self.bins)
         key = (levels, float(self.hist.sum()), self.radius)
         if key not in self._cache:
-            self._cache[key] = kl_threshold(self.abs_hist(), levels) * self.width
+            # candidates stop at the largest observed |x|: the empty bins a doubled radius
+            # leaves above it clip nothing, they only coarsen Q and bias the search upwards
+            h = self.abs_hist()
+            h = h[: max(int(torch.nonzero(h).max()) + 1, levels)]
+            self._cache[key] = kl_threshold(h, levels) * self.width
         t = self._cache[key]
         if symmetric:
             return -t, t

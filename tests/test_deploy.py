@@ -277,3 +277,11 @@ def test_engine_cache_key_changes_with_settings(tmp_path) -> None:
     assert a != b and a == deploy.trt_engine_path(onnx_file, tmp_path, {"fp16": True})
     onnx_file.write_bytes(b"other model")
     assert deploy.trt_engine_path(onnx_file, tmp_path, {"fp16": True}) != a
+
+
+def test_reduce_range_defaults_on_only_without_vnni() -> None:
+    assert deploy.has_vnni({"avx2": True, "avx512_vnni": False, "avx_vnni": False}) is False
+    assert deploy.has_vnni({"avx2": True, "avx512_vnni": True}) is True
+    assert deploy.has_vnni({"avx2": True, "avx_vnni": True}) is True
+    src = inspect.getsource(deploy.quantize_static_int8)
+    assert "reduce_range=reduce_range" in src

@@ -38,8 +38,13 @@ def test_zero_paper_figure_1_numbers() -> None:
 def test_zero_offload_and_bad_input() -> None:
     on = dist_lab.zero_memory(1e9, 8, 2, offload=True)
     off = dist_lab.zero_memory(1e9, 8, 2)
-    assert on["cpu"] == off["optimizer"] == 12e9 / 8
-    assert on["gpu"] == off["gpu"] - off["optimizer"]
+    # ZeRO-Offload: gradients and optimizer states go to CPU, only fp16 params stay on the GPU
+    assert on["cpu"] == off["grads"] + off["optimizer"] == (2 + 12) * 1e9 / 8
+    assert on["gpu"] == off["params"] == 2e9
+    assert off["cpu"] == 0.0
+    # the ZeRO-Offload paper's headline: 16 Psi -> 2 Psi bytes on one GPU (8x)
+    single = dist_lab.zero_memory(1e9, 1, 2, offload=True)
+    assert dist_lab.zero_memory(1e9, 1, 0)["gpu"] / single["gpu"] == 8
     with pytest.raises(ValueError, match="stage"):
         dist_lab.zero_memory(1e9, 8, 4)
     with pytest.raises(ValueError, match="n_gpus"):
@@ -60,7 +65,9 @@ def test_ddp_equals_single_process(torchrun_results: dict) -> None:
     assert dist_lab.state_max_diff(state, torchrun_results["ddp_state"]) < 1e-5
 
 
-def test_no_sync_accumulation_equals_big_batch_and_halves_allreduces(torchrun_results: dict) -> None:
+def test_no_sync_accumulation_equals_big_batch_and_halves_allreduces(
+    torchrun_results: dict,
+) -> None:
     _, state = dist_lab.train_single(batch=2 * dist_lab.GLOBAL_BATCH)
     assert dist_lab.state_max_diff(state, torchrun_results["no_sync_state"]) < 1e-5
     assert dist_lab.state_max_diff(state, torchrun_results["sync_every_state"]) < 1e-5
@@ -86,19 +93,47 @@ def test_zero1_and_fsdp_bytes_per_rank_match_the_calculator(torchrun_results: di
     torch.testing.assert_close(torchrun_results["zero1_weight"], torchrun_results["adam_weight"])
 
 
+def test_zero_paper_table_1_max_model_size() -> None:
+    # ZeRO paper Table 1: largest model whose states fit in 32 GB on 64 GPUs (K = 12)
+    sizes = [32e9 / dist_lab.zero_memory(1, 64, s)["gpu"] / 1e9 for s in range(4)]
+    assert [round(v, 1) for v in sizes] == [2.0, 7.6, 14.4, 128.0]
+
+
+def test_peak_tensor_bytes_counts_live_storages() -> None:
+    def alloc_free_alloc() -> None:
+        a = torch.ones(1000)
+        b = torch.ones(1000)  # noqa: F841
+        del a
+        torch.ones(500)
+
+    assert dist_lab.peak_tensor_bytes(alloc_free_alloc) == 8000
+
+    def views_and_inplace() -> torch.Tensor:
+        a = torch.ones(1000)
+        a.add_(1)
+        return a.view(10, 100)
+
+    assert dist_lab.peak_tensor_bytes(views_and_inplace) == 4000
+
+
 def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
     model = dist_lab.deep_mlp(depth=16, width=32)
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
-    plain = dist_lab.saved_activation_bytes(model, x, 0)
-    ckpt = dist_lab.saved_activation_bytes(model, x, 4)
     act = 64 * 32 * 4
     # each Linear saves its input, each ReLU its output (the next Linear's input): x + 16 outputs
-    assert plain == 17 * act
-    # 3 checkpointed segment inputs + the last (plain) segment's 5 + one recomputed segment's 4
-    assert ckpt == 12 * act
+    assert dist_lab.saved_activation_bytes(model, x, 0) == 17 * act
+    # 4 segments of 8 modules: 3 checkpointed segment inputs + the last (plain) segment's 5
+    assert dist_lab.saved_activation_bytes(model, x, 4) == 8 * act
+    rows = dist_lab.checkpoint_costs(model, x, [0, 4], repeats=1)
+    plain, ckpt = (r["peak_bytes"] for r in rows)
+    assert plain >= 16 * act  # the 16 new saved activations are alive at the end of forward
+    assert ckpt <= 12 * act and ckpt < 0.6 * plain
+    model.zero_grad()
     dist_lab.forward_backward(model, x, 0)
     g_plain = [p.grad.clone() for p in model.parameters()]
     model.zero_grad()
     dist_lab.forward_backward(model, x, 4)
     for a, p in zip(g_plain, model.parameters(), strict=True):
         torch.testing.assert_close(a, p.grad)
+    with pytest.raises(ValueError, match="segments"):
+        dist_lab.checkpoint_costs(model, x, [-1])

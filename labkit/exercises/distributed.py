@@ -25,7 +25,9 @@ def simulate_schedule(schedule: object, n: int) -> str | None:
         except (TypeError, ValueError):
             return f"step {s} must be a list of (sender, chunk) pairs, got {step!r}"
         if sorted(src for src, _ in pairs) != list(range(n)):
-            return f"n={n}, step {s}: every worker must send exactly one chunk per step, got {pairs}"
+            return (
+                f"n={n}, step {s}: every worker must send exactly one chunk per step, got {pairs}"
+            )
         if any(not 0 <= c < n for _, c in pairs):
             return f"n={n}, step {s}: chunk indices must be in 0..{n - 1}, got {pairs}"
         messages = [(src, c, list(state[src][c])) for src, c in pairs]  # all send at once

@@ -1,4 +1,4 @@
-"""ZeRO memory calculator (notebook 12): model-state GB per GPU for stages 0-3 and offload.
+"""ZeRO memory calculator (notebook 12): model-state GB per GPU for stages 0-3 and ZeRO-Offload.
 
 Built with labkit.widgets.explorer; the numbers come from labkit.distributed.zero_memory.
 """
@@ -19,12 +19,15 @@ def stage_gb(values: dict[str, object]) -> dict[str, list[float]]:
     """GB (1e9 bytes) per GPU of each part, per stage, for the controls' values."""
     psi = float(values["params_billion"]) * 1e9  # type: ignore[arg-type]
     rows = [
-        zero_memory(psi, int(values["n_gpus"]), s, k=float(values["k"]), offload=bool(values["offload"]))  # type: ignore[arg-type]
+        zero_memory(
+            psi, int(values["n_gpus"]), s, k=float(values["k"]), offload=bool(values["offload"])
+        )  # type: ignore[arg-type]
         for s in range(4)
     ]
     out = {p: [r[p] / 1e9 for r in rows] for p in PARTS}
-    if values["offload"]:
-        out["optimizer"] = [0.0] * 4  # moved to CPU memory
+    if values["offload"]:  # ZeRO-Offload: gradients and optimizer states live in CPU memory
+        out["grads"] = [0.0] * 4
+        out["optimizer"] = [0.0] * 4
     out["cpu"] = [r["cpu"] / 1e9 for r in rows]
     out["gpu"] = [r["gpu"] / 1e9 for r in rows]
     return out
@@ -35,10 +38,12 @@ def zero_explorer(
 ) -> Explorer:
     """Sliders for parameters (billions), GPUs, K and offload; stacked bars of GB per GPU."""
     controls = {
-        "params_billion": W.FloatLogSlider(value=params_billion, base=10, min=-1, max=3, step=0.05, description="params (B)"),
+        "params_billion": W.FloatLogSlider(
+            value=params_billion, base=10, min=-1, max=3, step=0.05, description="params (B)"
+        ),
         "n_gpus": W.IntSlider(value=n_gpus, min=1, max=1024, description="GPUs N_d"),
         "k": W.IntSlider(value=k, min=0, max=24, description="K bytes"),
-        "offload": W.Checkbox(value=offload, description="offload optimizer to CPU"),
+        "offload": W.Checkbox(value=offload, description="ZeRO-Offload (grads + optimizer on CPU)"),
     }
     fig = go.Figure([go.Bar(name=p, x=STAGES, y=[0, 0, 0, 0]) for p in PARTS])
     fig.update_layout(
@@ -53,10 +58,18 @@ def zero_explorer(
         for trace, part in zip(f.data, PARTS, strict=True):
             trace.y = gb[part]
             trace.text = [f"{v:.1f}" for v in gb[part]]
+        cpu = (
+            " (+ " + ", ".join(f"{v:.1f}" for v in gb["cpu"]) + " GB CPU)"
+            if values["offload"]
+            else ""
+        )
         f.layout.title = (
             f"{values['params_billion']:.2g} B parameters on {values['n_gpus']} GPUs, K = {values['k']}: "
             + ", ".join(f"{v:.1f}" for v in gb["gpu"])
             + " GB per GPU"
+            + cpu
         )
 
-    return explorer(controls, fig, update, note="Model states only (activations and buffers not included).")
+    return explorer(
+        controls, fig, update, note="Model states only (activations and buffers not included)."
+    )
