@@ -10,23 +10,25 @@ Distillation loss (Hinton et al., 2015), student logits s, teacher logits t, lab
 
 KL is computed from log-softmax (numerically stable) and averaged over the batch
 ("batchmean": sum over classes, mean over examples). The T^2 factor keeps the soft
-gradient's size independent of T: d KL / d s is (p_s(T) - p_t(T)) / T, and p_s - p_t
+gradient's size independent of T: d KL / d s is (p_s(T) - p_t(T)) / (N T), and p_s - p_t
 itself shrinks like 1/T, so without T^2 the soft term fades as 1/T^2.
 
 Also here: feature ("hint", FitNets) distillation on the features entering the last
 Linear layer, multi-teacher averaging, born-again self-distillation, shift augmentation
-for 8x8 digits, and the train-student / train-teacher routines the notebook times.
+for 8x8 digits, and the fast student-training loop of notebook 03. The teachers' outputs
+on the (augmented) training images are computed once (``transfer_set``), so training a
+student costs no teacher forward passes.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
 from labkit import data, models, train
 from labkit.errors import check_fraction, check_positive, check_tensor
@@ -52,7 +54,10 @@ def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
 
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
-    """Shannon entropy -sum p log2 p over the last dimension (bits); shape probs.shape[:-1]."""
+    """Shannon entropy -sum p log2 p over the last dimension (bits); shape probs.shape[:-1].
+
+    Zero probabilities contribute 0 (the limit of p log p).
+    """
     check_tensor(probs, "probs")
     p = probs.clamp_min(0)
     return -(p * torch.log2(p.clamp_min(1e-30))).sum(-1)
@@ -66,7 +71,7 @@ def soft_loss(
     Shapes: both (N, C) -> scalar. The teacher is detached (no gradient flows into it).
     """
     _check_logits(student_logits, teacher_logits)
-    check_positive(T, "T (temperature)")
+    T = check_positive(T, "T (temperature)")
     log_p_s = F.log_softmax(student_logits / T, dim=-1)
     log_p_t = F.log_softmax(teacher_logits.detach() / T, dim=-1)
     kl = F.kl_div(log_p_s, log_p_t, reduction="batchmean", log_target=True)
@@ -82,13 +87,23 @@ def distillation_loss(
 ) -> torch.Tensor:
     """(1 - alpha) * CE(student, labels) + alpha * T^2 * KL(p_t(T) || p_s(T)).
 
-    student_logits, teacher_logits: (N, C) float; labels: (N,) int64; T > 0; alpha in [0, 1].
-    Returns a scalar. KL uses log-softmax of both and reduction 'batchmean'.
+    student_logits, teacher_logits: (N, C) float; labels: (N,) int64 in [0, C); T > 0;
+    alpha in [0, 1] (alpha = 0: plain cross-entropy, alpha = 1: soft targets only).
+    Returns a scalar. KL uses log-softmax of both and reduction 'batchmean'; the teacher
+    is detached.
     """
     _check_logits(student_logits, teacher_logits)
     check_tensor(labels, "labels", floating=False, ndim=1)
     if labels.shape[0] != student_logits.shape[0]:
-        raise ValueError(f"labels has {labels.shape[0]} entries but the logits have {student_logits.shape[0]} rows.")
+        raise ValueError(
+            f"labels has {labels.shape[0]} entries but the logits have "
+            f"{student_logits.shape[0]} rows."
+        )
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be class indices (int64), got dtype {labels.dtype}.")
+    n_classes = student_logits.shape[1]
+    if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
+        raise ValueError(f"labels must be class indices in [0, {n_classes}).")
     alpha = check_fraction(alpha, "alpha", include_one=True)
     hard = F.cross_entropy(student_logits, labels)
     return (1 - alpha) * hard + alpha * soft_loss(student_logits, teacher_logits, T)
@@ -97,7 +112,7 @@ def distillation_loss(
 def soft_grad_norm(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, scale_t2: bool = True
 ) -> float:
-    """L2 norm of d soft_loss / d student_logits (mean over the batch is inside the loss)."""
+    """L2 norm of d soft_loss / d student_logits (the 1/N of batchmean is inside the loss)."""
     s = student_logits.detach().clone().requires_grad_(True)
     soft_loss(s, teacher_logits, T, scale_t2).backward()
     assert s.grad is not None
@@ -107,10 +122,13 @@ def soft_grad_norm(
 # ---- data augmentation ----------------------------------------------------------------
 
 
-def shift_augment(x: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 1) -> torch.Tensor:
-    """Shift each image by up to ``max_shift`` pixels in x and y (zeros fill in); x (N, 1, H, W).
+def shift_augment(
+    x: torch.Tensor, generator: torch.Generator | None = None, max_shift: int = 1
+) -> torch.Tensor:
+    """Shift each image by a random offset of up to ``max_shift`` pixels in x and y.
 
-    The background value of normalised digits is x.min(), so that is what fills in.
+    x (N, 1, H, W) -> same shape. The background value of normalised digits is x.min(),
+    so that is what fills the uncovered border.
     """
     check_tensor(x, "x", ndim=4)
     n = x.shape[0]
@@ -125,13 +143,30 @@ def shift_augment(x: torch.Tensor, generator: torch.Generator | None = None, max
     return out.unsqueeze(1)
 
 
+def shifted_copies(x: torch.Tensor, max_shift: int = 1) -> torch.Tensor:
+    """Every shift of every image: x (N, 1, H, W) -> ((2s+1)^2 * N, 1, H, W), s = max_shift.
+
+    Copy k of image i is row k * N + i (shift-major); copy (2s+1)^2 // 2 is the unshifted x.
+    """
+    check_tensor(x, "x", ndim=4)
+    if not isinstance(max_shift, int) or max_shift < 0:
+        raise ValueError(f"max_shift must be an integer >= 0, got {max_shift!r}.")
+    h, w, s = x.shape[-2], x.shape[-1], max_shift
+    pad = F.pad(x, (s,) * 4, value=float(x.min()))
+    return torch.cat(
+        [pad[..., i : i + h, j : j + w] for i in range(2 * s + 1) for j in range(2 * s + 1)]
+    )
+
+
 # ---- models as body + head: features for hint distillation ------------------------------
 
 
 def split_head(model: nn.Sequential) -> tuple[nn.Sequential, nn.Linear]:
     """(body, head) of a Sequential whose last layer is the classifier Linear."""
     if not isinstance(model, nn.Sequential) or not isinstance(model[-1], nn.Linear):
-        raise ValueError("split_head needs an nn.Sequential ending in nn.Linear (labkit.models.cnn/mlp).")
+        raise ValueError(
+            "split_head needs an nn.Sequential ending in nn.Linear (labkit.models.cnn/mlp)."
+        )
     return model[:-1], model[-1]
 
 
@@ -140,11 +175,23 @@ def feature_dim(model: nn.Sequential) -> int:
     return split_head(model)[1].in_features
 
 
-def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor, regressor: nn.Module) -> torch.Tensor:
-    """FitNets hint loss: mean((regressor(f_s) - f_t)^2); f_s (N, d_s), f_t (N, d_t) -> scalar."""
+def hint_loss(
+    student_features: torch.Tensor, teacher_features: torch.Tensor, regressor: nn.Module
+) -> torch.Tensor:
+    """FitNets hint loss: mean((regressor(f_s) - f_t)^2); f_s (N, d_s), f_t (N, d_t) -> scalar.
+
+    The regressor maps the student's d_s features to the teacher's d_t (e.g. nn.Linear);
+    it is trained with the student. The teacher features are detached.
+    """
     check_tensor(student_features, "student_features", ndim=2)
     check_tensor(teacher_features, "teacher_features", ndim=2)
-    return F.mse_loss(regressor(student_features), teacher_features.detach())
+    mapped = regressor(student_features)
+    if mapped.shape != teacher_features.shape:
+        raise ValueError(
+            f"regressor maps the student features to {tuple(mapped.shape)} but the teacher "
+            f"features are {tuple(teacher_features.shape)}; use nn.Linear(d_s, d_t)."
+        )
+    return F.mse_loss(mapped, teacher_features.detach())
 
 
 # ---- teachers ---------------------------------------------------------------------------
@@ -164,12 +211,11 @@ def ensemble_logits(teachers: Sequence[nn.Module], x: torch.Tensor) -> torch.Ten
 
 def teacher_models() -> list[nn.Sequential]:
     """The three teacher architectures of notebook 03 (untrained): two CNNs and a wide MLP."""
-    return [models.cnn(width=32, depth=3), models.cnn(width=24, depth=4), _flat_mlp(256, 2)]
-
-
-def _flat_mlp(width: int, depth: int) -> nn.Sequential:
-    """An MLP that takes (N, 1, 8, 8) images (its first layer flattens)."""
-    return models.mlp(width=width, depth=depth, dropout=0.1)
+    return [
+        models.cnn(width=32, depth=3),
+        models.cnn(width=24, depth=4),
+        models.mlp(width=256, depth=2, dropout=0.1),
+    ]
 
 
 def train_teachers(epochs: int = 30, save: bool = True, seed: int = 0) -> list[nn.Sequential]:
@@ -181,11 +227,21 @@ def train_teachers(epochs: int = 30, save: bool = True, seed: int = 0) -> list[n
     teachers = teacher_models()
     for i, t in enumerate(teachers):
         torch.manual_seed(seed + i)
-        train.fit(t, loaders.train, epochs=epochs, lr=3e-3, loss_fn=augmented_ce(seed + i), weight_decay=1e-4)
+        train.fit(
+            t,
+            loaders.train,
+            epochs=epochs,
+            lr=3e-3,
+            loss_fn=augmented_ce(seed + i),
+            weight_decay=1e-4,
+        )
     if save:
-        bundle = nn.ModuleList(teachers)
         accs = [train.evaluate(t, loaders.test)["accuracy"] for t in teachers]
-        models.save(bundle, TEACHER_ASSET, {"test_accuracy": ",".join(f"{a:.4f}" for a in accs), "epochs": str(epochs)})
+        models.save(
+            nn.ModuleList(teachers),
+            TEACHER_ASSET,
+            {"test_accuracy": ",".join(f"{a:.4f}" for a in accs), "epochs": str(epochs)},
+        )
     return teachers
 
 
@@ -196,22 +252,25 @@ def save_teachers() -> object:
 
 
 def load_teachers(retrain: bool = False) -> tuple[list[nn.Sequential], dict[str, str]]:
-    """The trained teachers from data/ (or retrain them when retrain=True or the file is missing)."""
+    """The trained teachers from data/ (or retrain them when retrain=True or the file is missing).
+
+    Returned in eval mode with requires_grad off: a teacher is only ever read.
+    """
     path = data.DATA_DIR / f"{TEACHER_ASSET}.safetensors"
     if retrain or not path.exists():
         train_teachers()
     teachers = teacher_models()
     meta = models.load(nn.ModuleList(teachers), TEACHER_ASSET)
     for t in teachers:
-        t.eval()
+        t.eval().requires_grad_(False)
     return teachers, meta
 
 
-# ---- training losses for labkit.train.fit ----------------------------------------------
+# ---- online losses for labkit.train.fit (teacher forward on every batch) ---------------
 
 
 def augmented_ce(seed: int = 0, augment: bool = True) -> train.LossFn:
-    """Cross-entropy on shift-augmented batches (the 'student alone' baseline)."""
+    """Cross-entropy on shift-augmented batches (how the teachers are trained)."""
     gen = torch.Generator().manual_seed(seed)
 
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -229,7 +288,7 @@ def kd_loss_fn(
     seed: int = 0,
     augment: bool = True,
 ) -> train.LossFn:
-    """distillation_loss on augmented batches; several teachers -> their mean logits."""
+    """distillation_loss on augmented batches for train.fit; several teachers -> mean logits."""
     group = [teachers] if isinstance(teachers, nn.Module) else list(teachers)
     gen = torch.Generator().manual_seed(seed)
 
@@ -241,39 +300,116 @@ def kd_loss_fn(
     return loss_fn
 
 
-def hint_loss_fn(
-    teacher: nn.Sequential,
-    regressor: nn.Module,
-    student_head_split: Callable[[nn.Module], tuple[nn.Module, nn.Module]] = split_head,
-    T: float = 4.0,
-    alpha: float = 0.9,
-    beta: float = 1.0,
-    seed: int = 0,
-    augment: bool = True,
-) -> train.LossFn:
-    """KD loss + beta * hint_loss on the features entering each model's classifier.
+# ---- the experiment of notebook 03: a precomputed transfer set ---------------------------
 
-    The regressor (d_student -> d_teacher) is trained with the student: put its parameters
-    in the optimizer (see train_student).
+
+class TransferSet(NamedTuple):
+    """Training tensors with the teacher's outputs computed once.
+
+    x (M, 1, H, W), y (M,) int64, teacher_logits (M, C) or None, teacher_features (M, d_t)
+    or None (the teacher's features entering its classifier, for hint distillation).
     """
-    t_body, t_head = split_head(teacher)
-    gen = torch.Generator().manual_seed(seed)
 
-    def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if augment:
-            x = shift_augment(x, gen)
-        body, head = student_head_split(model)
-        f_s = body(x)
-        with torch.no_grad():
-            teacher.eval()
-            f_t = t_body(x)
-            t_logits = t_head(f_t)
-        return distillation_loss(head(f_s), t_logits, y, T, alpha) + beta * hint_loss(f_s, f_t, regressor)
-
-    return loss_fn
+    x: torch.Tensor
+    y: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+    teacher_features: torch.Tensor | None = None
 
 
-# ---- the experiment of notebook 03 ----------------------------------------------------
+@torch.no_grad()
+def transfer_set(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    teachers: nn.Module | Sequence[nn.Module] = (),
+    *,
+    max_shift: int = 1,
+    features: bool = False,
+) -> TransferSet:
+    """Augment (every shift of every image) and label the copies with the teachers' outputs.
+
+    x (N, 1, H, W), y (N,) -> a TransferSet of M = (2s+1)^2 N rows. Several teachers: their
+    mean logits (multi-teacher averaging). features=True also stores the first teacher's
+    features (split_head). Teachers run in eval mode, without gradients.
+    """
+    check_tensor(x, "x", ndim=4)
+    check_tensor(y, "y", floating=False, ndim=1)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
+    group = [teachers] if isinstance(teachers, nn.Module) else list(teachers)
+    xa = shifted_copies(x, max_shift)
+    ya = y.repeat(len(xa) // len(x))
+    if not group:
+        if features:
+            raise ValueError("features=True needs a teacher.")
+        return TransferSet(xa, ya)
+    logits = ensemble_logits(group, xa)
+    feats = None
+    if features:
+        body, _ = split_head(group[0])
+        feats = body(xa)
+    return TransferSet(xa, ya, logits, feats)
+
+
+def take(ts: TransferSet, idx: torch.Tensor) -> TransferSet:
+    """The rows ``idx`` of every tensor of a TransferSet (None stays None)."""
+    return TransferSet(*(t[idx] if t is not None else None for t in ts))
+
+
+# A student loss: (student, batch, progress in [0, 1)) -> scalar loss.
+StudentLoss = Callable[[nn.Module, TransferSet, float], torch.Tensor]
+Schedule = float | Callable[[float], float]
+
+
+def ce_loss() -> StudentLoss:
+    """Plain cross-entropy on the labels (the 'student alone' baseline)."""
+
+    def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
+        return F.cross_entropy(student(b.x), b.y)
+
+    return loss
+
+
+def kd_loss(T: float = 4.0, alpha: Schedule = 0.9) -> StudentLoss:
+    """distillation_loss against the stored teacher logits.
+
+    alpha is a number or a schedule alpha(progress), progress = step / total steps in [0, 1).
+    """
+    check_positive(T, "T (temperature)")
+
+    def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
+        if b.teacher_logits is None:
+            raise ValueError("kd_loss needs teacher_logits: build the set with a teacher.")
+        a = alpha(progress) if callable(alpha) else alpha
+        return distillation_loss(student(b.x), b.teacher_logits, b.y, T, a)
+
+    return loss
+
+
+def hint_kd_loss(
+    regressor: nn.Module, T: float = 4.0, alpha: float = 0.9, beta: float = 1.0
+) -> StudentLoss:
+    """distillation_loss + beta * hint_loss(student features, teacher features).
+
+    The student must be a Sequential ending in its classifier Linear (split_head); pass the
+    regressor to train_student(extra=...) so it is trained too.
+    """
+
+    def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
+        if b.teacher_logits is None or b.teacher_features is None:
+            raise ValueError("hint_kd_loss needs transfer_set(..., features=True).")
+        body, head = split_head(student)  # type: ignore[arg-type]
+        f_s = body(b.x)
+        kd = distillation_loss(head(f_s), b.teacher_logits, b.y, T, alpha)
+        return kd + beta * hint_loss(f_s, b.teacher_features, regressor)
+
+    return loss
+
+
+def linear_schedule(start: float, end: float) -> Callable[[float], float]:
+    """alpha(progress) going linearly from ``start`` (progress 0) to ``end`` (progress 1)."""
+    check_fraction(start, "start", include_one=True)
+    check_fraction(end, "end", include_one=True)
+    return lambda progress: start + (end - start) * progress
 
 
 def student_model(width: int = 32) -> nn.Sequential:
@@ -282,23 +418,48 @@ def student_model(width: int = 32) -> nn.Sequential:
 
 
 def train_student(
-    loader: DataLoader,
-    loss_fn: train.LossFn,
+    ts: TransferSet,
+    loss: StudentLoss,
     *,
     seed: int,
     epochs: int = 60,
-    lr: float = 3e-3,
+    batch_size: int = 256,
+    lr: float = 2e-2,
     width: int = 32,
     extra: nn.Module | None = None,
 ) -> nn.Sequential:
-    """Train a fresh student (seeded) with ``loss_fn``; ``extra`` modules (a hint regressor)
-    are optimised together with it."""
+    """Train a fresh student (init and batch order from ``seed``) on a TransferSet with Adam.
+
+    ``extra`` modules (a hint regressor) are optimised together with the student. Returns
+    the student in eval mode.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     torch.manual_seed(seed)
     student = student_model(width)
     params = list(student.parameters()) + (list(extra.parameters()) if extra is not None else [])
     opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
-    train.fit(student, loader, epochs=epochs, loss_fn=loss_fn, optimizer=opt)
-    return student
+    gen = torch.Generator().manual_seed(seed)
+    m = len(ts.y)
+    steps_per_epoch = math.ceil(m / batch_size)
+    total = epochs * steps_per_epoch
+    student.train()
+    for epoch in range(epochs):
+        order = torch.randperm(m, generator=gen)
+        for i in range(steps_per_epoch):
+            batch = take(ts, order[i * batch_size : (i + 1) * batch_size])
+            value = loss(student, batch, (epoch * steps_per_epoch + i) / total)
+            opt.zero_grad(set_to_none=True)
+            value.backward()
+            opt.step()
+    return student.eval()
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Fraction of rows of x whose argmax prediction equals y (model in eval mode)."""
+    model.eval()
+    return float((model(x).argmax(-1) == y).float().mean())
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:

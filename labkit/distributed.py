@@ -26,6 +26,7 @@ processes (gloo backend) launched with torchrun; ``launch`` starts it and reads 
 from __future__ import annotations
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -360,26 +361,44 @@ def peak_tensor_bytes(fn: Callable[..., object], *args: object, **kwargs: object
 
 
 def checkpoint_costs(
-    model: nn.Sequential, x: torch.Tensor, segments: list[int], repeats: int = 3
+    model: nn.Sequential,
+    x: torch.Tensor,
+    segments: list[int],
+    rounds: int = 3,
+    repeats: int = 3,
+    threads: int = 1,
 ) -> list[dict[str, float]]:
     """For each number of segments (0 = no checkpointing): the activations the forward pass
-    saves, the peak tensor memory of one forward+backward (both exact bytes) and the median
-    forward+backward time (seconds). Parameter gradients exist before measuring, so the
-    peak is activations and temporaries, not the .grad buffers."""
+    saves and the peak tensor memory of one forward+backward (both exact bytes), and the
+    forward+backward time in seconds.
+
+    Parameter gradients exist before measuring, so the peak is activations and
+    temporaries, not the .grad buffers. Times: ``rounds`` rounds that each time every
+    setting (bench.latency: 1 warm-up, ``repeats`` calls, ``threads`` threads) in turn;
+    the median over rounds. Alternating spreads a busy machine's slow moments over all
+    settings, so the ratios of one run are fair.
+    """
     if any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
         raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds!r}.")
     x = x.detach().requires_grad_(True)
     forward_backward(model, x, 0)  # creates the .grad buffers once
-    rows = []
-    for k in segments:
-        rows.append(
-            {
-                "segments": k,
-                "saved_bytes": float(saved_activation_bytes(model, x, k)),
-                "peak_bytes": float(peak_tensor_bytes(forward_backward, model, x, k)),
-                "seconds": bench.latency(
-                    forward_backward, model, x, k, warmup=1, repeats=repeats
-                ).median,
-            }
-        )
+    rows = [
+        {
+            "segments": k,
+            "saved_bytes": float(saved_activation_bytes(model, x, k)),
+            "peak_bytes": float(peak_tensor_bytes(forward_backward, model, x, k)),
+        }
+        for k in segments
+    ]
+    times: list[list[float]] = [[] for _ in segments]
+    for _ in range(rounds):
+        for i, k in enumerate(segments):
+            t = bench.latency(
+                forward_backward, model, x, k, warmup=1, repeats=repeats, threads=threads
+            )
+            times[i].append(t.median)
+    for row, ts in zip(rows, times, strict=True):
+        row["seconds"] = statistics.median(ts)
     return rows

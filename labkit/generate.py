@@ -7,8 +7,9 @@ cached keys/values of the earlier ones. KV-cache memory (bytes):
 
     layers x 2 (k and v) x heads x head_dim x tokens x bytes_per_element  (x batch)
 
-Serving: static batching waits for a full batch and runs it until its longest request ends;
-continuous (dynamic) batching refills a free slot at every decode step.
+Serving: static batching takes the requests waiting when the server is idle (up to the batch
+size) and runs them until the longest one ends; continuous (dynamic) batching refills a free
+slot at every decode step.
 Dynamic INT8: weights int8 per output channel, activations quantised per row at run time,
 int8 x int8 -> int32 matmul (torch._int_mm), rescaled to float.
 """
@@ -18,13 +19,14 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from labkit import bench
+from labkit import bench, data, gpt
 from labkit.errors import check_positive, check_tensor
 from labkit.gpt import CharGPT, KVCache
 
@@ -129,9 +131,7 @@ def generate_text(
     **kwargs: object,
 ) -> Iterator[str]:
     """``generate`` on text: encode the prompt, yield each new character as it is produced."""
-    from labkit.data import encode
-
-    for t in generate(model, encode(prompt, stoi), max_new_tokens, **kwargs):  # type: ignore[arg-type]
+    for t in generate(model, data.encode(prompt, stoi), max_new_tokens, **kwargs):  # type: ignore[arg-type]
         yield itos[t]
 
 
@@ -179,6 +179,22 @@ def prefill_cache(model: CharGPT, ids: torch.Tensor) -> KVCache:
 # ----------------------------------------------------------------------------- streaming
 
 
+def timed(stream: Iterable[int]) -> tuple[list[int], list[float]]:
+    """Consume a token stream: (tokens, seconds from the start until each token arrived).
+
+    The clock starts when ``timed`` starts pulling, so for a fresh ``generate(...)`` stream
+    arrivals[0] is the time to first token (prefill + one step) and the gaps between
+    arrivals are the per-token (inter-token) latencies.
+    """
+    tokens: list[int] = []
+    arrivals: list[float] = []
+    t0 = time.perf_counter()
+    for token in stream:
+        arrivals.append(time.perf_counter() - t0)
+        tokens.append(token)
+    return tokens, arrivals
+
+
 def stream_timings(
     model: CharGPT,
     prompt: torch.Tensor | Sequence[int],
@@ -186,11 +202,7 @@ def stream_timings(
     use_cache: bool = True,
 ) -> list[float]:
     """Seconds from the call until each token was yielded (greedy). t[0] is the TTFT."""
-    t0 = time.perf_counter()
-    arrivals = []
-    for _ in generate(model, prompt, max_new_tokens, use_cache=use_cache):
-        arrivals.append(time.perf_counter() - t0)
-    return arrivals
+    return timed(generate(model, prompt, max_new_tokens, use_cache=use_cache))[1]
 
 
 def latency_summary(arrivals: list[float]) -> dict[str, float]:
@@ -220,6 +232,28 @@ def tokens_per_second(
             pass
 
     return max_new_tokens / bench.latency(run, warmup=1, repeats=repeats, threads=threads).median
+
+
+@torch.no_grad()
+def decode_step_seconds(
+    model: CharGPT, batch: int, context: int, repeats: int = 20, threads: int | None = None
+) -> float:
+    """Median seconds of one cached decode step for ``batch`` sequences of ``context`` tokens.
+
+    The cache is prefilled with random ids (B, context); the timed call feeds one new token
+    per sequence, (B, 1), against it. This is the step_time(b) that serving batches share.
+    """
+    if batch < 1 or context < 1 or context >= model.cfg.block_size:
+        raise ValueError(
+            f"need batch >= 1 and 1 <= context < block_size={model.cfg.block_size}, "
+            f"got {batch=}, {context=}."
+        )
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(model.cfg.vocab_size, (batch, context + 1), generator=gen)
+    cache = prefill_cache(model, ids[:, :context])
+    step = ids[:, context:]
+    timing = bench.latency(lambda: model(step, cache), warmup=2, repeats=repeats, threads=threads)
+    return timing.median
 
 
 # ----------------------------------------------------------------------------- serving
@@ -351,11 +385,10 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
     favour of torchao; this is the same arithmetic, written out.)
     """
     qmodel = copy.deepcopy(model)
-    for name, module in list(qmodel.named_modules()):
+    for module in list(qmodel.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, nn.Linear):
                 setattr(module, child_name, Int8Linear(child))
-        del name
     return qmodel.eval()
 
 
@@ -367,3 +400,25 @@ def greedy_agreement(a: Sequence[int], b: Sequence[int]) -> int:
             break
         n += 1
     return n
+
+
+@torch.no_grad()
+def agreement_on_val(
+    reference: CharGPT, candidate: nn.Module, batches: int = 4, batch_size: int = 8, seed: int = 1
+) -> dict[str, float]:
+    """Compare two models on the same fixed windows of the val split (teacher forcing).
+
+    Returns each model's cross-entropy (nats per character) and top1_agreement, the fraction
+    of positions where both models' most likely next character is the same.
+    """
+    _, val = gpt.split_ids()
+    gen = torch.Generator().manual_seed(seed)
+    block = reference.cfg.block_size
+    loss_ref = loss_cand = agree = 0.0
+    for _ in range(batches):
+        x, y = data.text_batch(val, block, batch_size, gen)
+        a, b = reference(x)[0], candidate(x)[0]
+        loss_ref += F.cross_entropy(a.flatten(0, 1), y.flatten()).item() / batches
+        loss_cand += F.cross_entropy(b.flatten(0, 1), y.flatten()).item() / batches
+        agree += (a.argmax(-1) == b.argmax(-1)).float().mean().item() / batches
+    return {"loss_reference": loss_ref, "loss_candidate": loss_cand, "top1_agreement": agree}

@@ -130,9 +130,10 @@ def quantization_aware(
 def export_float(qmodel: nn.Module) -> nn.Module:
     """The float model a deployer exports from a QAT model: every labkit.qat.QuantLayer is
     replaced by its Conv2d/Linear, whose weight is set to the fake-quantised weight
-    W_hat = S_c * clamp(round(W / S_c), -128, 127) (already on the int8 grid, so the int8
-    converter's per-channel rounding barely moves it). BN was folded by qat.prepare.
-    ``qmodel`` is unchanged.
+    W_hat = S_c * clamp(round(W / S_c), -128, 127), the 8-bit grid QAT trained for: a converter
+    using the same per-channel grid leaves it unchanged (deploy.quantize_static_int8 on a CPU
+    without VNNI keeps weights in [-64, 64], a coarser grid: see its reduce_range).
+    BN was folded by qat.prepare. ``qmodel`` is unchanged.
     """
     layers = qat.quant_layers(qmodel)
     if not layers:
@@ -148,15 +149,25 @@ def export_float(qmodel: nn.Module) -> nn.Module:
 
 
 def export_onnx_int8(
-    model: nn.Module, example: torch.Tensor, calib_x: torch.Tensor, workdir: str | Path, name: str
+    model: nn.Module,
+    example: torch.Tensor,
+    calib_x: torch.Tensor,
+    workdir: str | Path,
+    name: str,
+    *,
+    reduce_range: bool | None = None,
 ) -> tuple[Path, Path]:
     """Export ``model`` to ``workdir/name_fp32.onnx`` (labkit.deploy.export_onnx, dynamic
-    batch) and quantise it with ONNX Runtime's static INT8 (QDQ, per-channel int8 weights,
-    uint8 activations, MinMax calibration on ``calib_x``) to ``workdir/name_int8.onnx``."""
+    batch) and quantise it with ONNX Runtime's static INT8 (QDQ, per-channel symmetric int8
+    weights, uint8 activations, MinMax calibration on ``calib_x``) to ``workdir/name_int8.onnx``.
+    reduce_range: 7-bit weights; None = deploy.quantize_static_int8's choice (on where the
+    CPU has no VNNI)."""
     check_tensor(calib_x, "calib_x", ndim=4)
     workdir = Path(workdir)
     fp32 = deploy.export_onnx(model, example, workdir / f"{name}_fp32.onnx")
-    int8 = deploy.quantize_static_int8(fp32, workdir / f"{name}_int8.onnx", calib_x)
+    int8 = deploy.quantize_static_int8(
+        fp32, workdir / f"{name}_int8.onnx", calib_x, reduce_range=reduce_range
+    )
     return fp32, int8
 
 
@@ -209,15 +220,13 @@ def run_pipeline(
     check_tensor(calib_x, "calib_x", ndim=4)
     example = calib_x[:2]
     student = distill_student(teacher, loader, width=width, epochs=distill_epochs)
-    pruned = prune_and_finetune(
-        student, loader, teacher, ratio=prune_ratio, epochs=finetune_epochs
-    )
+    pruned = prune_and_finetune(student, loader, teacher, ratio=prune_ratio, epochs=finetune_epochs)
     q = quantization_aware(pruned, loader, bits=bits, epochs=qat_epochs)
     fp32_path, int8_path = export_onnx_int8(export_float(q), example, calib_x, workdir, "pipeline")
     stages = [torch_stage("FP32 teacher", teacher, example, "PyTorch eager")]
     if teacher_onnx:
         path = deploy.export_onnx(teacher, example, Path(workdir) / "teacher_fp32.onnx")
-        stages.append(onnx_stage("teacher ONNX FP32", path, stages[0].macs, "ONNX Runtime"))
+        stages.append(onnx_stage("FP32 teacher (ORT)", path, stages[0].macs, "ONNX Runtime"))
     stages += [
         torch_stage("distilled student", student, example, "PyTorch eager"),
         torch_stage("pruned + fine-tuned", pruned, example, "PyTorch eager"),
@@ -301,7 +310,9 @@ def compression_summary(
     return out
 
 
-def meets_target(summary: Mapping[str, float], target: Mapping[str, float] = TARGET) -> dict[str, bool]:
+def meets_target(
+    summary: Mapping[str, float], target: Mapping[str, float] = TARGET
+) -> dict[str, bool]:
     """Which parts of the target a compression_summary meets: {"size", "speed", "accuracy"}
     (speed only when the summary has "faster")."""
     out = {
@@ -350,7 +361,7 @@ def pareto_figure(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1")
         y=[100 * r["accuracy"] for r in rows],
         mode="markers+text",
         text=[r["stage"] for r in rows],
-        textposition="top center",
+        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(rows))],
         marker={"size": sizes, "sizemode": "diameter", "opacity": 0.7},
         customdata=[r["bytes"] for r in rows],
         hovertemplate="%{text}<br>%{x:.3f} ms, %{y:.2f} %<br>%{customdata:,} bytes<extra></extra>",

@@ -28,7 +28,7 @@ import io
 import math
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -416,10 +416,16 @@ def assign_bits(
     sens: Mapping[str, Mapping[int, float]],
     budget_bytes: int,
 ) -> dict[str, int]:
-    """Greedy mixed precision: start every layer at its widest bit width, then repeatedly lower
-    the one layer whose next narrower width costs the least sensitivity per byte saved,
-    until size_bytes(model, bits) <= budget_bytes.  ValueError when even the narrowest
-    assignment does not fit."""
+    """Greedy mixed precision under a size budget (bytes as ``size_bytes`` counts them).
+
+    1. Start every layer at its widest bit width in ``sens``; repeatedly lower the one layer
+       whose next narrower width costs the least sensitivity per byte saved, until
+       size_bytes(model, bits) <= budget_bytes.
+    2. Spend what is left: repeatedly raise the layer whose next wider width lowers the
+       sensitivity most per extra byte, as long as the model still fits.
+
+    Returns {layer name: bits}. ValueError when even the narrowest assignment does not fit.
+    """
     check_positive(budget_bytes, "budget_bytes")
     folded = fusion.fold_model(model)
     choice = {n: max(s) for n, s in sens.items()}
@@ -445,10 +451,43 @@ def assign_bits(
             )
         _, n, nb, size = best
         choice[n] = nb
-    return choice
+    # the last step may undershoot the budget: spend the bytes left over on the layer whose
+    # next wider width buys the largest sensitivity drop per byte, while it still fits
+    while True:
+        up: tuple[float, str, int, int] | None = None
+        for n, b in choice.items():
+            wider = [c for c in sens[n] if c > b]
+            if not wider:
+                continue
+            nb = min(wider)
+            new_size = size_bytes(folded, {**choice, n: nb})
+            gain = (sens[n][b] - sens[n][nb]) / max(new_size - size, 1)
+            if new_size <= budget_bytes and gain > 0 and (up is None or gain > up[0]):
+                up = (gain, n, nb, new_size)
+        if up is None:
+            return choice
+        _, n, nb, size = up
+        choice[n] = nb
 
 
 # --------------------------------------------------------------------------- library quantizers
+
+
+@contextlib.contextmanager
+def allow_nondeterministic() -> Iterator[None]:
+    """Switch torch.use_deterministic_algorithms off inside the block, restore it after.
+
+    torch.ao's int8 CPU kernels (quantized_resize_cpu_) have no deterministic mode: with
+    labkit.env.setup's deterministic flag (warn_only) every call prints a C++ warning to stderr.
+    Integer kernels are deterministic for a fixed thread count anyway.
+    """
+    on = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(on, warn_only=warn_only)
 
 
 def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.Module:
@@ -477,7 +516,7 @@ def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.
         w = tq.QuantWrapper(m)
         w.qconfig = tq.get_default_qconfig("x86")
         tq.prepare(w, inplace=True)
-        with torch.no_grad():
+        with torch.no_grad(), allow_nondeterministic():
             for x in calib:
                 w(x)
         return tq.convert(w.eval())
@@ -524,22 +563,33 @@ def runtime_table(
         )
 
     fp32 = fusion.fold_model(model)
-    with torch.no_grad():
-        add("FP32 (PyTorch)", fp32, bench.serialized_size_bytes(fp32), "BN folded")
+    with torch.no_grad(), allow_nondeterministic(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's DeprecationWarnings
+        add("FP32 (PyTorch eager)", fp32, bench.serialized_size_bytes(fp32), "BN folded")
         add("labkit static PTQ int8", labkit_int8, size_bytes(fp32, 8), "fake-quant simulator")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pt_static = torch_int8(model, calib)
-            add("PyTorch int8 static", pt_static, bench.serialized_size_bytes(pt_static),
-                "torch.ao (deprecated)")
-            pt_dyn = torch_int8(model)
-            add("PyTorch int8 dynamic", pt_dyn, bench.serialized_size_bytes(pt_dyn),
-                "torch.ao, Linear only")
+        pt_static = torch_int8(model, calib)
+        add(
+            "PyTorch int8 static",
+            pt_static,
+            bench.serialized_size_bytes(pt_static),
+            "torch.ao (deprecated)",
+        )
+        pt_dyn = torch_int8(model)
+        add(
+            "PyTorch int8 dynamic",
+            pt_dyn,
+            bench.serialized_size_bytes(pt_dyn),
+            "torch.ao (deprecated), Linear only",
+        )
         if include_torchao:
             try:
                 ao_model = torchao_int8(model)
-                add("torchao int8 dyn (eager)", ao_model, bench.serialized_size_bytes(ao_model),
-                    "no torch.compile")
+                add(
+                    "torchao int8 dynamic",
+                    ao_model,
+                    bench.serialized_size_bytes(ao_model),
+                    "eager, no torch.compile",
+                )
             except Exception as exc:  # optional package
                 print(f"torchao skipped: {type(exc).__name__}: {str(exc)[:120]}")
     ctx = tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir)

@@ -251,8 +251,14 @@ def menu(page: Any, top: str, command: str) -> None:
     page.locator(f".lm-Menu-item[data-command='{command}']").first.click(timeout=120_000)
 
 
-def run_all(page: Any, name: str) -> list[str]:
+def run_all(page: Any, name: str, n_code: int) -> list[str]:
     """Clear outputs, Run All Cells, wait until no cell is queued; return the prompts."""
+    # JupyterLab renders a long notebook's cells in batches: wait for all of them.
+    poll(
+        lambda: len(page.evaluate(STATE_JS)["prompts"]) == n_code,
+        OPEN_S,
+        f"{name}: all {n_code} code cells to render",
+    )
     menu(page, "Edit", "editmenu:clear-all")
     poll(
         lambda: all(p in ("[ ]:", "") for p in page.evaluate(STATE_JS)["prompts"]),
@@ -279,12 +285,12 @@ def run_all(page: Any, name: str) -> list[str]:
 def change(kind: str, control: Any) -> str:
     """Change one control the way a learner would; return what was done."""
     if kind == "slider":
-        before = control.get_attribute("aria-valuenow")
+        before = control.get_attribute("aria-valuetext")  # aria-valuenow is rounded
         control.focus()
         for key in ("ArrowRight", "ArrowLeft"):  # ArrowLeft when already at the maximum
             for _ in range(3):
                 control.press(key)
-            now = control.get_attribute("aria-valuenow")
+            now = control.get_attribute("aria-valuetext")
             if now != before:
                 return f"slider {before} -> {now}"
         raise AssertionError(f"slider did not move from {before} with the arrow keys")
@@ -366,7 +372,7 @@ def test_notebook_widgets_in_jupyterlab(
         )
         t_open = time.monotonic()
 
-        prompts = run_all(page, name)
+        prompts = run_all(page, name, len(code_cells(notebook)))
         t_run = time.monotonic()
         errors = [e for e in page.evaluate(ERRORS_JS) if ERROR_TEXT.search(e)]
         assert not errors, f"{name}: error output after Run All:\n" + "\n---\n".join(errors)
@@ -393,6 +399,7 @@ def test_notebook_widgets_in_jupyterlab(
             print(f"\n{name}: no screenshot ({e})")
         if console:
             print(f"{name}: browser console errors:\n  " + "\n  ".join(console[-20:]))
+        print(f"{name}: end of the JupyterLab log ({lab.log}):\n{lab.log_tail()}")
         raise
     finally:
         context.close()

@@ -124,7 +124,7 @@ def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
     assert dist_lab.saved_activation_bytes(model, x, 0) == 17 * act
     # 4 segments of 8 modules: 3 checkpointed segment inputs + the last (plain) segment's 5
     assert dist_lab.saved_activation_bytes(model, x, 4) == 8 * act
-    rows = dist_lab.checkpoint_costs(model, x, [0, 4], repeats=1)
+    rows = dist_lab.checkpoint_costs(model, x, [0, 4], rounds=1, repeats=1)
     plain, ckpt = (r["peak_bytes"] for r in rows)
     assert plain >= 16 * act  # the 16 new saved activations are alive at the end of forward
     assert ckpt <= 12 * act and ckpt < 0.6 * plain

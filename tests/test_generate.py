@@ -59,29 +59,44 @@ def test_causal_attention_matches_sdpa() -> None:
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
     torch.testing.assert_close(gpt.causal_attention(q, k, v), ref, atol=1e-5, rtol=1e-4)
     # the last 4 queries against all 9 keys = the last 4 rows of the full result
-    torch.testing.assert_close(gpt.causal_attention(q[:, :, 5:], k, v), ref[:, :, 5:], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(
+        gpt.causal_attention(q[:, :, 5:], k, v), ref[:, :, 5:], atol=1e-5, rtol=1e-4
+    )
 
 
 def test_kv_attention_step_matches_last_row_of_causal_attention() -> None:
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(1, 2, 6, 4, generator=g) for _ in range(3))
-    out, k2, v2 = generate.kv_attention_step(q[:, :, -1:], k[:, :, -1:], v[:, :, -1:], k[:, :, :-1], v[:, :, :-1])
+    out, k2, v2 = generate.kv_attention_step(
+        q[:, :, -1:], k[:, :, -1:], v[:, :, -1:], k[:, :, :-1], v[:, :, :-1]
+    )
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)[:, :, -1:]
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     assert torch.equal(k2, k) and torch.equal(v2, v)
 
 
-@pytest.mark.parametrize("dtype,tokens,batch", [(torch.float32, 5, 1), (torch.float32, 33, 3), (torch.bfloat16, 17, 2)])
-def test_cache_memory_formula_matches_real_tensors(dtype: torch.dtype, tokens: int, batch: int) -> None:
+@pytest.mark.parametrize(
+    "dtype,tokens,batch", [(torch.float32, 5, 1), (torch.float32, 33, 3), (torch.bfloat16, 17, 2)]
+)
+def test_cache_memory_formula_matches_real_tensors(
+    dtype: torch.dtype, tokens: int, batch: int
+) -> None:
     model = tiny_model().to(dtype)
     ids = torch.randint(0, 20, (batch, tokens), generator=torch.Generator().manual_seed(0))
     cache = generate.prefill_cache(model, ids)
     cfg = model.cfg
     expected = generate.kv_cache_bytes(
-        cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, tokens, torch.finfo(dtype).bits // 8, batch
+        cfg.n_layer,
+        cfg.n_head,
+        cfg.n_embd // cfg.n_head,
+        tokens,
+        torch.finfo(dtype).bits // 8,
+        batch,
     )
     assert generate.cache_tensor_bytes(cache) == expected
-    assert expected == cfg.n_layer * 2 * cfg.n_embd * tokens * batch * (torch.finfo(dtype).bits // 8)
+    assert expected == cfg.n_layer * 2 * cfg.n_embd * tokens * batch * (
+        torch.finfo(dtype).bits // 8
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -90,7 +105,9 @@ def test_top_k_probs_against_torch_topk(k: int, temperature: float, seed: int) -
     logits = torch.randn(3, 12, generator=torch.Generator().manual_seed(seed))
     probs = generate.next_token_probs(logits, temperature, k)
     top = torch.topk(logits, k, dim=-1)
-    expected = torch.zeros_like(logits).scatter(-1, top.indices, torch.softmax(top.values / temperature, -1))
+    expected = torch.zeros_like(logits).scatter(
+        -1, top.indices, torch.softmax(top.values / temperature, -1)
+    )
     torch.testing.assert_close(probs, expected, atol=1e-6, rtol=1e-5)
 
 
@@ -104,7 +121,9 @@ def test_sampling_greedy_and_top1() -> None:
 def test_sampling_frequencies_follow_temperature() -> None:
     logits = torch.tensor([[2.0, 1.0, 0.0]]).repeat(20000, 1)
     g = torch.Generator().manual_seed(0)
-    counts = torch.bincount(generate.sample_next(logits, 2.0, generator=g), minlength=3).float() / 20000
+    counts = (
+        torch.bincount(generate.sample_next(logits, 2.0, generator=g), minlength=3).float() / 20000
+    )
     torch.testing.assert_close(counts, torch.softmax(logits[0] / 2.0, -1), atol=0.015, rtol=0)
 
 
@@ -131,6 +150,31 @@ def test_streaming_yields_one_token_at_a_time() -> None:
     assert len(arrivals) == 6 and arrivals == sorted(arrivals)
     summary = generate.latency_summary(arrivals)
     assert summary["ttft_ms"] == pytest.approx(arrivals[0] * 1e3)
+
+
+def test_timed_stream_returns_tokens_in_order_with_rising_clock() -> None:
+    tokens, arrivals = generate.timed(iter([5, 3, 9]))
+    assert tokens == [5, 3, 9] and len(arrivals) == 3 and arrivals == sorted(arrivals)
+    model = tiny_model()
+    tokens, arrivals = generate.timed(generate.generate(model, [1, 2], 7))
+    assert tokens == list(generate.generate(model, [1, 2], 7)) and len(arrivals) == 7
+
+
+def test_decode_step_seconds_runs_and_checks_its_input() -> None:
+    assert generate.decode_step_seconds(tiny_model(), batch=3, context=10, repeats=2) > 0
+    with pytest.raises(ValueError, match="block_size"):
+        generate.decode_step_seconds(tiny_model(), batch=1, context=64)
+
+
+def test_agreement_on_val(trained: gpt.CharGPT) -> None:
+    same = generate.agreement_on_val(trained, trained, batches=1, batch_size=2)
+    assert same["top1_agreement"] == 1.0
+    assert same["loss_reference"] == same["loss_candidate"]
+    torch.manual_seed(0)
+    untrained = gpt.CharGPT(trained.cfg).eval()
+    other = generate.agreement_on_val(trained, untrained, batches=1, batch_size=2)
+    assert other["top1_agreement"] < 0.5
+    assert other["loss_candidate"] > other["loss_reference"] + 1.0
 
 
 def test_batching_simulation_by_hand() -> None:
@@ -168,7 +212,9 @@ def test_int8_linear_close_to_float_and_int_arithmetic_exact() -> None:
     assert rel < 0.02
     s_x = x.abs().amax(1, keepdim=True) / 127
     xq = torch.round(x / s_x).clamp(-127, 127)
-    manual = (xq.double() @ q.weight_q.double().t()) * s_x.double() * q.weight_scale.double() + lin.bias.double()
+    manual = (
+        xq.double() @ q.weight_q.double().t()
+    ) * s_x.double() * q.weight_scale.double() + lin.bias.double()
     torch.testing.assert_close(y.double(), manual, atol=1e-5, rtol=1e-5)
     assert q.weight_q.dtype == torch.int8 and q.weight_q.abs().max() == 127
 

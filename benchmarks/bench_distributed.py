@@ -1,0 +1,62 @@
+"""Notebook 12: activation checkpointing (memory saved, time paid), all-reduce bytes, torchrun cost.
+
+    python benchmarks/bench_distributed.py [threads]
+
+Prints markdown tables of ratios measured in this one run: peak tensor memory and
+forward+backward time of a 16-layer MLP with 0/2/4/8 checkpointed segments (settings
+alternated round by round, median of 5 rounds x 3 calls, fixed threads); ring all-reduce
+vs parameter-server bytes counted by simulation; and one real torchrun launch (2 gloo
+processes) split into start-up and work.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import torch
+
+from labkit import distributed, env
+
+
+def main(threads: int = 2) -> None:
+    env.setup(seed=0, threads=threads)
+    print("## Distributed training (12)\n")
+    model = distributed.deep_mlp(depth=16, width=256)
+    x = torch.randn(1024, 256)
+    rows = distributed.checkpoint_costs(
+        model, x, [0, 2, 4, 8], rounds=5, repeats=3, threads=threads
+    )
+    base = rows[0]
+    print(f"Activation checkpointing, 16 x Linear(256) + ReLU, batch 1024, {threads} threads\n")
+    print("| segments | peak memory (MiB) | memory / plain | time (ms) | time / plain |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['segments'] or 'none'} | {r['peak_bytes'] / 2**20:.1f} "
+            f"| {r['peak_bytes'] / base['peak_bytes']:.2f} | {1e3 * r['seconds']:.1f} "
+            f"| {r['seconds'] / base['seconds']:.2f} |"
+        )
+
+    print("\nAll-reduce traffic per step (simulated, gradient of M = 256 KiB)\n")
+    print("| N | ring bytes per worker / M | parameter server bytes in / M | server / ring |")
+    print("|---|---|---|---|")
+    m = 2**16
+    for n in (2, 4, 8, 16, 32):
+        _, sent = distributed.ring_allreduce([torch.ones(m) for _ in range(n)])
+        ring = sum(step[0] for step in sent) / (4 * m)
+        server = distributed.parameter_server_bytes(n, 1.0)["server_received"]
+        print(f"| {n} | {ring:.4f} | {server:.0f} | {server / ring:.1f} |")
+
+    res = distributed.launch(nproc=2)
+    secs = res["worker_seconds"]
+    work = sum(v for k, v in secs.items() if k != "start-up")
+    print("\ntorchrun, 2 gloo processes (DDP + no_sync + ZeRO-1 + FSDP in one launch)\n")
+    print("| whole launch (s) | start-up (s) | work (s) | start-up / launch |\n|---|---|---|---|")
+    print(
+        f"| {res['launch_seconds']:.1f} | {secs['start-up']:.1f} | {work:.1f} "
+        f"| {secs['start-up'] / res['launch_seconds']:.2f} |"
+    )
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2)
