@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -56,11 +57,12 @@ def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
     """Shannon entropy -sum p log2 p over the last dimension (bits); shape probs.shape[:-1].
 
-    Zero probabilities contribute 0 (the limit of p log p).
+    Zero probabilities contribute 0 (the limit of p log p); the result is >= 0.
     """
     check_tensor(probs, "probs")
     p = probs.clamp_min(0)
-    return -(p * torch.log2(p.clamp_min(1e-30))).sum(-1)
+    h = -(p * torch.log2(p.clamp_min(1e-30))).sum(-1)
+    return h.clamp_min(0) + 0.0  # + 0.0 turns -0.0 into 0.0 (prints as 0.00, not -0.00)
 
 
 def soft_loss(
@@ -245,7 +247,7 @@ def train_teachers(epochs: int = 30, save: bool = True, seed: int = 0) -> list[n
     return teachers
 
 
-def save_teachers() -> object:
+def save_teachers() -> Path:
     """Asset entry point (labkit.train_assets): train and save the teachers, return the path."""
     train_teachers()
     return data.DATA_DIR / f"{TEACHER_ASSET}.safetensors"

@@ -130,6 +130,7 @@ class QuantLayer(nn.Module):
         self.per_channel = per_channel
         self.momentum = momentum
         self.observer: Any = None  # set by calibrate()
+        self._act_cache: tuple[tuple[float, float, int], Any] | None = None
         self.register_buffer("act_min", torch.tensor(math.inf))
         self.register_buffer("act_max", torch.tensor(-math.inf))
 
@@ -137,12 +138,21 @@ class QuantLayer(nn.Module):
         return f"w_bits={self.w_bits}, a_bits={self.a_bits}, mode={self.mode!r}"
 
     def act_qparams(self) -> tuple[torch.Tensor, torch.Tensor, int, int]:
-        """Asymmetric (S, Z, qmin, qmax) covering [min(act_min, 0), max(act_max, 0)]."""
+        """Asymmetric (S, Z, qmin, qmax) covering [min(act_min, 0), max(act_max, 0)].
+
+        Cached until the range or the bit width changes (a frozen range is looked up, not
+        recomputed, on every call).
+        """
         assert self.a_bits is not None
-        if not torch.isfinite(self.act_min) or not torch.isfinite(self.act_max):
+        key = (float(self.act_min), float(self.act_max), self.a_bits)
+        if self._act_cache is not None and self._act_cache[0] == key:
+            return self._act_cache[1]
+        if not (math.isfinite(key[0]) and math.isfinite(key[1])):
             raise ValueError("no activation range yet: run calibrate() (static PTQ) first.")
-        qp = quant.compute_qparams(float(self.act_min), float(self.act_max), self.a_bits, False)
-        return torch.tensor(qp.scale), torch.tensor(float(qp.zero_point)), qp.qmin, qp.qmax
+        qp = quant.compute_qparams(key[0], key[1], self.a_bits, False)
+        out = (torch.tensor(qp.scale), torch.tensor(float(qp.zero_point)), qp.qmin, qp.qmax)
+        self._act_cache = (key, out)
+        return out
 
     def _quantize_input(self, x: torch.Tensor) -> torch.Tensor:
         if self.a_bits is None or self.mode == "float":

@@ -18,6 +18,7 @@ from pathlib import Path
 ASSETS: dict[str, str] = {
     "char_gpt": "labkit.gpt:save_char_gpt",
     "digit_transformer": "labkit.deploy:train_transformer_asset",
+    "kd_teachers": "labkit.distill:save_teachers",
 }
 
 

@@ -231,9 +231,9 @@ def _toy_set(teacher: nn.Module | None = None) -> distill.TransferSet:
 
 def test_train_student_is_deterministic_and_learns(teachers) -> None:
     ts = _toy_set(teachers[0][0])
-    a = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=1, epochs=30, width=16)
-    b = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=1, epochs=30, width=16)
-    c = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=2, epochs=30, width=16)
+    a = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=1, epochs=5, width=16)
+    b = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=1, epochs=5, width=16)
+    c = distill.train_student(ts, distill.kd_loss(4.0, 0.9), seed=2, epochs=5, width=16)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
     assert not a.training

@@ -280,6 +280,24 @@ def test_assign_bits_meets_the_budget_and_spares_the_sensitive_layer() -> None:
         qat.assign_bits(model, sens, 0)
 
 
+def test_assign_bits_spends_the_bytes_left_over() -> None:
+    """After the budget is met no layer can be widened one step and still fit."""
+    model = _mlp3()
+    sens = {
+        "0": {2: 5.0, 3: 2.0, 4: 1.0, 8: 0.0},
+        "2": {2: 0.2, 3: 0.1, 4: 0.05, 8: 0.0},
+        "4": {2: 0.3, 3: 0.2, 4: 0.1, 8: 0.0},
+    }
+    lo, hi = qat.size_bytes(model, 2), qat.size_bytes(model, 8)
+    for budget in range(lo, hi + 1, 97):
+        choice = qat.assign_bits(model, sens, budget)
+        assert qat.size_bytes(model, choice) <= budget
+        for n, b in choice.items():
+            wider = [c for c in sens[n] if c > b]
+            if wider:
+                assert qat.size_bytes(model, {**choice, n: min(wider)}) > budget, (budget, choice)
+
+
 def test_sensitivity_grows_as_bits_shrink(digits_mlp) -> None:
     model, calib, splits = digits_mlp
     val = splits["val"]
