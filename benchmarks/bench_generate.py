@@ -23,12 +23,18 @@ def main(repeats: int = 3) -> None:
     stoi, _ = gpt.vocab()
     prompt = data.encode(PROMPT, stoi)
     print("## Streaming generation (11)\n")
-    no_cache = generate.tokens_per_second(model, prompt, NEW_TOKENS, use_cache=False, repeats=repeats)
+    no_cache = generate.tokens_per_second(
+        model, prompt, NEW_TOKENS, use_cache=False, repeats=repeats
+    )
     cache = generate.tokens_per_second(model, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
     qmodel = generate.quantize_dynamic_int8(model)
-    q_cache = generate.tokens_per_second(qmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
+    q_cache = generate.tokens_per_second(
+        qmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats
+    )
     tmodel = qat.torch_int8(model)
-    t_cache = generate.tokens_per_second(tmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
+    t_cache = generate.tokens_per_second(
+        tmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats
+    )
     print("| measurement (greedy, 256 new tokens, 1 thread) | tokens/s | ratio |\n|---|---|---|")
     print(f"| no cache (fp32) | {no_cache:.0f} | 1.00 |")
     print(f"| KV cache (fp32) | {cache:.0f} | {cache / no_cache:.2f} |")

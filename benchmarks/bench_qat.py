@@ -8,8 +8,6 @@ batch 1 and 32, 1 thread, median after warm-up (labkit.qat.runtime_table).
 
 from __future__ import annotations
 
-import torch
-
 from labkit import data, deploy, env, models, qat, train
 
 
@@ -29,11 +27,12 @@ def run() -> dict[int, list[dict]]:
 
 
 def main() -> None:
-    with torch.no_grad():
-        tables = run()
+    tables = run()
     print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
     print("Course MLP 64-256-256-10 on digits, 1 thread; speed-up = FP32 eager ms / method ms.")
-    print("| method | batch | median ms | speed-up vs FP32 eager | speed-up vs ORT FP32 | size ratio | accuracy |")
+    print(
+        "| method | batch | median ms | speed-up vs FP32 eager | speed-up vs ORT FP32 | size ratio | accuracy |"
+    )
     print("|---|---|---|---|---|---|---|")
     for batch, rows in tables.items():
         eager = rows[0]

@@ -120,7 +120,9 @@ class QuantLayer(nn.Module):
     ) -> None:
         super().__init__()
         if not isinstance(layer, nn.Conv2d | nn.Linear):
-            raise ValueError(f"QuantLayer wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}.")
+            raise ValueError(
+                f"QuantLayer wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}."
+            )
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
         self.layer = layer

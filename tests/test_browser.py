@@ -223,6 +223,7 @@ VIEW_JS = """el => ({
     .map(h => h.innerHTML).join('\\n'),
 })"""
 WIDGET_OUTPUT = ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output"
+STDERR = "application/vnd.jupyter.stderr"
 CONTROLS = {
     "slider": ".noUi-handle",
     "dropdown": ".widget-dropdown select, .widget-select select",
@@ -279,7 +280,10 @@ def run_all(page: Any, name: str, n_code: int) -> list[str]:
         queued = any(p == "[*]:" for p in prompts)
         return prompts if done and not queued and state["status"] == "idle" else None
 
-    return poll(finished, RUN_ALL_S, f"{name} to finish Run All Cells", every=2)
+    try:
+        return poll(finished, RUN_ALL_S, f"{name} to finish Run All Cells", every=2)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; cell prompts and kernel: {page.evaluate(STATE_JS)}") from None
 
 
 def change(kind: str, control: Any) -> str:
@@ -316,12 +320,14 @@ def change(kind: str, control: Any) -> str:
 def exercise_widget(page: Any, output: Any, name: str, index: int, shots: Path) -> int:
     """Change every control of one widget output; assert its figure/text follows each time."""
     output.scroll_into_view_if_needed()
+    # Every figure of the widget drawn with its traces (an empty FigureWidget view is a bug).
     poll(
         lambda: output.evaluate(
-            "el => [...el.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg'))"
+            "el => [...el.querySelectorAll('.js-plotly-plot')]"
+            ".every(p => p.querySelector('.main-svg') && p.data && p.data.length > 0)"
         ),
         60,
-        f"{name} widget {index}: plotly figure to render",
+        f"{name} widget {index}: its plotly figure to render with data",
     )
     controls = [(k, c) for k, sel in CONTROLS.items() for c in output.locator(sel).all()]
     assert controls, f"{name} widget {index}: no slider/dropdown/checkbox/box/button found"
@@ -393,6 +399,9 @@ def test_notebook_widgets_in_jupyterlab(
     except BaseException:
         shot = tmp_path / f"{name}-failure.png"
         try:
+            errors = page.locator(f"{WIDGET_OUTPUT}[data-mime-type='{STDERR}']")
+            if errors.count():  # show the first error, not wherever the notebook scrolled to
+                errors.first.scroll_into_view_if_needed(timeout=10_000)
             page.screenshot(path=str(shot))
             print(f"\n{name}: screenshot of the failure: {shot}")
         except Exception as e:  # the page may be gone; keep the original failure

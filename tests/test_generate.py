@@ -1,6 +1,7 @@
 """labkit.gpt and labkit.generate: cache equivalence, cache memory, sampling, batching, INT8."""
 
 import math
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import data, generate, gpt
+from labkit import data, env, generate, gpt
 
 TINY = gpt.GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16)
 
@@ -16,6 +17,13 @@ TINY = gpt.GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=1
 def tiny_model(seed: int = 0) -> gpt.CharGPT:
     torch.manual_seed(seed)
     return gpt.CharGPT(TINY).eval()
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Batch-1 decoding of tiny models: 1 thread is fast; 2 can crawl on a shared CPU."""
+    with env.threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -255,7 +255,9 @@ def test_size_bytes_folds_batchnorm_first() -> None:
 
 def _mlp3() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+    return nn.Sequential(
+        nn.Linear(8, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4)
+    )
 
 
 def test_assign_bits_meets_the_budget_and_spares_the_sensitive_layer() -> None:

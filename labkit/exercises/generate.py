@@ -15,10 +15,22 @@ def _kv_cases() -> list[Case]:
         return torch.randn(*shape, generator=g)
 
     return [
-        Case((r(1, 1, 1, 4), r(1, 1, 1, 4), r(1, 1, 1, 4), None, None), label="empty cache (first token)"),
-        Case((r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4)), label="1 cached token, 2 heads"),
-        Case((r(2, 3, 1, 8), r(2, 3, 1, 8), r(2, 3, 1, 8), r(2, 3, 5, 8), r(2, 3, 5, 8)), label="batch 2, 3 heads, 5 cached tokens, head_dim 8"),
-        Case((3 * r(1, 1, 1, 16), r(1, 1, 1, 16), r(1, 1, 1, 16), r(1, 1, 7, 16), r(1, 1, 7, 16)), label="head_dim 16: scale by 1/sqrt(16)"),
+        Case(
+            (r(1, 1, 1, 4), r(1, 1, 1, 4), r(1, 1, 1, 4), None, None),
+            label="empty cache (first token)",
+        ),
+        Case(
+            (r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4), r(1, 2, 1, 4)),
+            label="1 cached token, 2 heads",
+        ),
+        Case(
+            (r(2, 3, 1, 8), r(2, 3, 1, 8), r(2, 3, 1, 8), r(2, 3, 5, 8), r(2, 3, 5, 8)),
+            label="batch 2, 3 heads, 5 cached tokens, head_dim 8",
+        ),
+        Case(
+            (3 * r(1, 1, 1, 16), r(1, 1, 1, 16), r(1, 1, 1, 16), r(1, 1, 7, 16), r(1, 1, 7, 16)),
+            label="head_dim 16: scale by 1/sqrt(16)",
+        ),
     ]
 
 
