@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from labkit import data, env, generate, gpt, qat
+from labkit import bench, data, env, generate, gpt, qat
 
 NEW_TOKENS = 256
 PROMPT = "Assignment statements are used to (re)bind names to values and"  # as notebook 11
@@ -42,7 +42,7 @@ def main(repeats: int = 3) -> None:
     print(f"| KV cache (INT8, PyTorch dynamic) | {t_cache:.0f} | {t_cache / no_cache:.2f} |")
     long_prompt = data.encode(data.load_text()[:256], stoi)
     for use_cache in (False, True):
-        s = generate.latency_summary(generate.stream_timings(model, long_prompt, 32, use_cache))
+        s = generate.stream_latency(model, long_prompt, 32, use_cache, repeats=3)
         print(
             f"\nTTFT with a 256-char prompt, use_cache={use_cache}: {s['ttft_ms']:.1f} ms, "
             f"inter-token {s['inter_token_ms']:.2f} ms"
@@ -53,6 +53,13 @@ def main(repeats: int = 3) -> None:
         f"\nINT8: greedy agreement {generate.greedy_agreement(fp, q8)}/{NEW_TOKENS} tokens, "
         f"val loss fp32 {gpt.val_loss(model):.4f} vs int8 {gpt.val_loss(qmodel):.4f} nats/char"
     )
+    big = torch.nn.Sequential(torch.nn.Linear(4096, 4096)).eval()
+    big_q = qat.torch_int8(big)
+    x1 = torch.randn(1, 4096)
+    with torch.no_grad():
+        t32 = bench.latency(big, x1, warmup=5, repeats=30).median
+        t8 = bench.latency(big_q, x1, warmup=5, repeats=30).median
+    print(f"\nINT8 (PyTorch dynamic) speed-up on a 4096x4096 linear, 1 token: {t32 / t8:.2f}x")
     print(f"threads: {torch.get_num_threads()}")
 
 

@@ -425,7 +425,7 @@ def train_student(
     loss: StudentLoss,
     *,
     seed: int,
-    epochs: int = 60,
+    epochs: int = 40,
     batch_size: int = 256,
     lr: float = 2e-2,
     width: int = 32,
@@ -444,7 +444,7 @@ def train_student(
     torch.manual_seed(seed)
     student = student_model(width)
     params = list(student.parameters()) + (list(extra.parameters()) if extra is not None else [])
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4, foreach=True)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
     m = len(ts.y)
     steps_per_epoch = math.ceil(m / batch_size)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import NamedTuple
@@ -215,6 +216,25 @@ def latency_summary(arrivals: list[float]) -> dict[str, float]:
         "inter_token_ms": itl * 1e3,
         "tokens_per_s": (len(arrivals) - 1) / decode_s if decode_s > 0 else float("nan"),
     }
+
+
+def stream_latency(
+    model: CharGPT,
+    prompt: torch.Tensor | Sequence[int],
+    max_new_tokens: int,
+    use_cache: bool = True,
+    repeats: int = 3,
+) -> dict[str, float]:
+    """``latency_summary`` of ``repeats`` greedy streams (after one short warm-up), each
+    field the median over the runs: one TTFT sample per run is noisy on a busy machine."""
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
+    stream_timings(model, prompt, min(2, max_new_tokens), use_cache)  # warm-up
+    runs = [
+        latency_summary(stream_timings(model, prompt, max_new_tokens, use_cache))
+        for _ in range(repeats)
+    ]
+    return {k: statistics.median(r[k] for r in runs) for k in runs[0]}
 
 
 def tokens_per_second(

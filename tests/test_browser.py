@@ -247,38 +247,49 @@ def poll(check: Callable[[], Any], timeout: float, what: str, every: float = 1.0
         time.sleep(every)
 
 
-def menu(page: Any, top: str, command: str) -> None:
-    page.locator(".lm-MenuBar-item", has_text=top).first.click(timeout=120_000)
-    page.locator(f".lm-Menu-item[data-command='{command}']").first.click(timeout=120_000)
+def menu(page: Any, top: str, command: str, took_effect: Callable[[], bool], what: str) -> None:
+    """Click menu ``top`` > ``command``; click again if nothing happened (a lost click)."""
+    for attempt in range(3):
+        page.locator(".lm-MenuBar-item", has_text=top).first.click(timeout=120_000)
+        page.locator(f".lm-Menu-item[data-command='{command}']").first.click(timeout=120_000)
+        try:
+            poll(took_effect, 30, what)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")  # close a menu left open
 
 
 def run_all(page: Any, name: str, n_code: int) -> list[str]:
     """Clear outputs, Run All Cells, wait until no cell is queued; return the prompts."""
+
+    def prompts() -> list[str]:
+        return page.evaluate(STATE_JS)["prompts"]
+
     # JupyterLab renders a long notebook's cells in batches: wait for all of them.
-    poll(
-        lambda: len(page.evaluate(STATE_JS)["prompts"]) == n_code,
-        OPEN_S,
-        f"{name}: all {n_code} code cells to render",
-    )
-    menu(page, "Edit", "editmenu:clear-all")
-    poll(
-        lambda: all(p in ("[ ]:", "") for p in page.evaluate(STATE_JS)["prompts"]),
-        60,
-        "outputs to clear",
-    )
-    menu(page, "Run", "runmenu:run-all")
+    poll(lambda: len(prompts()) == n_code, OPEN_S, f"{name}: all {n_code} code cells to render")
+    menu(
+        page, "Edit", "editmenu:clear-all",
+        lambda: all(p == "[ ]:" for p in prompts()), f"{name}: outputs to clear",
+    )  # fmt: skip
+    # JupyterLab marks every queued cell [*] at once: seeing no change means a lost click.
+    menu(
+        page, "Run", "runmenu:run-all",
+        lambda: any(p != "[ ]:" for p in prompts()), f"{name}: Run All to start",
+    )  # fmt: skip
     t0, last = time.monotonic(), 0.0
 
     def finished() -> list[str] | None:
         nonlocal last
         state = page.evaluate(STATE_JS)
-        prompts = state["prompts"]
-        done = sum(bool(re.fullmatch(r"\[\d+\]:", p)) for p in prompts)
+        ps = state["prompts"]
+        done = sum(bool(re.fullmatch(r"\[\d+\]:", p)) for p in ps)
         if time.monotonic() - last > 30:
             last = time.monotonic()
-            print(f"  {name}: {done}/{len(prompts)} cells run after {last - t0:.0f} s", flush=True)
-        queued = any(p == "[*]:" for p in prompts)
-        return prompts if done and not queued and state["status"] == "idle" else None
+            print(f"  {name}: {done}/{len(ps)} cells run after {last - t0:.0f} s", flush=True)
+        queued = any(p == "[*]:" for p in ps)
+        return ps if done and not queued and state["status"] == "idle" else None
 
     try:
         return poll(finished, RUN_ALL_S, f"{name} to finish Run All Cells", every=2)

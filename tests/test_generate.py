@@ -168,6 +168,14 @@ def test_timed_stream_returns_tokens_in_order_with_rising_clock() -> None:
     assert tokens == list(generate.generate(model, [1, 2], 7)) and len(arrivals) == 7
 
 
+def test_stream_latency_is_a_median_of_runs() -> None:
+    s = generate.stream_latency(tiny_model(), [1, 2], 5, repeats=3)
+    assert set(s) == {"ttft_ms", "inter_token_ms", "tokens_per_s"}
+    assert all(v > 0 for v in s.values())
+    with pytest.raises(ValueError, match="repeats"):
+        generate.stream_latency(tiny_model(), [1, 2], 5, repeats=0)
+
+
 def test_decode_step_seconds_runs_and_checks_its_input() -> None:
     assert generate.decode_step_seconds(tiny_model(), batch=3, context=10, repeats=2) > 0
     with pytest.raises(ValueError, match="block_size"):
