@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
+import torch
 
 from labkit.env import in_colab
 
@@ -62,4 +64,42 @@ def bar(
     _check_label(ylabel, "ylabel")
     fig = go.Figure(go.Bar(x=list(labels), y=list(values), text=list(text) if text else None))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, template="plotly_white")
+    return fig
+
+
+def histogram(
+    samples: dict[str, Sequence[float] | np.ndarray | torch.Tensor],
+    *,
+    bins: int,
+    xlabel: str,
+    ylabel: str,
+    title: str,
+    range: tuple[float, float] | None = None,
+    log_y: bool = False,
+) -> go.Figure:
+    """Overlaid histograms with shared bin edges, one trace per entry of ``samples``.
+
+    The counts are computed here (numpy.histogram) and drawn as bars, so a saved notebook
+    stores ``bins`` numbers per trace instead of every sample.
+    """
+    _check_label(xlabel, "xlabel")
+    _check_label(ylabel, "ylabel")
+    if not isinstance(bins, int) or bins < 1:
+        raise ValueError(f"bins must be a positive integer, got {bins!r}.")
+    arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu().double()) for k, v in samples.items()}
+    if range is None:
+        every = np.concatenate([a.ravel() for a in arrays.values()])
+        range = (float(every.min()), float(every.max()))
+    edges = np.linspace(range[0], range[1], bins + 1)
+    centres, width = (edges[:-1] + edges[1:]) / 2, float(edges[1] - edges[0])
+    fig = go.Figure()
+    for name, a in arrays.items():
+        counts, _ = np.histogram(a, bins=edges)
+        fig.add_bar(x=centres.tolist(), y=counts.tolist(), width=width, name=name, opacity=0.6)
+    fig.update_layout(
+        title=title, xaxis_title=xlabel, yaxis_title=ylabel, template="plotly_white",
+        barmode="overlay", bargap=0,
+    )  # fmt: skip
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig

@@ -72,3 +72,18 @@ def test_save_load_round_trip(tmp_path, monkeypatch) -> None:
         assert torch.equal(a, b)
     with pytest.raises(ValueError, match="train_assets"):
         models.load(m2, "missing")
+
+
+def test_histogram_stores_counts_not_samples() -> None:
+    import pytest
+
+    from labkit import plots
+
+    x = torch.tensor([0.0, 0.1, 0.1, 0.9, 1.0])
+    fig = plots.histogram(
+        {"a": x, "b": [0.5]}, bins=2, range=(0.0, 1.0), xlabel="v (1)", ylabel="n", title="t"
+    )
+    assert [list(t.y) for t in fig.data] == [[3, 2], [0, 1]]
+    assert list(fig.data[0].x) == [0.25, 0.75]
+    with pytest.raises(ValueError, match="unit"):
+        plots.histogram({"a": x}, bins=2, xlabel="", ylabel="n", title="t")
