@@ -39,7 +39,17 @@ def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int]]:
             t_eager = bench.latency(eager, warmup=10, repeats=100, threads=1).median
             t32 = bench.latency(r32, xb, warmup=10, repeats=100, threads=1).median
             t8 = bench.latency(r8, xb, warmup=10, repeats=100, threads=1).median
-            rows.append((name, batch, t_eager * 1e3, t32 * 1e3, t8 * 1e3, deploy.file_size(fp32), deploy.file_size(int8)))
+            rows.append(
+                (
+                    name,
+                    batch,
+                    t_eager * 1e3,
+                    t32 * 1e3,
+                    t8 * 1e3,
+                    deploy.file_size(fp32),
+                    deploy.file_size(int8),
+                )
+            )
     return rows
 
 
@@ -47,10 +57,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(Path(tmp))
     print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
-    print("| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | ORT/eager speed-up | int8/fp32 speed-up | size ratio |")
+    print(
+        "| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | ORT/eager speed-up | int8/fp32 speed-up | size ratio |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for name, batch, te, t32, t8, s32, s8 in rows:
-        print(f"| {name} | {batch} | {te:.3f} | {t32:.3f} | {t8:.3f} | {te / t32:.2f}x | {t32 / t8:.2f}x | {s32 / s8:.2f}x |")
+        print(
+            f"| {name} | {batch} | {te:.3f} | {t32:.3f} | {t8:.3f} | {te / t32:.2f}x | {t32 / t8:.2f}x | {s32 / s8:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -31,13 +31,17 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name, m in variants.items():
         t = edge.single_thread_latency_ms(m, x1, repeats=200)
-        print(f"| {name} | {bench.count_parameters(m)} | {bench.count_macs(m, x1)} | {t:.3f} | {base / t:.2f}x |")
+        print(
+            f"| {name} | {bench.count_parameters(m)} | {bench.count_macs(m, x1)} | {t:.3f} | {base / t:.2f}x |"
+        )
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         f_ref = deploy.export_onnx(ref, x[:2], tmp / "ref.onnx")
         f_small = deploy.export_onnx(variants["narrow cnn(16, 3)"], x[:2], tmp / "small.onnx")
-        q_small = deploy.quantize_static_int8(f_small, tmp / "small_int8.onnx", data.digits()["train"].x[:256])
+        q_small = deploy.quantize_static_int8(
+            f_small, tmp / "small_int8.onnx", data.digits()["train"].x[:256]
+        )
         r_ref = deploy.ort_runner(deploy.ort_session(f_ref, threads=1))
         r_q = deploy.ort_runner(deploy.ort_session(q_small, threads=1))
         t_ref = bench.latency(r_ref, x1, warmup=10, repeats=200, threads=1).median * 1e3
@@ -47,7 +51,9 @@ def main() -> None:
         print("|---|---|---|")
         print(f"| reference FP32 | {deploy.file_size(f_ref)} | {t_ref:.4f} |")
         print(f"| cnn(16, 3) INT8 QDQ | {deploy.file_size(q_small)} | {t_q:.4f} |")
-        print(f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller | {t_ref / t_q:.2f}x faster |")
+        print(
+            f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller | {t_ref / t_q:.2f}x faster |"
+        )
 
     print()
     print("| k-means bits | shared model bytes | fp32 bytes | ratio |")

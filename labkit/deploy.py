@@ -301,7 +301,9 @@ def parity(
     max_abs_diff = max |g - e|;  max_rel_diff = max |g - e| / (|e| + 1e-12);
     ok = every element satisfies |g - e| <= atol + rtol * |e| (NaN anywhere -> not ok).
     """
-    e = torch.as_tensor(np.asarray(expected.detach() if isinstance(expected, torch.Tensor) else expected))
+    e = torch.as_tensor(
+        np.asarray(expected.detach() if isinstance(expected, torch.Tensor) else expected)
+    )
     g = torch.as_tensor(np.asarray(got.detach() if isinstance(got, torch.Tensor) else got))
     if e.shape != g.shape:
         raise ValueError(f"shapes differ: expected {tuple(e.shape)}, got {tuple(g.shape)}.")
@@ -522,9 +524,7 @@ def _trt() -> Any:
     return trt
 
 
-def trt_engine_path(
-    onnx_path: str | Path, cache_dir: str | Path, settings: dict[str, Any]
-) -> Path:
+def trt_engine_path(onnx_path: str | Path, cache_dir: str | Path, settings: dict[str, Any]) -> Path:
     """Cache file for an engine: hash of the ONNX bytes, the build settings, TensorRT and GPU.
 
     An engine is specific to the GPU model and TensorRT version that built it.
@@ -555,10 +555,15 @@ def trt_build_engine(
     """
     trt = _trt()
     if not 1 <= min_batch <= opt_batch <= max_batch:
-        raise ValueError(f"need 1 <= min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}.")
+        raise ValueError(
+            f"need 1 <= min_batch <= opt_batch <= max_batch, got {min_batch}, {opt_batch}, {max_batch}."
+        )
     settings = {
-        "fp16": fp16, "int8": int8, "profile": (min_batch, opt_batch, max_batch),
-        "trt": str(trt.__version__), "gpu": torch.cuda.get_device_name(0),
+        "fp16": fp16,
+        "int8": int8,
+        "profile": (min_batch, opt_batch, max_batch),
+        "trt": str(trt.__version__),
+        "gpu": torch.cuda.get_device_name(0),
     }
     cache = trt_engine_path(onnx_path, cache_dir, settings)
     if cache.exists():
@@ -584,9 +589,7 @@ def trt_build_engine(
     for i in range(network.num_inputs):
         tensor = network.get_input(i)
         rest = tuple(tensor.shape)[1:]
-        profile.set_shape(
-            tensor.name, (min_batch, *rest), (opt_batch, *rest), (max_batch, *rest)
-        )
+        profile.set_shape(tensor.name, (min_batch, *rest), (opt_batch, *rest), (max_batch, *rest))
     config.add_optimization_profile(profile)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:

@@ -78,7 +78,9 @@ def matrix_of(layer: nn.Module) -> torch.Tensor:
         return layer.weight.detach()
     if isinstance(layer, nn.Conv2d):
         return layer.weight.detach().flatten(1)
-    raise ValueError(f"low-rank factorisation supports nn.Linear and nn.Conv2d, got {type(layer).__name__}.")
+    raise ValueError(
+        f"low-rank factorisation supports nn.Linear and nn.Conv2d, got {type(layer).__name__}."
+    )
 
 
 def factorize_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
@@ -105,8 +107,14 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
         raise ValueError("factorize_conv needs an nn.Conv2d with groups=1.")
     left, right = low_rank_factors(matrix_of(conv), rank)
     first = nn.Conv2d(
-        conv.in_channels, rank, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
-        bias=False, padding_mode=conv.padding_mode,
+        conv.in_channels,
+        rank,
+        conv.kernel_size,
+        conv.stride,
+        conv.padding,
+        conv.dilation,
+        bias=False,
+        padding_mode=conv.padding_mode,
     )
     second = nn.Conv2d(rank, conv.out_channels, 1, bias=conv.bias is not None)
     with torch.no_grad():
@@ -138,7 +146,11 @@ def factorize_model(model: nn.Module, rank_fraction: float) -> nn.Module:
         rank = max(1, round(rank_fraction * min(out_f, in_f)))
         if factorized_params(out_f, in_f, rank) >= out_f * in_f:
             continue
-        pair = factorize_linear(layer, rank) if isinstance(layer, nn.Linear) else factorize_conv(layer, rank)
+        pair = (
+            factorize_linear(layer, rank)
+            if isinstance(layer, nn.Linear)
+            else factorize_conv(layer, rank)
+        )
         parent_name, _, child = name.rpartition(".")
         setattr(new.get_submodule(parent_name) if parent_name else new, child, pair)
     return new
@@ -217,7 +229,9 @@ def shareable_layers(model: nn.Module) -> dict[str, nn.Module]:
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
 
 
-def share_model(model: nn.Module, bits: int, iters: int = 20) -> tuple[nn.Module, dict[str, Codebook]]:
+def share_model(
+    model: nn.Module, bits: int, iters: int = 20
+) -> tuple[nn.Module, dict[str, Codebook]]:
     """Copy of ``model`` whose Conv2d/Linear weights are replaced by centroids[indices]."""
     check_bits(bits, 1, 8)
     new = copy.deepcopy(model)

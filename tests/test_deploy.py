@@ -69,7 +69,9 @@ def test_onnx_transformer_parity_with_pytorch(tmp_path, digits) -> None:
 @pytest.mark.parametrize("method", deploy.CALIBRATION_METHODS)
 def test_static_int8_accuracy_within_one_point_and_smaller(cnn_files, digits, method) -> None:
     model, fp32, tmp = cnn_files
-    int8 = deploy.quantize_static_int8(fp32, tmp / f"cnn_{method}.onnx", digits["train"].x[:256], method=method)
+    int8 = deploy.quantize_static_int8(
+        fp32, tmp / f"cnn_{method}.onnx", digits["train"].x[:256], method=method
+    )
     ops = deploy.describe_onnx(int8)["op_types"]
     assert ops.get("QuantizeLinear", 0) >= 4 and ops.get("DequantizeLinear", 0) >= 4
     x, y = digits["test"]
@@ -82,7 +84,9 @@ def test_static_int8_accuracy_within_one_point_and_smaller(cnn_files, digits, me
 def test_static_int8_file_is_at_least_3_5x_smaller(tmp_path, digits) -> None:
     """Size does not depend on training: the width-48 CNN of notebook 09, freshly initialised."""
     torch.manual_seed(0)
-    fp32 = deploy.export_onnx(models.cnn(width=48, depth=3), digits["test"].x[:2], tmp_path / "w48.onnx")
+    fp32 = deploy.export_onnx(
+        models.cnn(width=48, depth=3), digits["test"].x[:2], tmp_path / "w48.onnx"
+    )
     int8 = deploy.quantize_static_int8(fp32, tmp_path / "w48_int8.onnx", digits["train"].x[:64])
     ratio = deploy.file_size(fp32) / deploy.file_size(int8)
     assert 3.5 <= ratio < 4.0, ratio  # weights shrink exactly 4x; scales and graph cost a little
@@ -92,11 +96,17 @@ def test_int8_weights_are_stored_as_int8(cnn_files, digits) -> None:
     import onnx
 
     _, fp32, tmp = cnn_files
-    int8 = deploy.quantize_static_int8(fp32, tmp / "cnn_sym.onnx", digits["train"].x[:64], symmetric_activations=True)
+    int8 = deploy.quantize_static_int8(
+        fp32, tmp / "cnn_sym.onnx", digits["train"].x[:64], symmetric_activations=True
+    )
     inits = {t.name: t for t in onnx.load(str(int8)).graph.initializer}
     weights = [t for n, t in inits.items() if n.endswith("weight_quantized")]
     assert len(weights) == 4 and all(t.data_type == onnx.TensorProto.INT8 for t in weights)
-    zero_points = [t for n, t in inits.items() if n.endswith("_zero_point") and "weight" not in n and "bias" not in n]
+    zero_points = [
+        t
+        for n, t in inits.items()
+        if n.endswith("_zero_point") and "weight" not in n and "bias" not in n
+    ]
     assert zero_points and all(t.data_type == onnx.TensorProto.INT8 for t in zero_points)
 
 
@@ -150,7 +160,9 @@ def test_bad_input_gives_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         deploy.parity(torch.zeros(2, 3), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="method"):
-        deploy.quantize_static_int8(tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 8, 8), method="kl")
+        deploy.quantize_static_int8(
+            tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 8, 8), method="kl"
+        )
     with pytest.raises(ValueError, match="divisible"):
         deploy.digit_transformer(d_model=30, heads=4)
 
@@ -224,14 +236,28 @@ def test_trt_attribute_list_covers_every_use_in_labkit() -> None:
     uses = _trt_uses()
     assert len(uses) > 20, "the AST scan found too few TensorRT uses; is the scan broken?"
     missing = sorted(uses - set(deploy.TRT_ATTRIBUTES))
-    assert not missing, f"labkit.deploy uses TensorRT attributes not listed in TRT_ATTRIBUTES: {missing}"
+    assert not missing, (
+        f"labkit.deploy uses TensorRT attributes not listed in TRT_ATTRIBUTES: {missing}"
+    )
 
 
 def test_trt_code_uses_only_the_tensorrt10_api() -> None:
-    removed = ["execute_v2", "execute_async_v2", ".build_engine(", "get_binding", "binding_is_input",
-               "max_workspace_size", "EXPLICIT_BATCH", "max_batch_size", "build_cuda_engine"]
-    code = "\n".join(ast.get_source_segment(SOURCE, fn) or "" for fn in ast.parse(SOURCE).body
-                     if isinstance(fn, ast.FunctionDef) and fn.name in TRT_FUNCTIONS)
+    removed = [
+        "execute_v2",
+        "execute_async_v2",
+        ".build_engine(",
+        "get_binding",
+        "binding_is_input",
+        "max_workspace_size",
+        "EXPLICIT_BATCH",
+        "max_batch_size",
+        "build_cuda_engine",
+    ]
+    code = "\n".join(
+        ast.get_source_segment(SOURCE, fn) or ""
+        for fn in ast.parse(SOURCE).body
+        if isinstance(fn, ast.FunctionDef) and fn.name in TRT_FUNCTIONS
+    )
     assert "execute_async_v3" in code and "build_serialized_network" in code
     found = [name for name in removed if name in code]
     assert not found, f"pre-TensorRT-10 API in labkit.deploy: {found}"
@@ -246,7 +272,9 @@ def _tensorrt_or_skip():
 
 def test_every_tensorrt_attribute_labkit_uses_exists() -> None:
     trt = _tensorrt_or_skip()  # where tensorrt imports, everything below must hold
-    assert int(trt.__version__.split(".")[0]) >= 10, f"labkit needs TensorRT >= 10, found {trt.__version__}"
+    assert int(trt.__version__.split(".")[0]) >= 10, (
+        f"labkit needs TensorRT >= 10, found {trt.__version__}"
+    )
     missing = []
     for path in deploy.TRT_ATTRIBUTES:
         obj = trt

@@ -83,8 +83,12 @@ def test_kmeans_matches_scikit_learn_lloyd() -> None:
     for bits in (2, 3, 4):
         book = edge.kmeans_share(w, bits, iters=50)
         init = np.linspace(w.min().item(), w.max().item(), 2**bits)[:, None]
-        km = KMeans(2**bits, init=init, n_init=1, max_iter=50, tol=0, algorithm="lloyd").fit(w.double().numpy()[:, None])
-        np.testing.assert_allclose(np.sort(book.centroids.numpy()), np.sort(km.cluster_centers_[:, 0]), atol=1e-4)
+        km = KMeans(2**bits, init=init, n_init=1, max_iter=50, tol=0, algorithm="lloyd").fit(
+            w.double().numpy()[:, None]
+        )
+        np.testing.assert_allclose(
+            np.sort(book.centroids.numpy()), np.sort(km.cluster_centers_[:, 0]), atol=1e-4
+        )
         assert book.indices.shape == w.shape and int(book.indices.max()) < 2**bits
 
 
@@ -156,7 +160,11 @@ def test_pareto_front_against_brute_force() -> None:
     rng = np.random.default_rng(0)
     pts = [(float(c), float(a)) for c, a in zip(rng.random(30), rng.random(30), strict=True)]
     front = edge.pareto_front(pts)
-    brute = [i for i, p in enumerate(pts) if not any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in pts)]
+    brute = [
+        i
+        for i, p in enumerate(pts)
+        if not any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in pts)
+    ]
     assert sorted(front) == sorted(brute)
     costs = [pts[i][0] for i in front]
     accs = [pts[i][1] for i in front]
@@ -165,7 +173,11 @@ def test_pareto_front_against_brute_force() -> None:
 
 
 def test_best_under_budget_and_sampling() -> None:
-    results = [{"accuracy": 0.9, "latency_ms": 0.2}, {"accuracy": 0.95, "latency_ms": 0.5}, {"accuracy": 0.95, "latency_ms": 0.4}]
+    results = [
+        {"accuracy": 0.9, "latency_ms": 0.2},
+        {"accuracy": 0.95, "latency_ms": 0.5},
+        {"accuracy": 0.95, "latency_ms": 0.4},
+    ]
     assert edge.best_under_budget(results, 0.45) == results[2]
     assert edge.best_under_budget(results, 0.1) is None
     archs = edge.sample_architectures(6, seed=1)

@@ -76,7 +76,9 @@ def test_reader_with_wrong_input_name_is_rejected() -> None:
 
 
 def _diff(expected, got):
-    return torch.as_tensor(np.asarray(got)).double() - torch.as_tensor(np.asarray(expected)).double()
+    return (
+        torch.as_tensor(np.asarray(got)).double() - torch.as_tensor(np.asarray(expected)).double()
+    )
 
 
 def test_parity_with_atol_only_is_rejected() -> None:
@@ -91,7 +93,9 @@ def test_parity_with_atol_only_is_rejected() -> None:
 def test_parity_with_signed_difference_is_rejected() -> None:
     def signed(expected, got, atol=1e-4, rtol=1e-3):
         d = _diff(expected, got)
-        return d.max().item(), bool((d <= atol + rtol * torch.as_tensor(np.asarray(expected)).abs()).all())
+        return d.max().item(), bool(
+            (d <= atol + rtol * torch.as_tensor(np.asarray(expected)).abs()).all()
+        )
 
     res = checks.check("deploy.parity_check", signed)
     assert not res.passed and "negative" in res.message
@@ -100,7 +104,9 @@ def test_parity_with_signed_difference_is_rejected() -> None:
 def test_parity_with_mean_difference_is_rejected() -> None:
     def mean_diff(expected, got, atol=1e-4, rtol=1e-3):
         d = _diff(expected, got).abs()
-        return d.mean().item(), bool((d <= atol + rtol * torch.as_tensor(np.asarray(expected)).abs().double()).all())
+        return d.mean().item(), bool(
+            (d <= atol + rtol * torch.as_tensor(np.asarray(expected)).abs().double()).all()
+        )
 
     assert not checks.check("deploy.parity_check", mean_diff).passed
 

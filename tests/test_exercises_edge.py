@@ -33,7 +33,9 @@ def test_low_rank_with_swapped_shapes_is_rejected() -> None:
     assert not res.passed and "shapes" in res.message
 
 
-def _kmeans(weight, bits, iters=10, k_of=lambda b: 2**b, init="linear", keep_empty=True, final=True):
+def _kmeans(
+    weight, bits, iters=10, k_of=lambda b: 2**b, init="linear", keep_empty=True, final=True
+):
     w = weight.flatten()
     k = k_of(bits)
     if init == "linear":
@@ -53,17 +55,23 @@ def _kmeans(weight, bits, iters=10, k_of=lambda b: 2**b, init="linear", keep_emp
 
 
 def test_kmeans_with_one_centroid_too_few_is_rejected() -> None:
-    res = checks.check("edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, k_of=lambda b: 2**b - 1))
+    res = checks.check(
+        "edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, k_of=lambda b: 2**b - 1)
+    )
     assert not res.passed and "2**bits" in res.message
 
 
 def test_kmeans_with_random_init_is_rejected() -> None:
-    res = checks.check("edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, init="random"))
+    res = checks.check(
+        "edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, init="random")
+    )
     assert not res.passed
 
 
 def test_kmeans_with_nan_for_empty_clusters_is_rejected() -> None:
-    res = checks.check("edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, keep_empty=False))
+    res = checks.check(
+        "edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, keep_empty=False)
+    )
     assert not res.passed and "empty cluster" in res.message
 
 
@@ -73,5 +81,7 @@ def test_kmeans_without_iterations_is_rejected() -> None:
 
 
 def test_kmeans_returning_stale_assignment_is_rejected() -> None:
-    res = checks.check("edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, final=False))
+    res = checks.check(
+        "edge.kmeans_share", lambda w, b, iters=10: _kmeans(w, b, iters, final=False)
+    )
     assert not res.passed

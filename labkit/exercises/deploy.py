@@ -39,13 +39,17 @@ def _check_reader(learner: Callable[..., Any]) -> str | None:
         except ValueError as exc:
             return str(exc) + ": return None when the batches run out"
         if len(items) != 3:
-            return f"70 examples in batches of 32 should give 3 batches (32, 32, 6), got {len(items)}"
+            return (
+                f"70 examples in batches of 32 should give 3 batches (32, 32, 6), got {len(items)}"
+            )
         for i, item in enumerate(items):
             if not isinstance(item, dict) or list(item) != ["inp"]:
                 return f"batch {i} must be a dict {{input_name: array}}, got {type(item).__name__} {item if not isinstance(item, dict) else list(item)}"
             arr = item["inp"]
             if not isinstance(arr, np.ndarray):
-                return f"batch {i} must be a NumPy array (ORT feeds NumPy), got {type(arr).__name__}"
+                return (
+                    f"batch {i} must be a NumPy array (ORT feeds NumPy), got {type(arr).__name__}"
+                )
             if arr.dtype != np.float32:
                 return f"with {label} the batches must be float32 (the model's input type), got {arr.dtype}"
             want = x[i * 32 : (i + 1) * 32].numpy()

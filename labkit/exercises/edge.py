@@ -45,7 +45,9 @@ def _compare_factors(got: Any, expected: Any) -> str | None:
     return None
 
 
-def kmeans_share(weight: torch.Tensor, bits: int, iters: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans_share(
+    weight: torch.Tensor, bits: int, iters: int = 10
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference: (centroids (2^bits,), indices (weight.shape) int64) by 1-D k-means."""
     book = edge.kmeans_share(weight, bits, iters)
     return book.centroids, book.indices
@@ -55,11 +57,23 @@ def _kmeans_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(0)
     return [
         Case((torch.randn(64, generator=gen), 2), label="64 normal weights, 2 bits (4 centroids)"),
-        Case((torch.randn(4, 8, generator=gen), 3), label="a 4x8 weight, 3 bits: indices keep the shape"),
+        Case(
+            (torch.randn(4, 8, generator=gen), 3),
+            label="a 4x8 weight, 3 bits: indices keep the shape",
+        ),
         Case((torch.randn(50, generator=gen), 1), label="1 bit (2 centroids)"),
-        Case((torch.tensor([0.0, 0.0, 1.0, 1.0]), 2), label="only 2 distinct values, 4 centroids: empty clusters"),
-        Case((torch.randn(3, 3, 3, generator=gen) * 0.1, 4, 5), label="a conv-shaped weight, 4 bits, 5 iterations"),
-        Case((torch.randn(200, generator=gen) ** 3, 3, 1), label="one iteration on skewed weights: assign to the UPDATED centroids"),
+        Case(
+            (torch.tensor([0.0, 0.0, 1.0, 1.0]), 2),
+            label="only 2 distinct values, 4 centroids: empty clusters",
+        ),
+        Case(
+            (torch.randn(3, 3, 3, generator=gen) * 0.1, 4, 5),
+            label="a conv-shaped weight, 4 bits, 5 iterations",
+        ),
+        Case(
+            (torch.randn(200, generator=gen) ** 3, 3, 1),
+            label="one iteration on skewed weights: assign to the UPDATED centroids",
+        ),
     ]
 
 

@@ -56,11 +56,32 @@ class Explorer:
             display(self.box())
 
 
+class _CompleteFigureWidget(go.FigureWidget):
+    """A FigureWidget whose comm opens only once the figure is complete.
+
+    plotly opens the comm with an empty figure and sends traces and layout as later updates;
+    anywidget applies those only after its JavaScript has loaded, so on a busy machine
+    JupyterLab can draw the view first: an empty plot that never updates. Opening the comm at
+    the end of __init__ puts the whole figure into the first message.
+    """
+
+    def open(self) -> None:
+        if self.__dict__.get("_complete"):
+            super().open()
+
+    def __init__(self, figure: go.Figure) -> None:
+        super().__init__(figure)
+        self.__dict__["_complete"] = True
+        self.open()
+
+
 def explorer(
     controls: dict[str, W.ValueWidget], figure: go.Figure, update: Update, note: str = ""
 ) -> Explorer:
     """Build an Explorer: ``update(fig, values)`` redraws ``fig`` for the controls' values."""
-    fig = go.FigureWidget(figure)
+    first = go.Figure(figure)
+    update(first, {name: w.value for name, w in controls.items()})  # type: ignore[arg-type]
+    fig = _CompleteFigureWidget(first)  # drawn before the widget exists: nothing to send later
 
     def refresh(_change: object = None) -> None:
         with fig.batch_update():
@@ -68,5 +89,4 @@ def explorer(
 
     for w in controls.values():
         w.observe(refresh, names="value")
-    refresh()
     return Explorer(controls, fig, note)
