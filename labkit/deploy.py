@@ -372,7 +372,7 @@ def quantize_static_int8(
 ) -> Path:
     """Static INT8 in QDQ format: weights int8 per channel, activations calibrated.
 
-    reduce_range: quantise weights to 7 bits ([-64, 63]). None (default) turns it on where
+    reduce_range: quantise weights to 7 bits (ORT uses [-64, 64]). None (default) turns it on where
     the CPU has no VNNI: AVX2's vpmaddubsw adds two u8*s8 products into a saturating int16,
     and 255 * 127 * 2 > 32767, so full-range weights can overflow and cost accuracy.
 
