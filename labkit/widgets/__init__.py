@@ -39,7 +39,10 @@ class Explorer:
         return {name: w.value for name, w in self.controls.items()}
 
     def box(self) -> W.VBox:
-        items = [W.HBox(list(self.controls.values())), self.figure]
+        items = [
+            W.HBox(list(self.controls.values()), layout=W.Layout(flex_flow="row wrap")),
+            self.figure,
+        ]
         if self.note:
             items.insert(0, W.HTML(self.note))
         return W.VBox(items)
