@@ -5,6 +5,7 @@ Core modules are imported here; topic modules are imported by the notebooks that
 """
 
 from labkit import bench, checks, data, env, errors, models, plots, train
+from labkit.checks import expect
 from labkit.errors import MissingDependency
 
 __version__ = "0.1.0"
@@ -18,4 +19,5 @@ __all__ = [
     "plots",
     "train",
     "MissingDependency",
+    "expect",
 ]

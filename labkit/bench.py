@@ -209,3 +209,103 @@ def roofline_point(
         "gflops": flops / t / 1e9,
         "gbytes_per_s": bytes_moved / t / 1e9,
     }
+
+
+# ------------------------------------------------------------ the one A-vs-B comparison
+@dataclass(frozen=True)
+class Comparison:
+    """Interleaved timing of several variants against a baseline (see :func:`compare`).
+
+    ``median_ms[name]``: median over rounds of each round's median milliseconds per call.
+    ``speedup[name]``: median over rounds of t(baseline) / t(name) measured in the SAME round;
+    ``spread[name]``: the interquartile range (25th, 75th percentile) of those per-round ratios.
+    """
+
+    baseline: str
+    median_ms: dict[str, float]
+    speedup: dict[str, float]
+    spread: dict[str, tuple[float, float]]
+    rounds: int
+    threads: int
+
+    def clear(self, name: str) -> bool:
+        """True when the spread of ``name``'s ratio does not cover 1.0 (a real difference)."""
+        lo, hi = self.spread[name]
+        return not (lo <= 1.0 <= hi)
+
+    def verdict(self, name: str) -> str:
+        """One sentence from this run's numbers, e.g. 'int8 is 1.30x faster than fp32 ...'."""
+        r, (lo, hi) = self.speedup[name], self.spread[name]
+        band = f"(ratio {r:.2f}, IQR {lo:.2f}-{hi:.2f} over {self.rounds} rounds)"
+        if not self.clear(name):
+            return f"{name} vs {self.baseline}: no clear difference {band}"
+        if r >= 1:
+            return f"{name} is {r:.2f}x faster than {self.baseline} {band}"
+        return f"{name} is {1 / r:.2f}x slower than {self.baseline} {band}"
+
+    def rows(self) -> list[dict[str, Any]]:
+        """A table: one row per variant with its median ms, speed-up, IQR and verdict."""
+        return [
+            {
+                "variant": n,
+                "median_ms": self.median_ms[n],
+                "speedup": self.speedup[n],
+                "iqr_low": self.spread[n][0],
+                "iqr_high": self.spread[n][1],
+                "clear": n == self.baseline or self.clear(n),
+            }
+            for n in self.median_ms
+        ]
+
+    def report(self) -> str:
+        """Every variant's verdict, one line each (the baseline first, with its time)."""
+        lines = [f"{self.baseline}: {self.median_ms[self.baseline]:.3f} ms per call (baseline)"]
+        for n in self.median_ms:
+            if n != self.baseline:
+                lines.append(f"{n}: {self.median_ms[n]:.3f} ms - " + self.verdict(n))
+        return "\n".join(lines)
+
+
+def compare(
+    fns: dict[str, Callable[[], Any]],
+    *,
+    baseline: str | None = None,
+    rounds: int = 15,
+    repeats: int = 5,
+    warmup: int = 3,
+    threads: int | None = None,
+) -> Comparison:
+    """Time zero-argument callables in interleaved rounds; ratios with their spread.
+
+    Each round times every variant with :func:`latency` (``repeats`` calls, median), in
+    alternating order (A B C, then C B A, ...), so a busy machine's slow moments hit every
+    variant alike. For each round r, speed-up_r = t_r(baseline) / t_r(variant); we report
+    the median and the interquartile range of speed-up_r. When the IQR covers 1.0 the
+    verdict is "no clear difference". Taught in notebooks/00_setup_and_measurement.ipynb.
+    """
+    if len(fns) < 2:
+        raise ValueError(f"compare needs 2+ variants to compare, got {list(fns)}.")
+    if rounds < 3 or repeats < 1:
+        raise ValueError(f"need rounds >= 3 and repeats >= 1, got {rounds=}, {repeats=}.")
+    base = baseline or next(iter(fns))
+    if base not in fns:
+        raise ValueError(f"baseline={base!r} is not one of the variants {list(fns)}.")
+    n_threads = threads or torch.get_num_threads()
+    names = list(fns)
+    per_round: dict[str, list[float]] = {n: [] for n in names}
+    with torch.no_grad():
+        for n in names:
+            latency(fns[n], warmup=warmup, repeats=1, threads=n_threads)
+        for r in range(rounds):
+            for n in names if r % 2 == 0 else names[::-1]:
+                t = latency(fns[n], warmup=0, repeats=repeats, threads=n_threads)
+                per_round[n].append(t.median)
+    ratios = {n: [b / t for b, t in zip(per_round[base], per_round[n], strict=True)] for n in names}
+    return Comparison(
+        baseline=base,
+        median_ms={n: statistics.median(v) * 1e3 for n, v in per_round.items()},
+        speedup={n: statistics.median(v) for n, v in ratios.items()},
+        spread={n: (percentile(v, 25), percentile(v, 75)) for n, v in ratios.items()},
+        rounds=rounds,
+        threads=n_threads,
+    )

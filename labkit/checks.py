@@ -182,3 +182,25 @@ def exercise(key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn
     print("   The notebook goes on with the reference solution for now.")
     return lookup(key).reference
+
+
+# ------------------------------------------------ tolerance checks for measured numbers
+def expect(label: str, value: float, low: float, high: float) -> bool:
+    """Assert ``low <= value <= high`` and print one line that is the same on every machine.
+
+    Measured numbers (accuracy, loss, errors, ratios) differ in their last digits between
+    CPUs and torch versions, so notebooks print them in output-ignored cells and check them
+    here: the printed line ``✓ label in [low, high]`` is what nbval compares. The range must
+    be able to fail: choose it from measurements (instruction sets, seeds, thread counts).
+    """
+    if not low <= high:
+        raise ValueError(f"expect({label!r}): low={low} must be <= high={high}.")
+    v = float(value)
+    if not (low <= v <= high):  # NaN fails too
+        raise AssertionError(
+            f"{label} = {v:.6g} is outside the expected range [{low:g}, {high:g}]. "
+            "If you changed the code above, that is the effect; otherwise please report it "
+            "with the output of `python -m labkit doctor`."
+        )
+    print(f"✓ {label} in [{low:g}, {high:g}]")
+    return True

@@ -100,15 +100,57 @@ def test_markdown_before_every_code_cell(path: Path) -> None:
             )
 
 
+IGNORE_TAG = "nbval-ignore-output"
+EXACT_TAG = "exact-output"  # a checked cell whose floats are exact IEEE arithmetic (no reductions)
+FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d+(?:e[-+]?\d+)?|(?<![\w.])\d+e-\d+")
+
+
+def ignored(cell: nbformat.NotebookNode) -> bool:
+    return IGNORE_TAG in cell.get("metadata", {}).get("tags", [])
+
+
+def output_text(cell: nbformat.NotebookNode) -> str:
+    parts = []
+    for o in cell.get("outputs", []):
+        parts.append(o.get("text", "") if isinstance(o.get("text", ""), str) else "")
+        parts.append(str(o.get("data", {}).get("text/plain", "")))
+    return "".join(parts)
+
+
 @pytest.mark.parametrize("path", PATHS, ids=NAMES)
 def test_timing_and_plot_cells_are_ignored_by_nbval(path: Path) -> None:
     nb = load(path)
     for i, c in enumerate(nb.cells):
         if c.cell_type != "code":
             continue
+        assert "NBVAL_IGNORE_OUTPUT" not in c.source, (
+            f"cell {i}: use the cell tag {IGNORE_TAG!r}, not a comment in the code"
+        )
         shows_plot = any("application/vnd.plotly.v1+json" in o.get("data", {}) for o in c.outputs)
         if shows_plot:
-            assert "NBVAL_IGNORE_OUTPUT" in c.source, f"plot cell {i} must be # NBVAL_IGNORE_OUTPUT"
+            assert ignored(c), f"plot cell {i} must carry the tag {IGNORE_TAG!r}"
+
+
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_checked_cells_print_no_measured_floats(path: Path) -> None:
+    """A checked cell prints what is identical on every CPU: no floating-point results.
+
+    Measured floats go in cells tagged nbval-ignore-output and are asserted there with
+    labkit.expect, whose '✓ ... in [lo, hi]' line is what nbval compares. A cell whose floats
+    are exact IEEE arithmetic (bit layouts, powers of two, scalar formulas) is tagged exact-output.
+    """
+    nb = load(path)
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or ignored(c) or EXACT_TAG in c.metadata.get("tags", []):
+            continue
+        for line in output_text(c).splitlines():
+            if line.lstrip().startswith("✓"):
+                continue
+            assert not FLOAT.search(line), (
+                f"checked cell {i} prints a float ({line.strip()[:80]!r}): print it in a cell "
+                f"tagged {IGNORE_TAG!r} and assert it with labkit.expect, or tag the cell "
+                f"{EXACT_TAG!r} if the value is exact on every CPU"
+            )
 
 
 def test_build_times_under_two_minutes() -> None:
