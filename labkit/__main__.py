@@ -1,19 +1,36 @@
-"""Command line: ``python -m labkit doctor``."""
+"""usage: python3 -m labkit <command>   (run from the repository root)
+
+python3 -m labkit setup      make .venv, install the course (CPU torch on CPU-only machines), open JupyterLab
+python3 -m labkit test       run every test: unit tests, notebooks (native + another instruction set), browser
+python -m labkit doctor      what this machine has, and a one-line verdict
+python -m labkit gpu-check   run every GPU path of the course and print a table
+python -m labkit reset NN    put notebook NN back to the course's version (yours is kept in my_work/)
+"""
 
 from __future__ import annotations
 
 import sys
 
+USAGE = __doc__
+
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["doctor"]:
-        from labkit.env import format_report
+    cmd, rest = (args[0], args[1:]) if args else ("", [])
+    if cmd in ("setup", "test", "reset"):
+        from labkit.course import cli  # standard library only
 
-        print(format_report())
-        return 0
-    print("usage: python -m labkit doctor")
-    return 2
+        return getattr(cli, cmd)(rest)
+    if cmd == "doctor":
+        from labkit.env import doctor
+
+        return doctor()
+    if cmd == "gpu-check":
+        from labkit.course.gpu_check import main as gpu_check
+
+        return gpu_check(rest)
+    print(USAGE)
+    return 0 if cmd in ("-h", "--help", "help") else 2
 
 
 if __name__ == "__main__":

@@ -191,3 +191,86 @@ def format_report(rep: dict[str, object] | None = None) -> str:
     for name, runs, why in gpu_cells(rep):
         lines.append(f"  [{'runs ' if runs else 'skip '}] {name} ({why})")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the doctor's verdict
+NOTEBOOK_STACK = ("jupyterlab", "ipykernel", "ipywidgets", "plotly", "nbformat")
+WIDGET_EXTENSION = "@jupyter-widgets/jupyterlab-manager"
+
+
+def notebook_stack() -> dict[str, str | None]:
+    """Installed version of each package the notebooks and widgets need (None: missing)."""
+    found: dict[str, str | None] = {}
+    for name in NOTEBOOK_STACK:
+        try:
+            found[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def widget_extension_enabled() -> bool:
+    """True when JupyterLab will find the ipywidgets front-end (its labextension folder)."""
+    try:
+        from jupyter_core.paths import jupyter_path
+    except ImportError:
+        return False
+    for base in jupyter_path("labextensions"):
+        if os.path.isdir(os.path.join(base, *WIDGET_EXTENSION.split("/"))):
+            disabled = os.path.join(os.path.dirname(base), "lab", "settings", "page_config.json")
+            try:
+                import json
+
+                with open(disabled) as f:
+                    if json.load(f).get("disabledExtensions", {}).get(WIDGET_EXTENSION):
+                        return False
+            except (OSError, ValueError):
+                pass
+            return True
+    return False
+
+
+def problems(rep: dict[str, object] | None = None) -> list[str]:
+    """What stops the course from running here, each with its fix (empty: ready)."""
+    import labkit
+
+    out = []
+    for name, version in notebook_stack().items():
+        if version is None:
+            out.append(f"{name} is missing: pip install -r requirements.txt")
+    if not widget_extension_enabled():
+        out.append(
+            "the ipywidgets JupyterLab extension is not found or disabled: pip install "
+            "'ipywidgets>=8.1' (and `jupyter labextension enable @jupyter-widgets/jupyterlab-manager`)"
+        )
+    pkgs = (rep or {}).get("packages") or optional_packages()
+    for name in ("onnx", "onnxruntime"):
+        if isinstance(pkgs, dict) and pkgs.get(name) is None:
+            out.append(f"{name} is missing: pip install -r requirements.txt")
+    here = os.path.abspath(os.getcwd())
+    pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
+    if os.path.isdir(os.path.join(here, "labkit")) and os.path.abspath(here) != pkg_dir:
+        out.append(
+            f"labkit is imported from {pkg_dir}, not from this folder ({here}): run "
+            "`python3 -m labkit setup` here (each clone has its own .venv)"
+        )
+    return out
+
+
+def doctor() -> int:
+    """Print the report and a one-line verdict; 0 when the course is ready to run."""
+    import labkit
+
+    rep = report()
+    print(format_report(rep))
+    stack = notebook_stack()
+    print("  notebook stack    " + ", ".join(f"{k}={v or 'MISSING'}" for k, v in stack.items()))
+    print(f"  widget extension  {'enabled' if widget_extension_enabled() else 'NOT FOUND'}")
+    print(f"  labkit from       {os.path.dirname(os.path.abspath(labkit.__file__))}")
+    todo = problems(rep)
+    if todo:
+        print("NOT READY - fix: " + "; ".join(todo))
+        return 1
+    gpu = "with" if rep["cuda_available"] else "without"
+    print(f"READY: the course runs here ({gpu} a CUDA GPU).")
+    return 0
