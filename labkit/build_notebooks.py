@@ -16,6 +16,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import nbformat
@@ -72,6 +73,50 @@ def set_colab_cell(nb: nbformat.NotebookNode) -> None:
     nb.cells.insert(1, nbformat.v4.new_code_cell(colab_cell_source()))
 
 
+PLOTLY = "application/vnd.plotly.v1+json"
+CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
+
+
+def add_static_images(nb: nbformat.NotebookNode, width: int = 820, height: int = 460) -> int:
+    """Put a PNG beside every plotly figure output, so GitHub, nbviewer and Colab's preview
+    (which cannot run plotly.js) show the figure. Uses kaleido with the system Chromium
+    (never a downloaded browser). Returns the number of images added."""
+    import base64
+
+    import kaleido
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    if not os.path.exists(CHROMIUM):
+        raise SystemExit(
+            f"static images need Chromium at {CHROMIUM} (apt-get install chromium, or set "
+            "LABKIT_CHROMIUM); the build does not download a browser."
+        )
+    os.environ.setdefault("BROWSER_PATH", CHROMIUM)
+    outputs = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if PLOTLY in o.get("data", {})
+    ]
+    if not outputs:
+        return 0
+    kaleido.start_sync_server(silence_warnings=True)
+    warnings.filterwarnings("ignore", message="The kopts argument is ignored")
+    try:
+        for o in outputs:
+            spec = o["data"][PLOTLY]
+            fig = go.Figure(spec, skip_invalid=True)
+            w = int(fig.layout.width or width)
+            h = int(fig.layout.height or height)
+            png = pio.to_image(fig, format="png", width=w, height=h, scale=1)
+            o["data"]["image/png"] = base64.b64encode(png).decode("ascii")
+    finally:
+        kaleido.stop_sync_server(silence_warnings=True)
+    return len(outputs)
+
+
 def build(path: Path, timeout: int = 600) -> float:
     """Execute one notebook in place; return its wall time in seconds."""
     nb = nbformat.read(path, as_version=4)
@@ -93,6 +138,7 @@ def build(path: Path, timeout: int = 600) -> float:
     client.execute()
     seconds = time.perf_counter() - t0
     nb.metadata.pop("widgets", None)  # live widget state: megabytes, and stale once saved
+    add_static_images(nb)
     nbformat.write(nb, path)
     return seconds
 

@@ -77,12 +77,30 @@ def test_readme_map_lists_every_planned_notebook() -> None:
         row = next((ln for ln in readme.splitlines() if ln.startswith("|") and stem in ln), None)
         assert row, f"README notebook map lacks {stem}"
         assert ("planned" in row) == (stem not in present), f"README status of {stem} is stale"
-    for cmd in ("pip install -r requirements.txt", "jupyter lab", "pytest"):
+    for cmd in (
+        "python3 -m labkit setup",
+        "python3 -m labkit test",
+        "pip install -r requirements.txt",
+        "jupyter lab",
+        "pytest",
+        "cd ",
+    ):
         assert cmd in readme
 
 
-def test_ci_script_installs_and_runs_the_readme_command() -> None:
+def readme_commands() -> list[str]:
+    """The commands of the README's first code block (clone, set up, test)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("```bash", 1)[1].split("```", 1)[0]
+    return [ln.split("#")[0].strip() for ln in block.strip().splitlines()]
+
+
+def test_ci_script_runs_the_readme_commands() -> None:
+    """CI does what a learner does after the clone: the README's set-up and test commands."""
     ci = (ROOT / ".ci/run").read_text()
     assert os.access(ROOT / ".ci/run", os.X_OK)
-    assert "pip install -q -r requirements.txt" in ci and "apt-get install" in ci
-    assert ci.rstrip().endswith("pytest")
+    setup, test = readme_commands()[1:3]
+    assert setup == "python3 -m labkit setup" and test == "python3 -m labkit test"
+    lines = [ln.strip() for ln in ci.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    assert f"{setup} --no-lab" in lines and lines[-1] == test
+    assert "apt-get install" in ci and "chromium" in ci

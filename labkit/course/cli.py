@@ -75,7 +75,7 @@ def setup(args: list[str]) -> int:
     if not has_torch and not _has_nvidia_gpu():
         # No NVIDIA GPU: the CPU build of torch (~200 MB) instead of the CUDA build (several GB).
         if _reachable(CPU_WHEELS + "/torch/"):
-            _run([*pip, "install", "-q", "torch", "torchvision", "--index-url", CPU_WHEELS])
+            _run([*pip, "install", "-q", "torch", "--index-url", CPU_WHEELS])
         else:
             print(f"note: {CPU_WHEELS} is not reachable; torch comes from the default index.")
     if _run([*pip, "install", "-q", "-r", "requirements.txt"]) != 0:
