@@ -120,7 +120,7 @@ def test_hint_kept_and_line_shown_when_the_learner_raises(monkeypatch) -> None:
     checks._MISSES.clear()
 
     def typo(x):
-        y = x * 2
+        y = x * 2  # noqa: F841
         return yy  # noqa: F821
 
     res = checks.check("t.double", typo)
