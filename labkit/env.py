@@ -72,9 +72,10 @@ def setup(seed: int = 0, threads: int = DEFAULT_THREADS) -> None:
     """First code cell of every notebook: seeds, threads, plot renderer."""
     seed_everything(seed)
     set_threads(threads)
-    from labkit import plots
 
-    plots.use_notebook_renderer()
+    import plotly.io as pio  # the MIME renderer JupyterLab, Notebook 7 and VS Code draw; Colab's own
+
+    pio.renderers.default = "colab" if in_colab() else "plotly_mimetype"
 
 
 def cpu_features() -> dict[str, bool]:

@@ -10,15 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-import plotly.io as pio
 import torch
-
-from labkit.env import in_colab
-
-
-def use_notebook_renderer() -> None:
-    """Pick the renderer: 'colab' on Colab, else the MIME renderer JupyterLab understands."""
-    pio.renderers.default = "colab" if in_colab() else "plotly_mimetype"
 
 
 def _check_label(label: str, name: str) -> None:

@@ -1,0 +1,171 @@
+"""The import rule of labkit, checked on the source (AST):
+
+- core (shared plumbing) imports no topic and no course tooling;
+- a topic imports core and topics taught before it (course order), never a later one;
+- no import circles between modules.
+A topic's lesson module, its exercises and its widget count as that topic.
+"""
+
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import pytest
+
+LABKIT = Path(__file__).resolve().parent.parent / "labkit"
+CORE = {"bench", "checks", "data", "env", "errors", "models", "plots", "train", "widgets"}
+# Course order: notebook number of each topic (interview_prep comes last).
+TOPICS = {
+    "precision": 1, "accumulation": 2, "distill": 3, "prune": 4, "quant": 5, "qat": 6,
+    "fusion": 7, "attention": 8, "deploy": 9, "deploy_trt": 9, "edge": 10, "gpt": 11,
+    "generate": 11, "distributed": 12, "distributed_worker": 12, "pipeline": 13, "interview": 14,
+}  # fmt: skip
+WIDGET_TOPIC = {"precision": "precision", "quant": "quant", "temperature": "distill",
+                "zero": "distributed", "quiz": "interview"}  # fmt: skip
+TOOLING = {"course", "build_notebooks", "train_assets", "__main__"}
+
+
+def unit(path: Path, root: Path) -> str:
+    """The architectural unit of a labkit source file: a core module, a topic or tooling."""
+    parts = path.relative_to(root).with_suffix("").parts
+    if parts[-1] == "__init__" and len(parts) == 2 and parts[0] in ("exercises", "widgets"):
+        return "core"  # the package markers
+    if parts[0] in ("exercises",) and len(parts) > 1:
+        return parts[1]
+    if parts[0] == "widgets" and len(parts) > 1 and parts[1] != "__init__":
+        return WIDGET_TOPIC.get(parts[1], parts[1])
+    if parts[0] in ("core", "__init__"):
+        return "core"
+    return parts[0]
+
+
+def kind(name: str) -> str:
+    if name == "core" or name in CORE:
+        return "core"
+    if name in TOOLING:
+        return "tooling"
+    if name in TOPICS:
+        return "topic"
+    return "unknown"
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """labkit modules a file imports: ('labkit.quant', line) for each import statement."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names if a.name.startswith("labkit.")]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "labkit":
+                out += [(f"labkit.{a.name}", node.lineno) for a in node.names]
+            elif node.module.startswith("labkit."):
+                out.append((node.module, node.lineno))
+    return out
+
+
+def target_unit(module: str, root: Path) -> str:
+    parts = module.split(".")[1:]
+    fake = root.joinpath(*parts).with_suffix(".py")
+    return unit(fake, root) if parts else "core"
+
+
+def violations(root: Path = LABKIT) -> list[str]:
+    """Every broken rule, one line each: 'file:line: unit -> unit (why)'."""
+    found, edges = [], {}
+    for path in sorted(root.rglob("*.py")):
+        src = unit(path, root)
+        for module, line in imports(path):
+            dst = target_unit(module, root)
+            if dst == src or module in ("labkit.MissingDependency", "labkit.expect"):
+                continue
+            where = f"{path.relative_to(root.parent)}:{line}: {src} -> {dst}"
+            if (
+                not (root / Path(*module.split(".")[1:])).with_suffix(".py").exists()
+                and not (root / Path(*module.split(".")[1:])).is_dir()
+            ):
+                if kind(dst) != "unknown" or module.count(".") == 1:
+                    found.append(f"{where} (imports {module}, which does not exist)")
+                continue
+            ks, kd = kind(src), kind(dst)
+            if ks == "core" and kd != "core":
+                found.append(f"{where} (core must not import a {kd})")
+            elif ks == "topic" and kd == "tooling":
+                found.append(f"{where} (a topic must not import course tooling)")
+            elif ks == "topic" and kd == "topic" and TOPICS[dst] > TOPICS[src]:
+                found.append(f"{where} (taught later: {TOPICS[dst]:02d} after {TOPICS[src]:02d})")
+            edges.setdefault(module_name(path, root), set()).add(module)
+    found += [f"import circle: {' -> '.join(c)}" for c in cycles(edges)]
+    return found
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+    """Import circles between modules (depth-first search; each reported once)."""
+    seen: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        if node in stack:
+            cyc = stack[stack.index(node) :] + [node]
+            key = frozenset(cyc)
+            if key not in seen:
+                seen.add(key)
+                out.append(cyc)
+            return
+        for nxt in sorted(edges.get(node, ())):
+            visit(nxt, stack + [node])
+
+    for start in sorted(edges):
+        visit(start, [])
+    return out
+
+
+def test_labkit_follows_the_import_rule() -> None:
+    broken = violations()
+    assert not broken, "labkit breaks its import rule:\n" + "\n".join(broken)
+
+
+def test_every_module_has_a_known_place() -> None:
+    for path in LABKIT.rglob("*.py"):
+        u = unit(path, LABKIT)
+        assert kind(u) != "unknown", f"{path}: add {u!r} to CORE, TOPICS or TOOLING"
+
+
+@pytest.fixture
+def copy_of_labkit(tmp_path: Path) -> Path:
+    root = tmp_path / "labkit"
+    shutil.copytree(LABKIT, root, ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def test_a_planted_back_import_fails(copy_of_labkit: Path) -> None:
+    quant = copy_of_labkit / "quant.py"
+    quant.write_text(quant.read_text() + "\nfrom labkit import generate  # planted\n")
+    broken = violations(copy_of_labkit)
+    assert any("quant.py" in b and "quant -> generate" in b and "taught later" in b for b in broken)
+    env = copy_of_labkit / "env.py"
+    env.write_text(env.read_text() + "\nfrom labkit import quant  # planted\n")
+    assert any(
+        "env.py" in b and "core must not import a topic" in b for b in violations(copy_of_labkit)
+    )
+
+
+def test_deleting_a_topic_names_what_depends_on_it(copy_of_labkit: Path) -> None:
+    before = set(violations(copy_of_labkit))
+    (copy_of_labkit / "fusion.py").unlink()
+    (copy_of_labkit / "exercises" / "fusion.py").unlink()
+    new = set(violations(copy_of_labkit)) - before
+    dependents = {b.split(":")[0] for b in new}
+    users = {
+        f"labkit/{p.relative_to(copy_of_labkit).as_posix()}"
+        for p in copy_of_labkit.rglob("*.py")
+        if any(target_unit(m, copy_of_labkit) == "fusion" for m, _ in imports(p))
+    } - {"labkit/exercises/fusion.py", "labkit/fusion.py"}
+    assert new and all("fusion" in b and "does not exist" in b for b in new), new
+    assert dependents == users, (dependents, users)
