@@ -1,5 +1,3 @@
-import time
-
 import pytest
 import torch
 from hypothesis import given, settings
@@ -17,15 +15,102 @@ def test_latency_counts_calls_and_orders_stats() -> None:
     assert t.min <= t.median <= t.p90
 
 
-def test_latency_reports_median_not_warmup() -> None:
-    n = {"calls": 0}
+class FakeClock:
+    """A virtual clock: each call of ``fn`` takes the next scripted duration (no wall time)."""
 
-    def fn() -> None:
-        n["calls"] += 1
-        time.sleep(0.03 if n["calls"] <= 2 else 0.002)
+    def __init__(self, durations: list[float]) -> None:
+        self.now, self.durations = 0.0, list(durations)
 
-    t = bench.latency(fn, warmup=2, repeats=5)
-    assert t.median < 0.015  # the two slow warm-up calls are not timed
+    def perf_counter(self) -> float:
+        return self.now
+
+    def fn(self) -> None:
+        self.now += self.durations.pop(0)
+
+
+def test_latency_reports_median_not_warmup(monkeypatch) -> None:
+    clock = FakeClock([5.0, 5.0] + [0.002] * 5)  # two slow warm-up calls, then fast ones
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    t = bench.latency(clock.fn, warmup=2, repeats=5)
+    assert t.median == pytest.approx(0.002)
+
+
+def test_latency_median_ignores_one_slow_timed_call(monkeypatch) -> None:
+    """The reason for the median: one call hit by the OS must not move the reported time."""
+    clock = FakeClock([0.001, 0.001, 0.9, 0.001, 0.001])
+    monkeypatch.setattr(bench.time, "perf_counter", clock.perf_counter)
+    t = bench.latency(clock.fn, warmup=0, repeats=5)
+    assert t.median == pytest.approx(0.001)
+    assert t.mean == pytest.approx(0.1808)  # the mean would have been 180x off
+    assert t.p90 > 0.3
+
+
+def test_compare_ratio_spread_and_verdict(monkeypatch) -> None:
+    """B takes half of A's time in every round: speed-up 2 with no spread, a clear verdict."""
+    now = {"t": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now["t"])
+
+    def step(seconds: float):
+        def fn() -> None:
+            now["t"] += seconds
+
+        return fn
+
+    c = bench.compare({"A": step(0.004), "B": step(0.002)}, rounds=5, repeats=3)
+    assert c.baseline == "A" and c.speedup["A"] == pytest.approx(1.0)
+    assert c.speedup["B"] == pytest.approx(2.0) and c.spread["B"] == pytest.approx((2.0, 2.0))
+    assert c.median_ms["A"] == pytest.approx(4.0) and c.clear("B")
+    assert c.verdict("B").startswith("B is 2.00x faster than A")
+    assert [r["variant"] for r in c.rows()] == ["A", "B"]
+
+
+def test_compare_says_no_clear_difference_when_the_spread_covers_one(monkeypatch) -> None:
+    now = {"t": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now["t"])
+    # B alternates between 10 % faster and 10 % slower than A: median ratio ~1, IQR covers 1.
+    b_times = iter([0.0009, 0.0011] * 40)
+
+    def a() -> None:
+        now["t"] += 0.001
+
+    def b() -> None:
+        now["t"] += next(b_times)
+
+    c = bench.compare({"A": a, "B": b}, rounds=8, repeats=1, warmup=1)
+    lo, hi = c.spread["B"]
+    assert lo < 1.0 < hi and not c.clear("B")
+    assert "no clear difference" in c.verdict("B")
+
+
+def test_compare_slower_verdict_and_bad_input(monkeypatch) -> None:
+    now = {"t": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: now["t"])
+
+    def a() -> None:
+        now["t"] += 0.001
+
+    def b() -> None:
+        now["t"] += 0.003
+
+    c = bench.compare({"A": a, "B": b}, rounds=3, repeats=1)
+    assert c.verdict("B").startswith("B is 3.00x slower than A")
+    with pytest.raises(ValueError, match="2\\+ variants"):
+        bench.compare({"A": a})
+    with pytest.raises(ValueError, match="baseline"):
+        bench.compare({"A": a, "B": b}, baseline="C")
+
+
+def test_expect_prints_an_invariant_line_and_can_fail(capsys) -> None:
+    from labkit import expect
+
+    assert expect("student accuracy", 0.9861, 0.95, 1.0)
+    assert capsys.readouterr().out == "✓ student accuracy in [0.95, 1]\n"
+    with pytest.raises(AssertionError, match="student accuracy = 0.9 is outside"):
+        expect("student accuracy", 0.9, 0.95, 1.0)
+    with pytest.raises(AssertionError):
+        expect("loss", float("nan"), 0.0, 1.0)
+    with pytest.raises(ValueError, match="low"):
+        expect("x", 1.0, 2.0, 1.0)
 
 
 def test_latency_bad_input() -> None:
