@@ -16,6 +16,18 @@ from torch import nn
 
 from labkit.data import DATA_DIR
 
+MAX_PARAMS = 100_000_000  # 400 MB of fp32 weights: far beyond any model of this course
+
+
+def _check_size(params: int, what: str, width: int) -> None:
+    """Refuse before allocating: a typo like width=10**6 would ask for terabytes."""
+    if params > MAX_PARAMS:
+        raise ValueError(
+            f"{what}(width={width}) would have about {params:.2g} parameters "
+            f"({params * 4 / 2**30:.0f} GiB in fp32); the course's models use widths up to a few "
+            "hundred. Choose a smaller width."
+        )
+
 
 def cnn(
     width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int = 1
@@ -23,6 +35,7 @@ def cnn(
     """Small conv net for 8x8 digits; see the module docstring for the layout."""
     if width < 1 or depth < 2:
         raise ValueError(f"cnn needs width >= 1 and depth >= 2, got width={width}, depth={depth}.")
+    _check_size(9 * (2 * width) ** 2 * depth + 2 * width * 16 * num_classes, "cnn", width)
     layers: list[nn.Module] = []
     c_in = in_channels
     for i in range(depth):
@@ -49,6 +62,7 @@ def mlp(
     """Multi-layer perceptron: depth hidden layers of size width."""
     if width < 1 or depth < 1:
         raise ValueError(f"mlp needs width >= 1 and depth >= 1, got width={width}, depth={depth}.")
+    _check_size(width * width * depth + 64 * width, "mlp", width)
     layers: list[nn.Module] = [nn.Flatten()]
     d_in = in_features
     for _ in range(depth):
@@ -71,15 +85,46 @@ def save(model: nn.Module, name: str, metadata: dict[str, str] | None = None) ->
 
 
 def load(model: nn.Module, name: str) -> dict[str, str]:
-    """Load data/<name>.safetensors into ``model`` (safe: tensors only); return its metadata."""
+    """Load data/<name>.safetensors into ``model`` (safe: tensors only); return its metadata.
+
+    A missing, corrupted or foreign checkpoint raises ValueError naming the file and the fix.
+    """
     from safetensors import safe_open
     from safetensors.torch import load_file
 
     path = DATA_DIR / f"{name}.safetensors"
+    retrain = (
+        f"`python -m labkit.train_assets {name}` rebuilds it (or `git checkout data/{path.name}`)"
+    )
     if not path.exists():
-        raise ValueError(
-            f"checkpoint {path.name} not found in data/; build it with `python -m labkit.train_assets`."
+        raise ValueError(f"checkpoint data/{path.name} not found; {retrain}.")
+    try:
+        state = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            metadata = dict(f.metadata() or {})
+    except Exception as exc:  # SafetensorError, truncated or garbage file
+        raise ValueError(f"checkpoint data/{path.name} is damaged ({exc}); {retrain}.") from None
+    own = model.state_dict()
+    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if state[k].shape != own[k].shape
+    ]
+    if missing or unexpected or wrong:
+        details = "; ".join(
+            part
+            for part in (
+                f"missing {missing[:3]}" if missing else "",
+                f"unexpected {unexpected[:3]}" if unexpected else "",
+                f"shapes differ: {wrong[:3]}" if wrong else "",
+            )
+            if part
         )
-    model.load_state_dict(load_file(str(path)))
-    with safe_open(str(path), framework="pt") as f:
-        return dict(f.metadata() or {})
+        raise ValueError(
+            f"checkpoint data/{path.name} was saved from another architecture than "
+            f"{type(model).__name__} ({details}); build the model the checkpoint was made for "
+            f"(see data/README.md) or {retrain}."
+        )
+    model.load_state_dict(state)
+    return metadata

@@ -87,3 +87,35 @@ def test_histogram_stores_counts_not_samples() -> None:
     assert list(fig.data[0].x) == [0.25, 0.75]
     with pytest.raises(ValueError, match="unit"):
         plots.histogram({"a": x}, bins=2, xlabel="", ylabel="n", title="t")
+
+
+def test_huge_width_is_refused_before_allocating() -> None:
+    import pytest
+
+    from labkit import models
+
+    with pytest.raises(ValueError, match="width=1000000"):
+        models.mlp(width=10**6)
+    with pytest.raises(ValueError, match="smaller width"):
+        models.cnn(width=10**5)
+    assert sum(p.numel() for p in models.mlp(width=512, depth=3).parameters()) > 0
+
+
+def test_damaged_and_foreign_checkpoints_name_the_file_and_the_fix(tmp_path, monkeypatch) -> None:
+    import pytest
+
+    from labkit import models
+
+    monkeypatch.setattr(models, "DATA_DIR", tmp_path)
+    net = models.mlp(width=8, depth=1)
+    models.save(net, "toy", {"accuracy": "0.5"})
+    assert models.load(models.mlp(width=8, depth=1), "toy") == {"accuracy": "0.5"}
+    with pytest.raises(ValueError, match=r"toy\.safetensors was saved from another architecture"):
+        models.load(models.mlp(width=16, depth=1), "toy")
+    with pytest.raises(ValueError, match="missing"):
+        models.load(models.mlp(width=8, depth=2), "toy")
+    (tmp_path / "toy.safetensors").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ValueError, match=r"toy\.safetensors is damaged.*train_assets toy"):
+        models.load(net, "toy")
+    with pytest.raises(ValueError, match="not found"):
+        models.load(net, "nothing")
