@@ -26,7 +26,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 TIMES = NOTEBOOKS / "build_times.json"
-COLAB_MARK = "# Colab setup"
+COLAB_MARK = "# @title Colab set-up"
 
 
 def repo_url() -> str:
@@ -36,23 +36,24 @@ def repo_url() -> str:
 
 
 def colab_cell_source(url: str | None = None) -> str:
-    """The first code cell of every notebook: installs the course on Colab, else does nothing."""
+    """The first code cell of every notebook: installs the course on Colab, else does nothing.
+
+    Saved collapsed (JupyterLab: source_hidden; Colab: a form showing only its title)."""
     url = url or repo_url()
-    return f'''{COLAB_MARK}: on Google Colab this installs the course; elsewhere it does nothing.
+    return f"""{COLAB_MARK} (runs only on Google Colab; elsewhere it does nothing)
 import sys
 
-if "google.colab" in sys.modules:
+if "google.colab" in sys.modules:  # fetch the course, install it, turn the widgets on
     import os
     import subprocess
 
-    if not os.path.exists("/content/course"):
-        subprocess.run(["git", "clone", "--depth", "1", "{url}", "/content/course"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-r", "requirements.txt"], cwd="/content/course", check=True)
+    cmd = "git clone -q --depth 1 {url} /content/course; cd /content/course && pip install -q -r requirements.txt"
+    subprocess.run(cmd, shell=True, check=True)
     sys.path.insert(0, "/content/course")
     os.chdir("/content/course/notebooks")
     from google.colab import output
 
-    output.enable_custom_widget_manager()'''
+    output.enable_custom_widget_manager()"""
 
 
 def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
@@ -68,9 +69,13 @@ def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
 def set_colab_cell(nb: nbformat.NotebookNode) -> None:
     """Make the Colab setup cell the first code cell, right after the title cell."""
     nb.cells = [
-        c for c in nb.cells if not (c.cell_type == "code" and c.source.startswith(COLAB_MARK))
+        c
+        for c in nb.cells
+        if not (c.cell_type == "code" and c.source.startswith((COLAB_MARK, "# Colab setup")))
     ]
-    nb.cells.insert(1, nbformat.v4.new_code_cell(colab_cell_source()))
+    cell = nbformat.v4.new_code_cell(colab_cell_source())
+    cell.metadata.update({"jupyter": {"source_hidden": True}, "cellView": "form"})
+    nb.cells.insert(1, cell)
 
 
 PLOTLY = "application/vnd.plotly.v1+json"
