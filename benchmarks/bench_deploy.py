@@ -1,4 +1,4 @@
-"""Notebook 09's speed-ups as ratios measured in one run: PyTorch eager vs ONNX Runtime FP32
+"""Notebook 09's speed-ups as ratios measured in one interleaved run (labkit.bench.compare): PyTorch eager vs ONNX Runtime FP32
 vs ORT INT8 (static QDQ for the CNN, dynamic for the transformer), batch 1 and 32, 1 thread.
 
     python benchmarks/bench_deploy.py
@@ -14,7 +14,7 @@ import torch
 from labkit import bench, data, deploy, env, models
 
 
-def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int]]:
+def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int, str]]:
     env.seed_everything(0)
     x = data.digits()["test"].x
     calib = data.digits()["train"].x[:256]
@@ -36,18 +36,27 @@ def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int]]:
                 with torch.no_grad():
                     return model(xb)
 
-            t_eager = bench.latency(eager, warmup=10, repeats=100, threads=1).median
-            t32 = bench.latency(r32, xb, warmup=10, repeats=100, threads=1).median
-            t8 = bench.latency(r8, xb, warmup=10, repeats=100, threads=1).median
+            cmp = bench.compare(
+                {
+                    "eager": eager,
+                    "ort32": lambda xb=xb, r=r32: r(xb),
+                    "ort8": lambda xb=xb, r=r8: r(xb),
+                },
+                baseline="ort32",
+                rounds=21,
+                repeats=20,
+                threads=1,
+            )
             rows.append(
                 (
                     name,
                     batch,
-                    t_eager * 1e3,
-                    t32 * 1e3,
-                    t8 * 1e3,
+                    cmp.median_ms["eager"],
+                    cmp.median_ms["ort32"],
+                    cmp.median_ms["ort8"],
                     deploy.file_size(fp32),
                     deploy.file_size(int8),
+                    cmp.verdict("ort8"),
                 )
             )
     return rows
@@ -58,12 +67,12 @@ def main() -> None:
         rows = run(Path(tmp))
     print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
     print(
-        "| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | ORT/eager speed-up | int8/fp32 speed-up | size ratio |"
+        "| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | int8 vs fp32 (interleaved) | size ratio |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    for name, batch, te, t32, t8, s32, s8 in rows:
+    print("|---|---|---|---|---|---|---|")
+    for name, batch, te, t32, t8, s32, s8, verdict in rows:
         print(
-            f"| {name} | {batch} | {te:.3f} | {t32:.3f} | {t8:.3f} | {te / t32:.2f}x | {t32 / t8:.2f}x | {s32 / s8:.2f}x |"
+            f"| {name} | {batch} | {te:.3f} | {t32:.3f} | {t8:.3f} | {verdict} | {s32 / s8:.2f}x |"
         )
 
 

@@ -23,18 +23,20 @@ def main(threads: int = 2) -> None:
     print("## Distributed training (12)\n")
     model = distributed.deep_mlp(depth=16, width=256)
     x = torch.randn(1024, 256)
-    rows = distributed.checkpoint_costs(
-        model, x, [0, 2, 4, 8], rounds=5, repeats=3, threads=threads
-    )
+    segments = [0, 2, 4, 8]
+    rows = distributed.checkpoint_costs(model, x, segments)
+    timing = distributed.checkpoint_timing(model, x, segments, rounds=9, repeats=3, threads=threads)
     base = rows[0]
     print(f"Activation checkpointing, 16 x Linear(256) + ReLU, batch 1024, {threads} threads\n")
-    print("| segments | peak memory (MiB) | memory / plain | time (ms) | time / plain |")
-    print("|---|---|---|---|---|")
+    print("| segments | peak memory (MiB) | memory / plain | time (ms) | time / plain | verdict |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
+        name = distributed.segment_label(r["segments"])
+        verdict = "baseline" if r["segments"] == 0 else timing.verdict(name)
         print(
             f"| {r['segments'] or 'none'} | {r['peak_bytes'] / 2**20:.1f} "
-            f"| {r['peak_bytes'] / base['peak_bytes']:.2f} | {1e3 * r['seconds']:.1f} "
-            f"| {r['seconds'] / base['seconds']:.2f} |"
+            f"| {r['peak_bytes'] / base['peak_bytes']:.2f} | {timing.median_ms[name]:.1f} "
+            f"| {1 / timing.speedup[name]:.2f} | {verdict} |"
         )
 
     print("\nAll-reduce traffic per step (simulated, gradient of M = 256 KiB)\n")

@@ -26,13 +26,27 @@ def main() -> None:
         "narrow cnn(16, 3)": models.cnn(width=16, depth=3).eval(),
         "narrow cnn(8, 3)": models.cnn(width=8, depth=3).eval(),
     }
-    base = edge.single_thread_latency_ms(ref, x1, repeats=200)
-    print("| model (eager, 1 thread, batch 1) | params | MACs | latency ms | speed-up |")
+
+    def forward(m: torch.nn.Module):
+        def fn() -> None:
+            with torch.no_grad():
+                m(x1)
+
+        return fn
+
+    cmp = bench.compare(
+        {n: forward(m) for n, m in variants.items()},
+        baseline="reference cnn(32, 3)",
+        rounds=21,
+        repeats=20,
+        threads=1,
+    )
+    print("| model (eager, 1 thread, batch 1) | params | MACs | latency ms | verdict |")
     print("|---|---|---|---|---|")
     for name, m in variants.items():
-        t = edge.single_thread_latency_ms(m, x1, repeats=200)
         print(
-            f"| {name} | {bench.count_parameters(m)} | {bench.count_macs(m, x1)} | {t:.3f} | {base / t:.2f}x |"
+            f"| {name} | {bench.count_parameters(m)} | {bench.count_macs(m, x1)} "
+            f"| {cmp.median_ms[name]:.3f} | {cmp.verdict(name) if name != cmp.baseline else 'baseline'} |"
         )
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -44,15 +58,25 @@ def main() -> None:
         )
         r_ref = deploy.ort_runner(deploy.ort_session(f_ref, threads=1))
         r_q = deploy.ort_runner(deploy.ort_session(q_small, threads=1))
-        t_ref = bench.latency(r_ref, x1, warmup=10, repeats=200, threads=1).median * 1e3
-        t_q = bench.latency(r_q, x1, warmup=10, repeats=200, threads=1).median * 1e3
+        xb = x[:32]
+        ort = bench.compare(
+            {"reference FP32": lambda: r_ref(xb), "cnn(16, 3) INT8 QDQ": lambda: r_q(xb)},
+            rounds=21,
+            repeats=20,
+            threads=1,
+        )
         print()
-        print("| ORT, 1 thread, batch 1 | file bytes | latency ms |")
+        print("| ORT, 1 thread, batch 32 | file bytes | latency ms |")
         print("|---|---|---|")
-        print(f"| reference FP32 | {deploy.file_size(f_ref)} | {t_ref:.4f} |")
-        print(f"| cnn(16, 3) INT8 QDQ | {deploy.file_size(q_small)} | {t_q:.4f} |")
         print(
-            f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller | {t_ref / t_q:.2f}x faster |"
+            f"| reference FP32 | {deploy.file_size(f_ref)} | {ort.median_ms['reference FP32']:.4f} |"
+        )
+        print(
+            f"| cnn(16, 3) INT8 QDQ | {deploy.file_size(q_small)} | {ort.median_ms['cnn(16, 3) INT8 QDQ']:.4f} |"
+        )
+        print(
+            f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller "
+            f"| {ort.verdict('cnn(16, 3) INT8 QDQ')} |"
         )
 
     print()

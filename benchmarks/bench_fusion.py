@@ -2,8 +2,9 @@
 
     python benchmarks/bench_fusion.py [threads]
 
-Each pair is timed with labkit.fusion.paired_latency: warm-up, median of repeats, the
-candidates alternating round by round, a fixed number of torch threads (default 1).
+Each pair is timed with labkit.bench.compare: warm-up, median of repeats, the candidates
+alternating round by round, a fixed number of torch threads (default 1); the speed-up is the
+median of the per-round ratios, with its interquartile range and the verdict.
 Rows: BN folded into convs vs conv->BN; three Q/K/V linears vs one fused linear; an
 elementwise chain and a small CNN eager vs torch.compile (Inductor); ONNX Runtime graph
 optimisation levels. Prints a markdown table.
@@ -18,16 +19,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from labkit import env, fusion, models
+from labkit import bench, env, fusion, models
 
 
 def main(threads: int = 1) -> None:
     env.setup(seed=0, threads=2)
-    rows: list[tuple[str, str, str, float, float]] = []
+    rows: list[tuple[str, str, str, float, float, float, str]] = []
 
     def pair(what: str, a: str, fa, b: str, fb) -> None:
-        t = fusion.paired_latency({a: fa, b: fb}, threads=threads)
-        rows.append((what, a, b, t[a], t[b]))
+        c = bench.compare({a: fa, b: fb}, baseline=a, threads=threads)
+        lo, hi = c.spread[b]
+        iqr = f"{lo:.2f}-{hi:.2f}" + ("" if c.clear(b) else " (no clear difference)")
+        rows.append((what, a, b, c.median_ms[a], c.median_ms[b], c.speedup[b], iqr))
 
     model = models.cnn(width=16, depth=3).eval()
     folded = fusion.fold_model(model)
@@ -53,14 +56,17 @@ def main(threads: int = 1) -> None:
     )
 
     big = torch.randn(1 << 21)
-    chain, t_chain = fusion.compile_timed(fusion.elementwise_chain, big)
-    pair(
-        f"elementwise chain x8, 2M floats (compile {t_chain:.1f} s)",
-        "eager",
-        lambda: fusion.elementwise_chain(big),
-        "torch.compile",
-        lambda: chain(big),
-    )
+    for ops in ("gelu", "cheap"):
+        chain, t_chain = fusion.compile_timed(
+            lambda t, o=ops: fusion.elementwise_chain(t, 8, ops=o), big
+        )
+        pair(
+            f"{ops} chain x8, 2M floats (compile {t_chain:.1f} s)",
+            "eager",
+            lambda o=ops: fusion.elementwise_chain(big, 8, ops=o),
+            "torch.compile",
+            lambda c=chain: c(big),
+        )
 
     cm, t_model = fusion.compile_timed(folded, x)
     pair(
@@ -76,6 +82,7 @@ def main(threads: int = 1) -> None:
         levels = fusion.ort_levels(path, x, threads=threads)
     base = levels[0]
     for r in levels[1:]:
+        lo, hi = r["iqr"]
         rows.append(
             (
                 f"ORT {r['level']} ({base['nodes']} -> {r['nodes']} nodes)",
@@ -83,14 +90,17 @@ def main(threads: int = 1) -> None:
                 r["level"],
                 base["latency_ms"],
                 r["latency_ms"],
+                r["speedup"],
+                f"{lo:.2f}-{hi:.2f}"
+                + ("" if "no clear" not in r["verdict"] else " (no clear difference)"),
             )
         )
 
     print(f"threads: {threads}\n")
-    print("| what | baseline | fused | baseline ms | fused ms | speed-up |")
-    print("|---|---|---|---:|---:|---:|")
-    for what, a, b, ta, tb in rows:
-        print(f"| {what} | {a} | {b} | {ta:.3f} | {tb:.3f} | {ta / tb:.2f}x |")
+    print("| what | baseline | fused | baseline ms | fused ms | speed-up | IQR |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for what, a, b, ta, tb, sp, iqr in rows:
+        print(f"| {what} | {a} | {b} | {ta:.3f} | {tb:.3f} | {sp:.2f}x | {iqr} |")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ os.environ.setdefault("LABKIT_QUIET", "1")  # no progress bars in the report
 
 from labkit import data, deploy, distill, env, pipeline  # noqa: E402
 
-REPEATS = 100
+ROUNDS, REPEATS = 15, 10
 
 
 def main() -> None:
@@ -32,7 +32,8 @@ def main() -> None:
             teacher, loader, digits["train"].x[:256], Path(tmp), teacher_onnx=True
         )
         rows = pipeline.accuracy_rows(stages, x, y)
-        rows = pipeline.with_latency(rows, pipeline.latencies(stages, x, repeats=REPEATS))
+        comps = pipeline.compare_stages(stages, x, rounds=ROUNDS, repeats=REPEATS)
+        rows = pipeline.with_latency(rows, comps)
     base = rows[0]
     print(f"## Capstone pipeline vs the FP32 teacher (1 thread), CPU: {env.cpu_name()}\n")
     print(deploy.int8_kernel_note() + "\n")
@@ -49,6 +50,9 @@ def main() -> None:
             f"| {b1['smaller']:.2f}x | {r['MACs']:,} | {r['ms_b1']:.3f} | {r['ms_b32']:.3f} "
             f"| {b1['faster']:.2f}x | {b32['faster']:.2f}x |"
         )
+    for key, comp in comps.items():
+        print(f"\n{key} (bench.compare, {comp.rounds} interleaved rounds):")
+        print(comp.report())
     final = pipeline.compression_summary(base, rows[-1])
     print(
         f"\nTarget (>= 8x smaller, >= 2x faster at batch 1, <= 1.5 points lost): "

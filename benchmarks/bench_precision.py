@@ -2,7 +2,8 @@
 
     python benchmarks/bench_precision.py
 
-Prints a markdown table of speed-ups (fp32 median / bf16 median, same run, warm-up, 2 threads).
+Prints a markdown table of speed-ups from bench.compare (interleaved rounds, median ratio
+fp32/bf16 with its interquartile range, 2 threads) and a verdict read against the CPU flags.
 A CPU with avx512_bf16 / AMX has bf16 dot-product instructions that oneDNN uses for matmuls;
 without them bf16 is emulated (convert to fp32, compute, convert back) and usually slower.
 """
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from labkit import bench, env, models
+from labkit import bench, env, models, precision
 
 
 def matmul_pair(n: int = 1024) -> tuple[Callable[[], object], Callable[[], object]]:
@@ -31,13 +32,14 @@ def train_step_pair(
     model = models.mlp(width=width, depth=3)
     x, y = torch.randn(batch, 64), torch.randint(0, 10, (batch,))
 
-    def fp32() -> None:
+    def fp32() -> None:  # bench.compare times under no_grad: a training step re-enables it
         model.zero_grad(set_to_none=True)
-        nn.functional.cross_entropy(model(x), y).backward()
+        with torch.enable_grad():
+            nn.functional.cross_entropy(model(x), y).backward()
 
     def bf16() -> None:
         model.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             loss = nn.functional.cross_entropy(model(x), y)
         loss.backward()
 
@@ -63,13 +65,11 @@ def inference_pair(
 
 
 def measure(
-    pair: tuple[Callable[[], object], Callable[[], object]], repeats: int = 10
-) -> tuple[float, float]:
-    """(fp32 median ms, bf16 median ms), interleaved in one run."""
+    pair: tuple[Callable[[], object], Callable[[], object]], rounds: int = 9, repeats: int = 3
+) -> bench.Comparison:
+    """fp32 vs bf16 with bench.compare: interleaved rounds, the ratio's median and IQR."""
     fp32, bf16 = pair
-    t32 = bench.latency(fp32, warmup=3, repeats=repeats)
-    t16 = bench.latency(bf16, warmup=3, repeats=repeats)
-    return t32.median_ms, t16.median_ms
+    return bench.compare({"fp32": fp32, "bf16": bf16}, rounds=rounds, repeats=repeats)
 
 
 CASES: dict[str, Callable[[], tuple[Callable[[], object], Callable[[], object]]]] = {
@@ -81,13 +81,24 @@ CASES: dict[str, Callable[[], tuple[Callable[[], object], Callable[[], object]]]
 
 def main() -> None:
     env.setup(seed=0, threads=2)
-    feats = env.cpu_features()
+    support = precision.bf16_support()
     print(f"## Mixed precision (01): {env.cpu_name()}")
-    print(f"avx512_bf16={feats['avx512_bf16']}, amx_tile={feats['amx_tile']}, 2 threads\n")
-    print("| workload | fp32 (ms) | bf16 (ms) | speed-up fp32/bf16 |\n|---|---|---|---|")
+    print(
+        f"avx512_bf16={support['avx512_bf16']}, amx_tile={support['amx_tile']}, torch kernels "
+        f"{support['torch_kernels']}, oneDNN bf16 usable={support['onednn_bf16']}, 2 threads\n"
+    )
+    print("| workload | fp32 (ms) | bf16 (ms) | speed-up fp32/bf16 | IQR | verdict |")
+    print("|---|---|---|---|---|---|")
+    results = {}
     for name, make in CASES.items():
-        t32, t16 = measure(make())
-        print(f"| {name} | {t32:.2f} | {t16:.2f} | {t32 / t16:.2f}x |")
+        c = measure(make())
+        lo, hi = c.spread["bf16"]
+        results[name] = (c.speedup["bf16"], c.clear("bf16"))
+        print(
+            f"| {name} | {c.median_ms['fp32']:.2f} | {c.median_ms['bf16']:.2f} | "
+            f"{c.speedup['bf16']:.2f}x | {lo:.2f}-{hi:.2f} | {c.verdict('bf16')} |"
+        )
+    print("\n" + precision.bf16_verdict(support, results))
 
 
 if __name__ == "__main__":

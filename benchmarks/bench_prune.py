@@ -3,13 +3,16 @@
     python benchmarks/bench_prune.py
 
 1. The course CNN (labkit.models.cnn(width=48)): dense vs 80 % unstructured mask (same dense
-   kernels, zeros inside) vs 50 % of channels physically removed (prune.prune_channels).
-2. Where unstructured sparsity pays: W @ X with W (1024, 1024) as a dense matrix vs CSR.
+   kernels, zeros inside) vs 50 % of channels physically removed (prune.prune_channels),
+   one interleaved labkit.bench.compare run.
+2. Where unstructured sparsity pays: W @ X with W (1024, 1024), one dense baseline vs CSR
+   at each sparsity (prune.sparse_matmul_latency, also one bench.compare run).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -26,37 +29,42 @@ def main() -> None:
     prune.prune_model(masked, 0.8)
     small = prune.prune_channels(dense, 0.5)
     x = torch.randn(BATCH, 1, 8, 8)
-    rows = prune.latency_table(
-        {"dense": dense, "80 % unstructured mask": masked, "50 % channels removed": small},
-        x,
+    variants = {"dense": dense, "80 % unstructured mask": masked, "50 % channels removed": small}
+    cmp = bench.compare(
+        {n: functools.partial(prune.inference_fn(m), x) for n, m in variants.items()},
+        baseline="dense",
         threads=THREADS,
     )
-    macs = [bench.count_macs(m, x) for m in (dense, masked, small)]
-    params = [bench.count_parameters(m) for m in (dense, masked, small)]
     print(f"## cnn(width={WIDTH}), batch {BATCH}, {THREADS} threads, CPU: {env.cpu_name()}\n")
-    print("| model | params | MACs (M) | median latency (ms) | speed-up vs dense |")
+    print("| model | params | MACs (M) | median latency (ms) | speed-up vs dense (IQR) |")
     print("|---|---:|---:|---:|---:|")
-    for row, p, m in zip(rows, params, macs, strict=True):
+    for name, m in variants.items():
+        lo, hi = cmp.spread[name]
         print(
-            f"| {row['model']} | {p:,} | {m / 1e6:.1f} | {row['median_ms']:.3f} | {row['speedup']:.2f}x |"
+            f"| {name} | {bench.count_parameters(m):,} | {bench.count_macs(m, x) / 1e6:.1f} | "
+            f"{cmp.median_ms[name]:.3f} | {cmp.speedup[name]:.2f}x ({lo:.2f}-{hi:.2f}) |"
         )
+    for name in list(variants)[1:]:
+        print(f"\n{cmp.verdict(name)}")
     print(
         "\n(the masked model still stores and multiplies every zero: same MACs for the dense kernel)\n"
     )
-    print("## W @ X, W 1024x1024 magnitude-pruned, X 1024x32: dense kernel vs CSR\n")
-    print("| sparsity | dense (ms) | CSR (ms) | CSR speed-up |")
-    print("|---:|---:|---:|---:|")
-    for r in prune.sparse_matmul_latency(
+    print("## W @ X, W 1024x1024 magnitude-pruned, X 1024x32: one dense baseline vs CSR\n")
+    rows, mm = prune.sparse_matmul_latency(
         1024, 1024, BATCH, [0.0, 0.5, 0.8, 0.9, 0.95, 0.99], threads=THREADS
-    ):
+    )
+    print(f"dense: {mm.median_ms['dense']:.3f} ms (timed once, the zeros cost the same)\n")
+    print("| sparsity | CSR (ms) | CSR speed-up (IQR) | verdict |")
+    print("|---:|---:|---:|---|")
+    for r in rows:
         print(
-            f"| {r['sparsity']:.2f} | {r['dense_ms']:.3f} | {r['csr_ms']:.3f} | {r['speedup']:.2f}x |"
+            f"| {r['sparsity']:.2f} | {r['csr_ms']:.3f} | {r['speedup']:.2f}x "
+            f"({r['iqr_low']:.2f}-{r['iqr_high']:.2f}) | {r['verdict']} |"
         )
     if torch.cuda.is_available():
         r = prune.semi_structured_latency()
         print(
-            f"\n2:4 semi-structured fp16 linear on {torch.cuda.get_device_name()}: "
-            f"dense {r['dense_ms']:.3f} ms, sparse {r['sparse_ms']:.3f} ms, {r['speedup']:.2f}x"
+            f"\n2:4 semi-structured fp16 linear on {torch.cuda.get_device_name()}: {r['verdict']}"
         )
     else:
         print("\nNo CUDA GPU here: skipping the 2:4 semi-structured measurement.")

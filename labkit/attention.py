@@ -8,6 +8,11 @@ torch.nn.functional.scaled_dot_product_attention. Output (..., N, d_v).
 The naive form materialises S and P: O(N·M) memory. FlashAttention streams K/V in blocks and
 keeps, per query row, a running max m, a running sum l and an unnormalised output o, so only a
 (B_r x B_c) tile of S exists at a time: O(N·d) memory, the same result up to float rounding.
+
+Loop order: ``tiled_attention`` runs FlashAttention-2's order (Dao 2023): outer loop over query
+blocks, inner loop over K/V blocks, o / l divided once at the end. The first FlashAttention paper
+(Dao et al. 2022, Algorithm 1) has the loops the other way round: outer over K/V blocks, inner over
+Q blocks, reading and rescaling each query block's O, l, m in HBM at every step.
 """
 
 from __future__ import annotations
@@ -23,6 +28,20 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from labkit import bench
 from labkit.errors import MissingDependency, check_positive, check_tensor, require, require_cuda
+
+# ---------------------------------------------------------------- memory guard
+
+MAX_BYTES = 4 * 2**30  # refuse to allocate more than this (4 GiB) for one tensor
+
+
+def _refuse_huge(nbytes: int, what: str, fix: str) -> None:
+    """Raise a ValueError before allocating ``nbytes`` > MAX_BYTES for ``what``."""
+    if nbytes > MAX_BYTES:
+        raise ValueError(
+            f"{what} would need {nbytes / 2**30:,.1f} GiB of memory (this lab refuses more than "
+            f"{MAX_BYTES / 2**30:.0f} GiB at once): {fix}"
+        )
+
 
 # ---------------------------------------------------------------- reference attention
 
@@ -44,7 +63,15 @@ def _check_qkv(q: Any, k: Any, v: Any) -> None:
 
 def causal_mask(n: int, m: int, device: torch.device | None = None) -> torch.Tensor:
     """Boolean (n, m) mask, True where query i may attend key j: j <= i (top-left aligned,
-    as SDPA's is_causal)."""
+    as SDPA's is_causal). n·m bytes: refused above MAX_BYTES."""
+    check_positive(n, "n")
+    check_positive(m, "m")
+    _refuse_huge(
+        int(n) * int(m),
+        f"causal_mask(n={n:,}, m={m:,}) (one byte per query-key pair)",
+        "do not build the mask; pass causal=True to attention.tiled_attention or is_causal=True "
+        "to F.scaled_dot_product_attention, which mask tile by tile.",
+    )
     return torch.ones(n, m, dtype=torch.bool, device=device).tril()
 
 
@@ -60,6 +87,15 @@ def naive_attention(
     scale defaults to 1/√d. causal masks keys j > i with −∞ before the softmax.
     """
     _check_qkv(q, k, v)
+    lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
+    n_scores = math.prod(lead) * q.shape[-2] * k.shape[-2]
+    _refuse_huge(
+        2 * n_scores * q.element_size(),
+        f"naive_attention at N={q.shape[-2]:,}, M={k.shape[-2]:,} (the score matrix S and "
+        f"P = softmax(S), {n_scores:,} {q.dtype} values each)",
+        "use attention.tiled_attention or F.scaled_dot_product_attention (no N x M matrix), "
+        "or shorten the sequence.",
+    )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     s = (q @ k.transpose(-2, -1)) * scale
     if causal:
@@ -135,8 +171,10 @@ def tiled_attention(
     scale: float | None = None,
     block_q: int | None = None,
 ) -> torch.Tensor:
-    """FlashAttention's forward algorithm in PyTorch: blocks of queries x blocks of K/V.
+    """FlashAttention's forward algorithm in PyTorch, in FlashAttention-2's loop order.
 
+    Outer loop over query blocks, inner loop over K/V blocks (FlashAttention-2, Dao 2023; the
+    first paper's Algorithm 1 swaps the loops and rescales O in HBM at every step).
     For each query block Q_i (B_r = block_q rows, default block_size) start with o = 0,
     m = −∞, l = 0, then for each key block K_j, V_j (B_c = block_size rows):
         S_ij = Q_i K_jᵀ · scale (masked with −∞ above the diagonal when causal)
@@ -151,6 +189,11 @@ def tiled_attention(
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n, m_len = q.shape[-2], k.shape[-2]
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    _refuse_huge(
+        math.prod(lead) * min(br, n) * min(bc, m_len) * q.element_size(),
+        f"one score tile of tiled_attention (block_q={br:,} x block_size={bc:,})",
+        "use smaller blocks (64-256 rows).",
+    )
     out = q.new_empty(*lead, n, v.shape[-1])
     for i0 in range(0, n, br):
         qi = q[..., i0 : i0 + br, :] * scale
@@ -201,6 +244,10 @@ def score_matrix_bytes(
 ) -> int:
     """Bytes of one (batch·heads, N, M) score matrix: the memory naive attention must hold (twice:
     S and P = softmax(S))."""
+    for name, val in (("n", n), ("batch_heads", batch_heads), ("dtype_bytes", dtype_bytes)):
+        check_positive(val, name)
+    if m is not None:
+        check_positive(m, "m")
     return batch_heads * n * (n if m is None else m) * dtype_bytes
 
 
@@ -227,22 +274,41 @@ def memory_and_time(
     ns: tuple[int, ...] = (512, 1024, 2048, 4096),
     d: int = 64,
     batch_heads: int = 1,
-    repeats: int = 3,
+    rounds: int = 3,
     seed: int = 0,
     threads: int = 1,
 ) -> list[dict[str, Any]]:
-    """For each N and each attention function fn(q, k, v): peak extra memory (MiB, after one
-    warm-up call) and median time (ms, on ``threads`` threads) on q, k, v of shape
-    (batch_heads, N, d)."""
+    """For each N and each attention function fn(q, k, v) on q, k, v of shape (batch_heads, N, d):
+    peak extra memory (MiB, after one warm-up call) and time, all functions of one N timed in one
+    interleaved labkit.bench.compare (``rounds`` rounds of one call each, ``threads`` threads)
+    against the first function: median ms, speed-up t(first) / t(fn), its IQR and the verdict."""
+    if len(fns) < 2:
+        raise ValueError(f"memory_and_time compares 2+ functions, got {list(fns)}.")
+    check_positive(d, "d")
+    check_positive(batch_heads, "batch_heads")
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for n in ns:
+        check_positive(n, "N")
         q, k, v = (torch.randn(batch_heads, n, d, generator=gen) for _ in range(3))
+        mems = {}
         for name, fn in fns.items():
             fn(q, k, v)
-            mem = bench.peak_memory(fn, q, k, v)
-            t = bench.latency(fn, q, k, v, warmup=0, repeats=repeats, threads=threads)
-            rows.append({"N": n, "method": name, "peak_MiB": mem / 2**20, "time_ms": t.median_ms})
+            mems[name] = bench.peak_memory(fn, q, k, v)
+        calls = {name: (lambda f=fn, a=(q, k, v): f(*a)) for name, fn in fns.items()}
+        cmp = bench.compare(calls, rounds=rounds, repeats=1, warmup=0, threads=threads)
+        for name in fns:
+            rows.append(
+                {
+                    "N": n,
+                    "method": name,
+                    "peak_MiB": mems[name] / 2**20,
+                    "time_ms": cmp.median_ms[name],
+                    "speedup": cmp.speedup[name],
+                    "iqr": cmp.spread[name],
+                    "verdict": "baseline" if name == cmp.baseline else cmp.verdict(name),
+                }
+            )
     return rows
 
 
@@ -313,23 +379,43 @@ def time_backends(
     v: torch.Tensor,
     names: tuple[str, ...] = ("flash", "mem_efficient", "cudnn", "math"),
     causal: bool = False,
-    repeats: int = 20,
+    repeats: int = 5,
+    rounds: int = 5,
 ) -> list[dict[str, Any]]:
-    """Time SDPA with each backend forced in turn (median ms); a backend that refuses these
-    inputs (dtype, head dim, GPU generation, CPU) is reported with the reason, not raised."""
-    rows = []
+    """SDPA with each backend forced in turn: the kernel it runs, and the backends that run timed
+    in one interleaved labkit.bench.compare against ``math`` (or the last one that runs):
+    median ms, speed-up and verdict. A backend that refuses these inputs (dtype, head dim, GPU
+    generation, CPU) is reported with the reason, not raised."""
+    _check_qkv(q, k, v)
+    rows: dict[str, dict[str, Any]] = {}
     for name in names:
         try:
             with forced_backend(name):
                 used = sdpa_kernel_used(q, k, v, is_causal=causal)
-                t = bench.latency(
-                    F.scaled_dot_product_attention, q, k, v, is_causal=causal, repeats=repeats
-                )
-            rows.append({"backend": name, "kernel": used, "median_ms": t.median_ms, "note": ""})
+            rows[name] = {"backend": name, "kernel": used, "median_ms": float("nan"), "note": ""}
         except RuntimeError as exc:
             reason = str(exc).strip().splitlines()[0][:100]
-            rows.append({"backend": name, "kernel": "-", "median_ms": float("nan"), "note": reason})
-    return rows
+            rows[name] = {"backend": name, "kernel": "-", "median_ms": float("nan"), "note": reason}
+    runs = [n for n in names if rows[n]["kernel"] != "-"]
+
+    def call(name: str) -> Any:
+        def run() -> Any:
+            with forced_backend(name):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        return run
+
+    if len(runs) >= 2:
+        base = "math" if "math" in runs else runs[-1]
+        cmp = bench.compare(
+            {n: call(n) for n in runs}, baseline=base, rounds=rounds, repeats=repeats
+        )
+        for n in runs:
+            rows[n]["median_ms"] = cmp.median_ms[n]
+            rows[n]["note"] = "baseline" if n == base else cmp.verdict(n)
+    elif runs:
+        rows[runs[0]]["median_ms"] = bench.latency(call(runs[0]), repeats=repeats).median_ms
+    return [rows[n] for n in names]
 
 
 def time_cuda_backends(

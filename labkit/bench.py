@@ -274,6 +274,8 @@ def compare(
     repeats: int = 5,
     warmup: int = 3,
     threads: int | None = None,
+    no_grad: bool = True,
+    cuda_sync: bool | None = None,
 ) -> Comparison:
     """Time zero-argument callables in interleaved rounds; ratios with their spread.
 
@@ -281,7 +283,10 @@ def compare(
     alternating order (A B C, then C B A, ...), so a busy machine's slow moments hit every
     variant alike. For each round r, speed-up_r = t_r(baseline) / t_r(variant); we report
     the median and the interquartile range of speed-up_r. When the IQR covers 1.0 the
-    verdict is "no clear difference". Taught in notebooks/00_setup_and_measurement.ipynb.
+    verdict is "no clear difference". ``no_grad=False`` times training steps (autograd on). The callables take no
+    arguments, so CUDA is synchronised around each call whenever CUDA is in use here
+    (``cuda_sync=None``), else GPU work would be timed before it finishes.
+    Taught in notebooks/00_setup_and_measurement.ipynb, "Comparing two versions".
     """
     if len(fns) < 2:
         raise ValueError(f"compare needs 2+ variants to compare, got {list(fns)}.")
@@ -291,14 +296,18 @@ def compare(
     if base not in fns:
         raise ValueError(f"baseline={base!r} is not one of the variants {list(fns)}.")
     n_threads = threads or torch.get_num_threads()
+    if cuda_sync is None:
+        cuda_sync = torch.cuda.is_available() and torch.cuda.is_initialized()
     names = list(fns)
     per_round: dict[str, list[float]] = {n: [] for n in names}
-    with torch.no_grad():
+    with torch.set_grad_enabled(not no_grad):
         for n in names:
-            latency(fns[n], warmup=warmup, repeats=1, threads=n_threads)
+            latency(fns[n], warmup=warmup, repeats=1, threads=n_threads, cuda_sync=cuda_sync)
         for r in range(rounds):
             for n in names if r % 2 == 0 else names[::-1]:
-                t = latency(fns[n], warmup=0, repeats=repeats, threads=n_threads)
+                t = latency(
+                    fns[n], warmup=0, repeats=repeats, threads=n_threads, cuda_sync=cuda_sync
+                )
                 per_round[n].append(t.median)
     ratios = {n: [b / t for b, t in zip(per_round[base], per_round[n], strict=True)] for n in names}
     return Comparison(

@@ -350,7 +350,7 @@ def solution(key: str) -> str:
 
 
 # ------------------------------------------------ tolerance checks for measured numbers
-def expect(label: str, value: float, low: float, high: float) -> bool:
+def expect(label: str, value: float, low: float, high: float) -> None:
     """Assert ``low <= value <= high`` and print one line that is the same on every machine.
 
     Measured numbers (accuracy, loss, errors, ratios) differ in their last digits between
@@ -368,4 +368,3 @@ def expect(label: str, value: float, low: float, high: float) -> bool:
             "with the output of `python -m labkit doctor`."
         )
     print(f"✓ {label} in [{low:g}, {high:g}]")
-    return True

@@ -34,8 +34,10 @@ from torch import nn
 from labkit import data, models, train
 from labkit.env import threads as threads_ctx
 from labkit.errors import check_fraction, check_positive, check_tensor
+from labkit.train import accuracy as accuracy  # re-export: the one accuracy of the course
 
 TEACHER_ASSET = "kd_teachers"
+MAX_STUDENT_BYTES = 2**30  # refuse a student above 1 GiB of weights before allocating it
 
 
 def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
@@ -416,7 +418,18 @@ def linear_schedule(start: float, end: float) -> Callable[[float], float]:
 
 
 def student_model(width: int = 32) -> nn.Sequential:
-    """The small student: an MLP with one hidden layer of ``width`` units on (N, 1, 8, 8) input."""
+    """The small student: an MLP with one hidden layer of ``width`` units on (N, 1, 8, 8) input.
+
+    Parameters: 64 * width + width + width * 10 + 10 (2,410 at width 32).
+    """
+    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+        raise ValueError(f"width must be a positive integer, got {width!r}.")
+    n_bytes = (64 + 1 + 10) * width * 4
+    if n_bytes > MAX_STUDENT_BYTES:
+        raise ValueError(
+            f"width={width:,} needs {n_bytes / 2**30:.1f} GiB of weights (limit "
+            f"{MAX_STUDENT_BYTES / 2**30:.0f} GiB); the course's student uses width 32."
+        )
     return models.mlp(width=width, depth=1)
 
 
@@ -439,8 +452,12 @@ def train_student(
     second thread only adds synchronisation, which costs 5-10x on a busy CPU). Returns the
     student in eval mode.
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+    for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    check_positive(lr, "lr (learning rate)")
+    if len(ts.y) == 0:
+        raise ValueError("the transfer set is empty: build it from at least one image.")
     torch.manual_seed(seed)
     student = student_model(width)
     params = list(student.parameters()) + (list(extra.parameters()) if extra is not None else [])
@@ -463,12 +480,6 @@ def train_student(
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Fraction of rows of x whose argmax prediction equals y (model in eval mode)."""
-    model.eval()
-    return float((model(x).argmax(-1) == y).float().mean())
-
-
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (n-1); std is 0 for a single value."""
     vals = list(values)
@@ -478,3 +489,61 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     if len(vals) == 1:
         return m, 0.0
     return m, math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1))
+
+
+class Difference(NamedTuple):
+    """mean(a) - mean(b) with its standard error and whether it is clear of the noise."""
+
+    diff: float
+    se: float
+    t: float
+    df: float
+    clear: bool
+    paired: bool
+
+    def verdict(self, a: str, b: str, unit: str = "points") -> str:
+        """'a is 6.8 points above b (clear: t = 7.1, 4 dof)' or '... within noise ...'."""
+        side = "above" if self.diff >= 0 else "below"
+        how = "paired by seed, " if self.paired else ""
+        stat = f"{how}t = {self.t:.1f}, {self.df:.0f} dof"
+        if self.clear:
+            return f"{a} is {abs(self.diff):.1f} {unit} {side} {b} (clear: {stat})"
+        shown = round(self.diff, 1) + 0.0  # + 0.0: -0.0 prints as +0.0
+        return f"{a} vs {b}: {shown:+.1f} {unit}, within noise ({stat})"
+
+
+def difference(
+    a: Sequence[float], b: Sequence[float], *, paired: bool = False, level: float = 0.95
+) -> Difference:
+    """Is mean(a) - mean(b) more than seed noise? A two-sided t-test at ``level``.
+
+    Unpaired (Welch): se = sqrt(s_a^2 / n_a + s_b^2 / n_b), dof by Welch-Satterthwaite.
+    Paired (same seeds, same batch order): d_i = a_i - b_i, se = s_d / sqrt(n), dof = n - 1.
+    clear = |diff| / se > t_{(1 + level) / 2, dof}. With 3 seeds only a large gap is clear.
+    """
+    from scipy import stats  # scikit-learn's dependency, always installed with the course
+
+    xa, xb = [float(v) for v in a], [float(v) for v in b]
+    if len(xa) < 2 or len(xb) < 2:
+        raise ValueError("difference needs at least 2 values (seeds) on each side.")
+    check_fraction(level, "level")
+    if paired:
+        if len(xa) != len(xb):
+            raise ValueError(
+                f"paired=True needs as many values in a as in b ({len(xa)} vs {len(xb)})."
+            )
+        d = [x - y for x, y in zip(xa, xb, strict=True)]
+        diff, sd = mean_std(d)
+        se, df = sd / math.sqrt(len(d)), float(len(d) - 1)
+    else:
+        (ma, sa), (mb, sb) = mean_std(xa), mean_std(xb)
+        va, vb = sa**2 / len(xa), sb**2 / len(xb)
+        diff, se = ma - mb, math.sqrt(va + vb)
+        df = (va + vb) ** 2 / (va**2 / (len(xa) - 1) + vb**2 / (len(xb) - 1)) if se else 1.0
+    if se == 0:
+        return Difference(
+            diff, 0.0, math.copysign(math.inf, diff) if diff else 0.0, df, diff != 0, paired
+        )
+    t = diff / se
+    crit = float(stats.t.ppf((1 + level) / 2, df))
+    return Difference(diff, se, t, df, abs(t) > crit, paired)

@@ -25,8 +25,8 @@ processes (gloo backend) launched with torchrun; ``launch`` starts it and reads 
 
 from __future__ import annotations
 
+import functools
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +44,34 @@ from torch.utils._pytree import tree_flatten
 from labkit import bench, data
 from labkit.errors import check_tensor
 
+MAX_BYTES = 4 * 2**30  # refuse demos that would allocate more than this on a laptop
+MAX_WORKERS = 4096  # a simulated ring larger than this is only a formula: use ring_bytes_per_worker
+
+
+def _check_count(value: object, name: str, low: int = 1, high: int | None = None) -> int:
+    """An integer in [low, high], else a ValueError naming the parameter."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        upper = f" and <= {high:,}" if high is not None else ""
+        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}.")
+    return value
+
+
+def _check_size(value: object, name: str) -> float:
+    """A finite real number >= 0 (a byte count, a parameter count)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < float("inf")
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)
+
+
 # ----------------------------------------------------------------------------- ring all-reduce
 
 
@@ -55,8 +83,11 @@ def ring_schedule(n: int) -> list[list[tuple[int, int]]]:
     Steps n-1 .. 2n-3 (all-gather): worker i sends chunk (i + 1 - s) % n; the receiver COPIES.
     After reduce-scatter worker i owns the full sum of chunk (i + 1) % n.
     """
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"a ring needs n >= 2 workers, got {n!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_WORKERS:
+        raise ValueError(
+            f"a ring needs n workers with 2 <= n <= {MAX_WORKERS}, got {n!r} "
+            "(for larger n use the formula ring_bytes_per_worker)."
+        )
     reduce = [[(i, (i - s) % n) for i in range(n)] for s in range(n - 1)]
     gather = [[(i, (i + 1 - s) % n) for i in range(n)] for s in range(n - 1)]
     return reduce + gather
@@ -71,8 +102,15 @@ def ring_allreduce(
     result equals sum(tensors) on every worker; the tensor is cut into n near-equal chunks.
     """
     n = len(tensors)
+    if n < 2:
+        raise ValueError(f"ring_allreduce needs 2+ tensors (one per worker), got {n}.")
     for i, t in enumerate(tensors):
         check_tensor(t, f"tensors[{i}]")
+        if t.shape != tensors[0].shape:
+            raise ValueError(
+                f"every worker's tensor must have the same shape: tensors[0] is "
+                f"{tuple(tensors[0].shape)}, tensors[{i}] is {tuple(t.shape)}."
+            )
     schedule = schedule or ring_schedule(n)
     bufs = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]
     sent: list[list[int]] = []
@@ -92,12 +130,16 @@ def ring_allreduce(
 
 def ring_bytes_per_worker(n: int, size_bytes: float) -> float:
     """Bytes each worker sends (and receives) in one ring all-reduce: 2 (n-1)/n * size."""
+    _check_count(n, "n (workers)")
+    _check_size(size_bytes, "size_bytes")
     return 2 * (n - 1) / n * size_bytes
 
 
 def parameter_server_bytes(n: int, size_bytes: float) -> dict[str, float]:
     """Per step: every worker sends its gradient and receives the parameters (size each);
     the server receives n * size and sends n * size."""
+    _check_count(n, "n (workers)")
+    _check_size(size_bytes, "size_bytes")
     return {
         "worker_sent": size_bytes,
         "server_received": n * size_bytes,
@@ -126,12 +168,14 @@ def zero_memory(
     they leave 'gpu' and appear in 'cpu'; only the parameters stay on the GPU.
     Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes (per GPU / per rank).
     """
-    if stage not in (0, 1, 2, 3):
+    if isinstance(stage, bool) or stage not in (0, 1, 2, 3):
         raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage!r}.")
-    if not isinstance(n_gpus, int) or n_gpus < 1:
-        raise ValueError(f"n_gpus must be a positive integer, got {n_gpus!r}.")
-    if params <= 0 or k < 0:
-        raise ValueError(f"need params > 0 and k >= 0, got params={params!r}, k={k!r}.")
+    _check_count(n_gpus, "n_gpus")
+    if _check_size(params, "params (number of parameters)") == 0:
+        raise ValueError("params (number of parameters) must be > 0, got 0.")
+    _check_size(k, "k (optimizer bytes per parameter)")
+    _check_size(bytes_param, "bytes_param")
+    _check_size(bytes_grad, "bytes_grad")
     p = bytes_param * params / (n_gpus if stage >= 3 else 1)
     g = bytes_grad * params / (n_gpus if stage >= 2 else 1)
     o = k * params / (n_gpus if stage >= 1 else 1)
@@ -263,6 +307,14 @@ def optimizer_state_bytes(opt: torch.optim.Optimizer) -> int:
 
 def deep_mlp(depth: int = 16, width: int = 512, seed: int = 0) -> nn.Sequential:
     """depth x [Linear(width, width), ReLU]: activations dominate memory for a large batch."""
+    _check_count(depth, "depth")
+    _check_count(width, "width")
+    nbytes = 4 * depth * (width * width + width)
+    if nbytes > MAX_BYTES:
+        raise ValueError(
+            f"deep_mlp(depth={depth}, width={width}) needs {nbytes / 2**30:.1f} GiB of fp32 "
+            f"weights, more than {MAX_BYTES / 2**30:.0f} GiB; use a smaller width or depth."
+        )
     torch.manual_seed(seed)
     layers: list[nn.Module] = []
     for _ in range(depth):
@@ -361,30 +413,20 @@ def peak_tensor_bytes(fn: Callable[..., object], *args: object, **kwargs: object
 
 
 def checkpoint_costs(
-    model: nn.Sequential,
-    x: torch.Tensor,
-    segments: list[int],
-    rounds: int = 3,
-    repeats: int = 3,
-    threads: int = 1,
+    model: nn.Sequential, x: torch.Tensor, segments: list[int]
 ) -> list[dict[str, float]]:
     """For each number of segments (0 = no checkpointing): the activations the forward pass
-    saves and the peak tensor memory of one forward+backward (both exact bytes), and the
-    forward+backward time in seconds.
+    saves and the peak tensor memory of one forward+backward, both exact bytes.
 
     Parameter gradients exist before measuring, so the peak is activations and
-    temporaries, not the .grad buffers. Times: ``rounds`` rounds that each time every
-    setting (bench.latency: 1 warm-up, ``repeats`` calls, ``threads`` threads) in turn;
-    the median over rounds. Alternating spreads a busy machine's slow moments over all
-    settings, so the ratios of one run are fair.
+    temporaries, not the .grad buffers. Time is measured separately (checkpoint_timing).
     """
-    if any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
-        raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
-    if rounds < 1:
-        raise ValueError(f"rounds must be >= 1, got {rounds!r}.")
+    _check_segments(model, segments)
+    check_tensor(x, "x", ndim=2)
+    _check_activations(model, x)
     x = x.detach().requires_grad_(True)
     forward_backward(model, x, 0)  # creates the .grad buffers once
-    rows = [
+    return [
         {
             "segments": k,
             "saved_bytes": float(saved_activation_bytes(model, x, k)),
@@ -392,13 +434,54 @@ def checkpoint_costs(
         }
         for k in segments
     ]
-    times: list[list[float]] = [[] for _ in segments]
-    for _ in range(rounds):
-        for i, k in enumerate(segments):
-            t = bench.latency(
-                forward_backward, model, x, k, warmup=1, repeats=repeats, threads=threads
-            )
-            times[i].append(t.median)
-    for row, ts in zip(rows, times, strict=True):
-        row["seconds"] = statistics.median(ts)
-    return rows
+
+
+def segment_label(k: int) -> str:
+    """'none' for 0 segments, else 'k segments' (the names used by checkpoint_timing)."""
+    return "none" if k == 0 else f"{k} segments"
+
+
+def checkpoint_timing(
+    model: nn.Sequential,
+    x: torch.Tensor,
+    segments: list[int],
+    rounds: int = 5,
+    repeats: int = 3,
+    threads: int = 1,
+) -> bench.Comparison:
+    """Forward+backward time per number of segments, with labkit.bench.compare: every round
+    times each setting in alternating order, the first entry of ``segments`` is the baseline.
+    Variant names are segment_label(k); speed-up < 1 means slower than the baseline.
+    """
+    _check_segments(model, segments)
+    check_tensor(x, "x", ndim=2)
+    _check_activations(model, x)
+    x = x.detach().requires_grad_(True)
+    forward_backward(model, x, 0)  # creates the .grad buffers once
+
+    def step(k: int) -> None:
+        with torch.enable_grad():  # bench.compare times under no_grad; backward needs grad
+            forward_backward(model, x, k)
+
+    fns = {segment_label(k): functools.partial(step, k) for k in segments}
+    return bench.compare(
+        fns, baseline=segment_label(segments[0]), rounds=rounds, repeats=repeats, threads=threads
+    )
+
+
+def _check_activations(model: nn.Sequential, x: torch.Tensor) -> None:
+    """Refuse a forward+backward whose activations (about 2 per module) exceed MAX_BYTES."""
+    need = 2 * len(model) * x.numel() * x.element_size()
+    if need > MAX_BYTES:
+        raise ValueError(
+            f"x of shape {tuple(x.shape)} through {len(model)} modules keeps about "
+            f"{need / 2**30:.1f} GiB of activations, more than {MAX_BYTES / 2**30:.0f} GiB; "
+            "use a smaller batch."
+        )
+
+
+def _check_segments(model: nn.Sequential, segments: list[int]) -> None:
+    if not segments or any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
+        raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
+    if len(set(segments)) != len(segments):
+        raise ValueError(f"segments must not repeat, got {segments!r}.")

@@ -14,7 +14,8 @@ Three tools, each measured on the course CNN (labkit.models.cnn) and digits:
   Packed storage: ceil(n * bits / 8) bytes of indices + k * 4 bytes of fp32 centroids.
   Fine-tuning moves the centroids: dL/dc_j = sum of dL/dW_i over weights i in cluster j.
 - Hardware-aware search: sample (width, depth) of the CNN, train briefly, measure accuracy
-  and single-thread latency; keep the Pareto front and the best model under a budget.
+  and single-thread latency (labkit.bench.compare, one interleaved run); keep the Pareto
+  front and the best model under a budget.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from labkit import bench, models, train
 from labkit.data import Loaders
+from labkit.env import threads
 from labkit.errors import check_bits, check_tensor
 
 PACK_BITS = (1, 2, 4, 8)
@@ -292,24 +294,27 @@ def finetune_centroids(
 # --------------------------------------------------------------------------- budgets
 
 
-def budgets(model: nn.Module, example: torch.Tensor, *, repeats: int = 50) -> dict[str, float]:
-    """What an edge engineer checks, all on ONE thread at batch example.shape[0]:
+def budgets(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
+    """The size budgets an edge engineer checks, at batch example.shape[0]:
 
     params, fp32 bytes (parameters + buffers), MACs (labkit.bench.count_macs),
-    latency_ms (median of ``repeats`` after warm-up), peak_mem_kib (extra resident memory).
+    peak_mem_kib (extra resident memory during one forward, on one thread).
+    Latency is not here: time it against a baseline with labkit.bench.compare, once.
     """
+    check_tensor(example, "example")
     model = model.eval()
 
     def fwd() -> None:
         with torch.no_grad():
             model(example)
 
+    with threads(1):
+        peak = bench.peak_memory(fwd)
     return {
         "params": bench.count_parameters(model),
         "bytes": bench.model_size_bytes(model),
         "macs": bench.count_macs(model, example),
-        "latency_ms": bench.latency(fwd, warmup=5, repeats=repeats, threads=1).median * 1e3,
-        "peak_mem_kib": bench.peak_memory(fwd) / 1024,
+        "peak_mem_kib": peak / 1024,
     }
 
 
@@ -335,17 +340,6 @@ def train_candidate(
     model = models.cnn(width=width, depth=depth)
     train.fit(model, loaders.train, epochs=epochs, lr=3e-3)
     return model, train.evaluate(model, loaders.val)["accuracy"]
-
-
-def single_thread_latency_ms(model: nn.Module, example: torch.Tensor, repeats: int = 30) -> float:
-    """Median eager latency (ms) on one thread after warm-up."""
-    model = model.eval()
-
-    def fwd() -> None:
-        with torch.no_grad():
-            model(example)
-
-    return bench.latency(fwd, warmup=5, repeats=repeats, threads=1).median * 1e3
 
 
 def pareto_front(points: Iterable[tuple[float, float]]) -> list[int]:

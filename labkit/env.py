@@ -275,3 +275,29 @@ def doctor() -> int:
     gpu = "with" if rep["cuda_available"] else "without"
     print(f"READY: the course runs here ({gpu} a CUDA GPU).")
     return 0
+
+
+# ---------------------------------------------------------------- INT8 kernels of this CPU
+def has_vnni(features: dict[str, bool] | None = None) -> bool:
+    """True where the CPU has VNNI (vpdpbusd accumulates u8*s8 in int32: no int16 overflow)."""
+    f = features if features is not None else cpu_features()
+    return bool(f.get("avx512_vnni") or f.get("avx_vnni"))
+
+
+def int8_kernel_note(features: dict[str, bool] | None = None) -> str:
+    """Which int8 dot-product instruction this CPU has, in one sentence.
+
+    AVX2:        vpmaddubsw (u8 x s8 -> pairs summed to s16, saturating) + vpmaddwd (-> s32)
+                 + vpaddd: 3 instructions per 32 byte-products, with a s16 overflow risk.
+    AVX512-VNNI: vpdpbusd: u8 x s8, 4 products summed into each s32 lane, accumulated,
+                 1 instruction per 64 byte-products, no intermediate saturation.
+    """
+
+    f = features if features is not None else cpu_features()
+    if f.get("avx512_vnni"):
+        return "AVX512-VNNI: vpdpbusd does 64 u8*s8 products + accumulation in one instruction."
+    if f.get("avx_vnni"):
+        return "AVX-VNNI: vpdpbusd on 256-bit registers (32 u8*s8 products per instruction)."
+    if f.get("avx2"):
+        return "AVX2 only: vpmaddubsw + vpmaddwd + vpaddd, three instructions per 32 products."
+    return "No AVX2: int8 kernels fall back to generic code; expect little or no INT8 speed-up."

@@ -9,10 +9,7 @@ same arithmetic. Folding and fusing remove whole passes over memory (and kernel 
 from __future__ import annotations
 
 import collections
-import contextlib
 import copy
-import io
-import statistics
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -23,27 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit import bench
+from labkit import onnx as lk_onnx
 from labkit.errors import check_positive, check_tensor, require
-
-
-def paired_latency(
-    fns: dict[str, Callable[[], Any]], rounds: int = 5, repeats: int = 5, threads: int = 1
-) -> dict[str, float]:
-    """Median milliseconds of each zero-argument callable, timed in alternating rounds.
-
-    Each round times every function with labkit.bench.latency (warm-up, ``repeats`` calls);
-    the result is the median over rounds. Alternating A, B, A, B ... spreads a busy machine's
-    slow moments over all candidates, so the *ratios* of one run are fair.
-    """
-    check_positive(rounds, "rounds")
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    with torch.no_grad():
-        for _ in range(int(rounds)):
-            for name, fn in fns.items():
-                t = bench.latency(fn, warmup=1, repeats=repeats, threads=threads)
-                times[name].append(t.median_ms)
-    return {name: statistics.median(v) for name, v in times.items()}
-
 
 # ---------------------------------------------------------------- vertical fusion: conv + BN
 
@@ -173,19 +151,31 @@ CHAIN_OPS: tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...] = (
     ("gelu", F.gelu),
     ("clamp", lambda y: y.clamp(-3.0, 3.0)),
 )
+# The same chain without GELU: ops that cost ~1 instruction per element, so only memory counts.
+CHEAP_OPS: tuple[tuple[str, Callable[[torch.Tensor], torch.Tensor]], ...] = (
+    ("mul", lambda y: y * 1.5),
+    ("add", lambda y: y + 0.5),
+    ("clamp", lambda y: y.clamp(-3.0, 3.0)),
+)
 
 
-def elementwise_chain(x: torch.Tensor, length: int = 8) -> torch.Tensor:
-    """Apply ``length`` elementwise ops (mul, add, gelu, clamp, mul, ...) one after another.
+def elementwise_chain(x: torch.Tensor, length: int = 8, ops: str = "gelu") -> torch.Tensor:
+    """Apply ``length`` elementwise ops one after another.
 
+    ops="gelu": mul, add, gelu, clamp, mul, ... (CHAIN_OPS; GELU evaluates an erf per element)
+    ops="cheap": mul, add, clamp, mul, ...      (CHEAP_OPS; about one instruction per element)
     Eager PyTorch runs one kernel per op: each reads the whole tensor from memory and writes
     a new one, so the chain moves 2·length·numel·itemsize bytes (see ``chain_traffic``).
     """
     check_tensor(x, "x")
     check_positive(length, "length")
+    table = {"gelu": CHAIN_OPS, "cheap": CHEAP_OPS}
+    if ops not in table:
+        raise ValueError(f"ops must be 'gelu' or 'cheap', got {ops!r}.")
+    chain = table[ops]
     y = x
     for i in range(int(length)):
-        y = CHAIN_OPS[i % len(CHAIN_OPS)][1](y)
+        y = chain[i % len(chain)][1](y)
     return y
 
 
@@ -220,6 +210,22 @@ def matmul_traffic(n: int, itemsize: int = 4) -> dict[str, float]:
     return {"flops": flops, "bytes": nbytes, "intensity": flops / nbytes}
 
 
+def _no_graph_cache_across_isas() -> None:
+    """With ATEN_CPU_CAPABILITY set (CI's forced-ISA passes), switch off Inductor's FX graph cache.
+
+    Its key does not include the forced vector ISA (torch 2.14), so a graph compiled natively
+    (AVX-512 code, 16 floats a step) is reused under ATEN_CPU_CAPABILITY=avx2 and built with
+    8-float vectors: half the outputs are garbage, silently; under =default it fails to build
+    ('at::vec has not been declared'). Without the cache each run generates code for its ISA.
+    """
+    import os
+
+    import torch._inductor.config as inductor_config
+
+    if os.environ.get("ATEN_CPU_CAPABILITY"):
+        inductor_config.fx_graph_cache = False
+
+
 def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any], float]:
     """``torch.compile(fn)`` and the seconds its first call takes (tracing + codegen + C++ build).
 
@@ -231,6 +237,7 @@ def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any
 
     # On a CPU-only machine torch warns once that it found no CUDA runtime: irrelevant here.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    _no_graph_cache_across_isas()
     compiled = torch.compile(fn)
     t0 = time.perf_counter()
     with torch.no_grad():
@@ -256,72 +263,31 @@ def cuda_chain_speedup(
 
 # ---------------------------------------------------------------- ONNX Runtime graph optimisation
 
-ORT_LEVELS = ("disable_all", "basic", "extended", "all")
+# Export and sessions are the course's ONNX plumbing (labkit.onnx, taught in notebook 09).
+ORT_LEVELS = lk_onnx.ORT_LEVELS
 
 
-def export_onnx(
-    model: nn.Module,
-    example: torch.Tensor,
-    path: str | Path,
-    *,
-    exporter_optimize: bool = False,
-) -> Path:
-    """Export ``model`` (eval) to ONNX with torch's dynamo exporter; return the path.
-
-    exporter_optimize=False keeps the graph as PyTorch wrote it (Conv, BatchNormalization,
-    Relu ...) so ONNX Runtime's optimiser has something to fuse; True lets the exporter's own
-    optimiser (onnxscript) fold constants and BN first. Without its optimiser the exporter writes
-    a missing conv bias as a computed zero tensor, which blocks ORT's Conv+BN fusion, so convs
-    without bias get an explicit zero bias here (same output).
-    """
-    require("onnx", why="ONNX export")
-    require("onnxscript", why="torch's dynamo ONNX exporter")
-    model = copy.deepcopy(model).eval()
-    if not exporter_optimize:
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d) and m.bias is None:
-                m.bias = nn.Parameter(torch.zeros(m.out_channels))
-    path = Path(path)
-    with contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
-        torch.onnx.export(
-            model,
-            (example,),
-            str(path),
-            input_names=["x"],
-            output_names=["y"],
-            dynamo=True,
-            optimize=exporter_optimize,
-            external_data=False,
-        )
-    return path
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
+    """``model`` as ONNX with the graph as PyTorch wrote it (no exporter optimisation), so ORT's
+    levels have something to fuse; fixed batch, input "x", output "y"."""
+    return lk_onnx.export_onnx(
+        model, example, path, dynamic_batch=False, output_name="y", exporter_optimize=False
+    )
 
 
 def ort_session(
     path: str | Path, level: str = "all", threads: int = 2, optimized_path: str | Path | None = None
 ) -> Any:
-    """An ONNX Runtime CPU session at graph optimisation ``level`` (one of ORT_LEVELS).
-
-    optimized_path: where ORT writes the graph after its optimisation passes
-    (SessionOptions.optimized_model_filepath), so the fused graph can be inspected.
-    """
-    ort = require("onnxruntime", why="ONNX Runtime sessions")
-    if level not in ORT_LEVELS:
-        raise ValueError(f"level must be one of {ORT_LEVELS}, got {level!r}.")
-    so = ort.SessionOptions()
-    name = "ORT_DISABLE_ALL" if level == "disable_all" else f"ORT_ENABLE_{level.upper()}"
-    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, name)
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.log_severity_level = 3  # errors only: ORT warns when it saves a hardware-specific graph
-    if optimized_path is not None:
-        so.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    """An ONNX Runtime CPU session at graph optimisation ``level`` (one of ORT_LEVELS)."""
+    return lk_onnx.ort_session(
+        path, threads=threads, opt_level=level, optimized_path=optimized_path
+    )
 
 
 def op_counts(path: str | Path) -> collections.Counter[str]:
     """Node types of an ONNX file, as 'domain:OpType' for non-standard domains, else 'OpType'."""
     onnx = require("onnx")
-    graph = onnx.load(str(path)).graph
+    graph = onnx.load(str(lk_onnx.check_onnx_file(path))).graph
     return collections.Counter(
         f"{n.domain}:{n.op_type}" if n.domain else n.op_type for n in graph.node
     )
@@ -332,7 +298,7 @@ def ort_levels(
     example: torch.Tensor,
     *,
     threads: int = 2,
-    rounds: int = 5,
+    rounds: int = 7,
     repeats: int = 10,
 ) -> list[dict[str, Any]]:
     """Node count, node types, latency and parity of the same ONNX model at each ORT level.
@@ -340,9 +306,11 @@ def ort_levels(
     For each level in ORT_LEVELS: build a session that also saves its optimised graph, count
     the nodes, list the node types the level produced that the original graph did not have
     (the fused ones, e.g. com.microsoft:FusedConv) and those it removed, the largest
-    |difference| of the output vs the unoptimised graph, and the median latency (ms) with all
-    levels timed in alternating rounds (``paired_latency``).
+    |difference| of the output vs the unoptimised graph, and the latency: all levels timed in
+    one interleaved labkit.bench.compare against ``disable_all`` (median ms, speed-up
+    t(disable_all) / t(level), its IQR over rounds, and the verdict sentence).
     """
+    check_tensor(example, "example")
     x = {"x": example.detach().numpy()}
     original = op_counts(path)
     rows: list[dict[str, Any]] = []
@@ -365,8 +333,14 @@ def ort_levels(
                 }
             )
     fns = {level: (lambda s=sess: s.run(None, x)) for level, sess in sessions.items()}
-    times = paired_latency(fns, rounds=rounds, repeats=repeats, threads=threads)
+    cmp = bench.compare(
+        fns, baseline=ORT_LEVELS[0], rounds=rounds, repeats=repeats, threads=threads
+    )
     for row in rows:
         del row["_out"]
-        row["latency_ms"] = times[row["level"]]
+        level = row["level"]
+        row["latency_ms"] = cmp.median_ms[level]
+        row["speedup"] = cmp.speedup[level]
+        row["iqr"] = cmp.spread[level]
+        row["verdict"] = "baseline" if level == cmp.baseline else cmp.verdict(level)
     return rows

@@ -17,6 +17,7 @@ int8 x int8 -> int32 matmul (torch._int_mm), rescaled to float.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import statistics
 import time
@@ -31,6 +32,8 @@ from labkit import bench, data, gpt
 from labkit.errors import check_positive, check_tensor
 from labkit.gpt import CharGPT, KVCache
 
+MAX_CACHE_BYTES = 4 * 2**30  # refuse KV caches (and demos) larger than this on a laptop
+
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -40,10 +43,12 @@ def top_k_logits(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     logits: (..., V). k=None or k >= V keeps everything.
     """
     check_tensor(logits, "logits")
-    if k is None or k >= logits.shape[-1]:
+    if k is None:
         return logits
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"top_k must be a positive integer or None, got {k!r}.")
+    if k >= logits.shape[-1]:
+        return logits
     kth = torch.topk(logits, k, dim=-1).values[..., -1:]
     return logits.masked_fill(logits < kth, float("-inf"))
 
@@ -72,11 +77,16 @@ def sample_next(
 # ----------------------------------------------------------------------------- generation
 
 
-def _as_ids(prompt: torch.Tensor | Sequence[int]) -> torch.Tensor:
+def _as_ids(prompt: torch.Tensor | Sequence[int], vocab_size: int | None = None) -> torch.Tensor:
     ids = torch.as_tensor(prompt, dtype=torch.long)
     if ids.ndim != 1 or ids.numel() == 0:
         raise ValueError(
             f"prompt must be a non-empty 1-D sequence of token ids, got shape {tuple(ids.shape)}."
+        )
+    if vocab_size is not None and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"prompt ids must be in 0..{vocab_size - 1} (the model's vocabulary), got "
+            f"{int(ids.min())}..{int(ids.max())}; encode text with data.encode(text, stoi)."
         )
     return ids
 
@@ -97,7 +107,7 @@ def generate(
     sequence for every token; use_cache=True runs the prompt once (prefill) and then one
     token per step against the cached keys/values. prompt + new tokens <= block_size.
     """
-    ids = _as_ids(prompt)
+    ids = _as_ids(prompt, model.cfg.vocab_size)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}.")
     if temperature < 0:
@@ -163,6 +173,13 @@ def kv_cache_bytes(
     n_layer: int, n_head: int, head_dim: int, tokens: int, bytes_per_element: int, batch: int = 1
 ) -> int:
     """layers x 2 x heads x head_dim x tokens x bytes_per_element x batch."""
+    sizes = {
+        "n_layer": n_layer, "n_head": n_head, "head_dim": head_dim, "tokens": tokens,
+        "bytes_per_element": bytes_per_element, "batch": batch,
+    }  # fmt: skip
+    for name, v in sizes.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be an integer >= 0, got {v!r}.")
     return n_layer * 2 * n_head * head_dim * tokens * bytes_per_element * batch
 
 
@@ -268,6 +285,13 @@ def decode_step_seconds(
             f"need batch >= 1 and 1 <= context < block_size={model.cfg.block_size}, "
             f"got {batch=}, {context=}."
         )
+    cfg = model.cfg
+    need = kv_cache_bytes(cfg.n_layer, cfg.n_head, cfg.n_embd // cfg.n_head, context + 1, 4, batch)
+    if need > MAX_CACHE_BYTES:
+        raise ValueError(
+            f"batch={batch} x context={context} needs a {need / 2**30:.1f} GiB KV cache, more than "
+            f"{MAX_CACHE_BYTES / 2**30:.0f} GiB; use a smaller batch."
+        )
     gen = torch.Generator().manual_seed(0)
     ids = torch.randint(model.cfg.vocab_size, (batch, context + 1), generator=gen)
     cache = prefill_cache(model, ids[:, :context])
@@ -291,6 +315,13 @@ def poisson_requests(
 ) -> list[Request]:
     """n requests with exponential inter-arrival times (mean 1/rate s), lengths uniform."""
     check_positive(rate, "rate")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10**6:
+        raise ValueError(f"n must be an integer from 1 to 1,000,000 (requests), got {n!r}.")
+    if not isinstance(min_tokens, int) or not 1 <= min_tokens <= max_tokens:
+        raise ValueError(
+            f"need 1 <= min_tokens <= max_tokens, got min_tokens={min_tokens!r}, "
+            f"max_tokens={max_tokens!r}."
+        )
     gen = torch.Generator().manual_seed(seed)
     gaps = torch.empty(n, dtype=torch.float64).exponential_(rate, generator=gen)
     arrivals = gaps.cumsum(0).tolist()
@@ -369,11 +400,39 @@ def simulate_batching(
 # ----------------------------------------------------------------------------- dynamic INT8
 
 
+@functools.cache
+def int_mm_is_exact() -> bool:
+    """Does torch._int_mm give the exact int32 product on this CPU (checked once per process)?
+
+    Without VNNI (AVX2-only or older CPUs, or ATEN_CPU_CAPABILITY/ONEDNN_MAX_CPU_ISA forcing
+    such a path) the int8 GEMM adds pairs of u8 x s8 products into a saturating int16, as
+    ONNX Runtime's does (notebook 09): 2 * 255 * 127 > 32767, so large codes come out wrong.
+    The worst case below (all codes +-127) exposes it.
+    """
+    a = torch.full((2, 64), 127, dtype=torch.int8)
+    b = torch.full((64, 8), -127, dtype=torch.int8)
+    b[:, ::2] = 127
+    try:
+        got = torch._int_mm(a, b)
+    except RuntimeError:  # no int8 GEMM at all on this build
+        return False
+    return bool(torch.equal(got.long(), a.long() @ b.long()))
+
+
+def int8_matmul(x_q: torch.Tensor, w_q_t: torch.Tensor) -> torch.Tensor:
+    """int8 (M, K) x int8 (K, N) -> exact int32 (M, N): torch._int_mm where it is exact on
+    this CPU (int_mm_is_exact), else an int32 matmul (slower, same result)."""
+    if int_mm_is_exact():
+        return torch._int_mm(x_q, w_q_t)
+    return x_q.to(torch.int32) @ w_q_t.to(torch.int32)
+
+
 class Int8Linear(nn.Module):
     """y = (round(x / s_x) @ W_q^T) * s_x * s_w + b, computed in int8 x int8 -> int32.
 
     W_q: int8 (out, in), symmetric per output channel, s_w = max|W_row| / 127.
     s_x: per input row (token), computed at run time from the activations (dynamic).
+    The int32 product comes from int8_matmul (torch._int_mm where it is exact on this CPU).
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -391,7 +450,7 @@ class Int8Linear(nn.Module):
         x2 = x.reshape(-1, shape[-1])
         s_x = x2.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
         x_q = torch.round(x2 / s_x).clamp_(-127, 127).to(torch.int8)
-        acc = torch._int_mm(x_q, self.weight_q.t())  # int32 (rows, out)
+        acc = int8_matmul(x_q, self.weight_q.t())  # int32 (rows, out)
         y = acc.float() * s_x * self.weight_scale
         if self.bias is not None:
             y = y + self.bias

@@ -28,6 +28,7 @@ from torch import nn
 from labkit import data, env, models
 
 ASSET = "char_gpt"
+MAX_MODEL_BYTES = 4 * 2**30  # refuse models whose fp32 weights alone exceed this
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]
 
 
@@ -40,6 +41,29 @@ class GPTConfig:
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 96
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {v!r}.")
+        if self.n_embd % self.n_head:
+            raise ValueError(
+                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head} "
+                f"(each head gets n_embd / n_head dimensions); e.g. n_embd={self.n_head * 24}."
+            )
+        nbytes = 4 * self.approx_parameters()
+        if nbytes > MAX_MODEL_BYTES:
+            raise ValueError(
+                f"this GPTConfig has about {self.approx_parameters():,} parameters "
+                f"({nbytes / 2**30:.1f} GiB in fp32), more than the {MAX_MODEL_BYTES / 2**30:.0f} GiB "
+                "this course allows on a laptop; reduce n_embd, n_layer or vocab_size."
+            )
+
+    def approx_parameters(self) -> int:
+        """12 L d^2 (attention + MLP) + (V + block) d (embeddings) + V d (head)."""
+        d = self.n_embd
+        return 12 * self.n_layer * d * d + (2 * self.vocab_size + self.block_size) * d
 
 
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

@@ -1,9 +1,16 @@
-"""Interview prep: gather every notebook's interview questions and key terms in one place.
+r"""Interview prep: gather every notebook's interview questions and key terms in one place.
 
 The questions and the glossary are read from the notebooks themselves (their "## Interview
 corner" and "## Key terms" sections), so this page never drifts from the course. The ten
 classic questions name the notebook that demonstrates each answer and a phrase that must be
 found there (tests check it).
+
+Key-term tables come in two forms, both read by ``glossary``:
+
+    | English | 中文 | meaning |              (the older form: simplified Chinese only)
+    | English | 简体 | 繁體 | meaning |        (simplified and traditional Chinese)
+
+Cells are split on unescaped pipes only: ``$\mathrm{KL}(P\|Q)$`` stays one cell.
 """
 
 from __future__ import annotations
@@ -102,14 +109,6 @@ CLASSICS = [
         "onnxruntime",
     ),
     Classic(
-        "How do you make a model meet an edge budget (size, latency on one thread)?",
-        "Measure the budget on the target (1 thread), then combine: a smaller architecture found by "
-        "latency-aware search, distillation to recover accuracy, pruning/low-rank factorisation, and "
-        "8-bit (or codebook) weights; export to a runtime built for the device.",
-        "10_edge_deployment",
-        "budget",
-    ),
-    Classic(
         "Why does a KV cache speed up generation, and what does it cost?",
         "Without it each new token recomputes keys and values of the whole prefix (O(n²) work for n "
         "tokens); with it each step computes only the new token's K/V and attends to the cache. It "
@@ -162,21 +161,53 @@ def questions(folder: Path = NOTEBOOKS) -> list[Question]:
     return found
 
 
+CELL_SPLIT = re.compile(r"(?<!\\)\|")  # a pipe not preceded by a backslash
+HEADERS = {"english": "English", "中文": "简体", "简体": "简体", "繁體": "繁體", "繁体": "繁體",
+           "meaning": "meaning"}  # fmt: skip
+
+
+def split_row(row: str) -> list[str]:
+    """Cells of one markdown table row, split on unescaped pipes (``\\|`` stays in its cell)."""
+    body = row.strip()
+    if body.startswith("|"):
+        body = body[1:]
+    if body.endswith("|") and not body.endswith("\\|"):
+        body = body[:-1]
+    return [c.strip() for c in CELL_SPLIT.split(body)]
+
+
+def parse_key_terms(section: str) -> list[dict[str, str]]:
+    """Rows of a Key terms table as {"English", "简体", "繁體", "meaning"} (繁體 "" in the
+    3-column form). The header row says which column is which; rows whose cell count does
+    not match the header are skipped."""
+    columns: list[str] | None = None
+    out = []
+    for line in section.splitlines():
+        if not line.strip().startswith("|"):
+            continue
+        cells = split_row(line)
+        if columns is None:
+            names = [HEADERS.get(c.lower(), HEADERS.get(c, "")) for c in cells]
+            if "English" in names and "meaning" in names and "简体" in names:
+                columns = names
+            continue
+        if all(set(c) <= set("-: ") for c in cells) or len(cells) != len(columns):
+            continue
+        row = dict(zip(columns, cells, strict=True))
+        out.append({k: row.get(k, "") for k in ("English", "简体", "繁體", "meaning")})
+    return out
+
+
 def glossary(folder: Path = NOTEBOOKS) -> list[dict[str, str]]:
-    """Key terms of every course notebook: English, 中文, meaning, notebook (first one wins)."""
+    """Key terms of every course notebook: English, 简体, 繁體, meaning, notebook (the first
+    notebook that defines a term wins; a later one may fill in a missing 繁體)."""
     terms: dict[str, dict[str, str]] = {}
     for path in course_notebooks(folder):
-        for row in _section(_markdown(path), "Key terms").splitlines():
-            cells = [c.strip() for c in row.strip().strip("|").split("|")]
-            if len(cells) < 3 or set(cells[0]) <= set("-: ") or cells[0].lower() == "english":
+        for row in parse_key_terms(_section(_markdown(path), "Key terms")):
+            key = row["English"].lower()
+            if key in terms:
+                if not terms[key]["繁體"] and row["繁體"]:
+                    terms[key]["繁體"] = row["繁體"]
                 continue
-            terms.setdefault(
-                cells[0].lower(),
-                {
-                    "English": cells[0],
-                    "中文": cells[1],
-                    "meaning": cells[2],
-                    "notebook": path.stem[:2],
-                },
-            )
+            terms[key] = {**row, "notebook": path.stem[:2]}
     return sorted(terms.values(), key=lambda t: t["English"].lower())

@@ -10,6 +10,7 @@ Both are plain nn.Sequential so later notebooks can fold, prune and quantise lay
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
@@ -128,3 +129,40 @@ def load(model: nn.Module, name: str) -> dict[str, str]:
         )
     model.load_state_dict(state)
     return metadata
+
+
+def fold_batchnorm(
+    model: nn.Module, fold: Callable[[nn.Conv2d, nn.BatchNorm2d], nn.Conv2d] | None = None
+) -> nn.Module:
+    """A copy of ``model`` (eval mode) with every Conv2d -> BatchNorm2d pair of a Sequential folded.
+
+    The walk over nn.Sequential containers (any depth) lives here; the fold of one pair is
+    ``fold(conv, bn)``: notebook 07's own ``fusion.fold_conv_bn`` (taught there), or by default
+    PyTorch's ``torch.nn.utils.fusion.fuse_conv_bn_eval`` (what notebook 06 uses before 07
+    has taught folding). W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta.
+    """
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    if not isinstance(model, nn.Module):
+        raise ValueError(f"model must be an nn.Module, got {type(model).__name__}.")
+    pair = fold or fuse_conv_bn_eval
+
+    def walk(module: nn.Module) -> nn.Module:
+        for name, child in module.named_children():
+            setattr(module, name, walk(child))
+        if not isinstance(module, nn.Sequential):
+            return module
+        layers, out, i = list(module), [], 0
+        while i < len(layers):
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if isinstance(layers[i], nn.Conv2d) and isinstance(nxt, nn.BatchNorm2d):
+                out.append(pair(layers[i], nxt))
+                i += 2
+            else:
+                out.append(layers[i])
+                i += 1
+        return nn.Sequential(*out).eval()
+
+    return walk(copy.deepcopy(model).eval())

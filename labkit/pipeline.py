@@ -12,7 +12,8 @@ deploy, bench, edge) and keeps the books. A stage is measured by
   file for ONNX Runtime), what a deployment would ship;
 - MACs: multiply-accumulates of one image (labkit.bench.count_macs; BN/ReLU/pool count 0);
 - ms_b1 / ms_b32: median single-thread latency at batch 1 and batch 32, all stages timed
-  round-robin in one run (labkit.prune.interleaved_latency) so machine noise hits all alike.
+  interleaved in one run (labkit.bench.compare, compare_stages) so machine noise hits all
+  alike; each ratio comes with its spread over rounds.
 
 Ratios of a row r against a baseline row b (usually the FP32 teacher):
 
@@ -258,32 +259,61 @@ def accuracy_rows(
     return rows
 
 
-def latencies(
+def compare_stages(
     stages: Sequence[Stage],
     x: torch.Tensor,
     *,
     batches: Sequence[int] = (1, 32),
-    repeats: int = 30,
-) -> dict[str, dict[str, float]]:
-    """{stage name: {"ms_b<batch>": median ms}} on ONE thread, every stage timed round-robin
-    with labkit.prune.interleaved_latency (ORT sessions were opened with 1 intra-op thread)."""
+    rounds: int = 9,
+    repeats: int = 5,
+) -> dict[str, bench.Comparison]:
+    """{"ms_b<batch>": labkit.bench.compare of every stage against the first one} on ONE thread.
+
+    Each batch size is one interleaved comparison (stages timed in alternating order every
+    round, so machine noise hits all alike); ONNX Runtime sessions were opened with one
+    intra-op thread. Per stage s: median ms, speed-up t(first)/t(s) and its IQR over rounds.
+    """
     check_tensor(x, "x")
-    out: dict[str, dict[str, float]] = {s.name: {} for s in stages}
+    if len(stages) < 2:
+        raise ValueError(f"compare_stages needs 2+ stages, got {len(stages)}.")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique, got {names}.")
+    out: dict[str, bench.Comparison] = {}
     for b in batches:
         if not 1 <= b <= len(x):
             raise ValueError(f"batch {b} needs 1 <= batch <= {len(x)} (the images given).")
-        xb = x[:b]
+        xb = x[:b]  # (b, 1, 8, 8)
         fns = {s.name: functools.partial(s.run, xb) for s in stages}
-        for name, sec in prune.interleaved_latency(fns, threads=1, repeats=repeats).items():
-            out[name][f"ms_b{b}"] = sec * 1e3
+        out[f"ms_b{b}"] = bench.compare(
+            fns, baseline=names[0], rounds=rounds, repeats=repeats, threads=1
+        )
     return out
 
 
 def with_latency(
-    rows: Sequence[Mapping[str, Any]], lat: Mapping[str, Mapping[str, float]]
+    rows: Sequence[Mapping[str, Any]], comparisons: Mapping[str, bench.Comparison]
 ) -> list[dict[str, Any]]:
-    """The accuracy rows with the latency columns of ``latencies`` added (new dicts)."""
-    return [{**r, **lat[r["stage"]]} for r in rows]
+    """The accuracy rows with columns from ``compare_stages`` added (new dicts): per key
+    "ms_b<batch>" the median ms, "faster_b<batch>" = t(first stage) / t(stage) (the
+    bench.compare ratio), "iqr_b<batch>" its (25 %, 75 %) spread and "clear_b<batch>"
+    (True when that spread excludes 1.0)."""
+    out = []
+    for r in rows:
+        row = dict(r)
+        for key, comp in comparisons.items():
+            b = key.removeprefix("ms_b")
+            name = r["stage"]
+            if name not in comp.median_ms:
+                raise ValueError(
+                    f"stage {name!r} was not timed in {key} (timed: {list(comp.median_ms)})."
+                )
+            row[key] = comp.median_ms[name]
+            row[f"faster_b{b}"] = comp.speedup[name]
+            row[f"iqr_b{b}"] = comp.spread[name]
+            row[f"clear_b{b}"] = name == comp.baseline or comp.clear(name)
+        out.append(row)
+    return out
 
 
 def compression_summary(
@@ -340,11 +370,50 @@ def pick_stage(
     return max(ok, key=lambda r: (r["accuracy"], -r["bytes"], -r[latency_key]))
 
 
-def pareto_stages(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1") -> list[str]:
-    """Names of the stages on the accuracy-vs-latency Pareto front (labkit.edge.pareto_front),
-    fastest first."""
-    front = edge.pareto_front([(r[latency_key], r["accuracy"]) for r in rows])
-    return [rows[i]["stage"] for i in front]
+def clearly_faster(a: Mapping[str, Any], b: Mapping[str, Any], latency_key: str = "ms_b1") -> bool:
+    """True when row ``a`` is faster than row ``b`` beyond the timing noise.
+
+    With the "iqr_b<batch>" columns of ``with_latency`` (speed-ups against the same baseline,
+    measured in the same interleaved rounds): a's lower quartile above b's upper quartile.
+    Without them: a plain comparison of the medians.
+    """
+    b_ = latency_key.removeprefix("ms_b")
+    iqr = f"iqr_b{b_}"
+    if iqr in a and iqr in b:
+        return a[iqr][0] > b[iqr][1]
+    return a[latency_key] < b[latency_key]
+
+
+def pareto_stages(
+    rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1", noise_aware: bool = True
+) -> list[str]:
+    """Names of the stages on the accuracy-vs-latency Pareto front, fastest first.
+
+    A stage is dominated when another is at least as accurate and at least as fast, and
+    better in one of the two. With ``noise_aware`` (and the IQR columns of ``with_latency``)
+    "faster" means clearly_faster: two stages within each other's timing noise count as
+    equally fast, so the front does not depend on which way their medians happened to fall.
+    Without IQR columns this is labkit.edge.pareto_front on the medians.
+    """
+    b_ = latency_key.removeprefix("ms_b")
+    if not (noise_aware and all(f"iqr_b{b_}" in r for r in rows)):
+        front = edge.pareto_front([(r[latency_key], r["accuracy"]) for r in rows])
+        return [rows[i]["stage"] for i in front]
+
+    def dominated(r: Mapping[str, Any]) -> bool:
+        for o in rows:
+            if o is r:
+                continue
+            faster = clearly_faster(o, r, latency_key)
+            not_slower = faster or not clearly_faster(r, o, latency_key)
+            if (o["accuracy"] > r["accuracy"] and not_slower) or (
+                o["accuracy"] >= r["accuracy"] and faster
+            ):
+                return True
+        return False
+
+    keep = [r for r in rows if not dominated(r)]
+    return [r["stage"] for r in sorted(keep, key=lambda r: r[latency_key])]
 
 
 def pareto_figure(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1") -> Any:

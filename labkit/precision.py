@@ -33,7 +33,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from labkit.errors import check_positive, check_tensor, require_cuda
+from labkit.errors import check_tensor, require_cuda
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,9 @@ def explain(value: float, fmt: str | FloatFormat) -> dict[str, Any]:
     bits = encode(value, f)
     s, e, m = fields(bits, f)
     stored = decode(bits, f)
-    if math.isfinite(stored):
+    if math.isfinite(stored) and not math.isfinite(value):  # e4m3fn saturates inf to 448
+        abs_err = rel_err = math.inf
+    elif math.isfinite(stored):
         abs_err = abs(stored - value)
         rel_err = abs_err / abs(value) if value else 0.0
     else:
@@ -207,15 +209,24 @@ def explain(value: float, fmt: str | FloatFormat) -> dict[str, Any]:
     }
 
 
+def _check_float_dtype(dtype: object) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype (e.g. torch.float16), got {dtype!r}."
+        )
+
+
 def round_trip(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """x rounded to ``dtype`` and back to x's dtype: what storing x in that format keeps."""
     check_tensor(x, "x")
+    _check_float_dtype(dtype)
     return x.to(dtype).to(x.dtype)
 
 
 def underflow_fraction(x: torch.Tensor, dtype: torch.dtype) -> float:
     """Fraction of the non-zero entries of x that become exactly 0 when cast to ``dtype``."""
     check_tensor(x, "x")
+    _check_float_dtype(dtype)
     nonzero = x != 0
     if not nonzero.any():
         raise ValueError("x has no non-zero entries; underflow is undefined.")
@@ -228,6 +239,9 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype, start: float =
     In fp16 near 1.0 the gap between floats is eps = 2^-10 ~ 1e-3, so an increment below
     eps/2 rounds away: the sum stagnates. This is why optimizers keep fp32 master weights.
     """
+    _check_float_dtype(dtype)
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10**6:
+        raise ValueError(f"steps must be an int in [0, 1e6] (one Python add each), got {steps!r}.")
     total = torch.tensor(start, dtype=dtype)
     inc = torch.tensor(increment, dtype=dtype)
     for _ in range(steps):
@@ -236,6 +250,41 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype, start: float =
 
 
 # --------------------------------------------------------------------------- loss scaling
+
+
+def _check_scale(scale: object, name: str) -> float:
+    """A loss scale is a finite float > 0 (a negative or inf scale silently breaks training)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or not scale > 0:
+        raise ValueError(
+            f"{name} must be a float > 0 (a loss scale such as 65536.0), got {scale!r}"
+            + (
+                ": a scale that backed off to 0 means every step overflowed - look for a real "
+                "inf/NaN in the forward pass (torch.autograd.detect_anomaly())."
+                if scale == 0
+                else "."
+            )
+        )
+    v = float(scale)
+    with np.errstate(over="ignore"):
+        as_f32 = float(np.float32(v))
+    if not math.isfinite(v) or not math.isfinite(as_f32):
+        raise ValueError(f"{name} must be finite in float32 (<= 3.4e38), got {scale!r}.")
+    return v
+
+
+def _check_factors(growth_factor: object, backoff_factor: object) -> None:
+    if (
+        isinstance(growth_factor, bool)
+        or not isinstance(growth_factor, (int, float))
+        or not growth_factor > 1.0
+    ):
+        raise ValueError(f"growth_factor must be > 1 (e.g. 2.0), got {growth_factor!r}.")
+    if (
+        isinstance(backoff_factor, bool)
+        or not isinstance(backoff_factor, (int, float))
+        or not 0.0 < backoff_factor < 1.0
+    ):
+        raise ValueError(f"backoff_factor must be in (0, 1) (e.g. 0.5), got {backoff_factor!r}.")
 
 
 def update_scale(
@@ -253,6 +302,19 @@ def update_scale(
                     (kept only if still finite) and tracker 0.
     The scale is a float32 number, as in torch.amp.GradScaler.
     """
+    _check_scale(scale, "scale")
+    if (
+        isinstance(growth_interval, bool)
+        or not isinstance(growth_interval, int)
+        or growth_interval < 1
+    ):
+        raise ValueError(f"growth_interval must be a positive int, got {growth_interval!r}.")
+    if not isinstance(growth_tracker, int) or not 0 <= growth_tracker < growth_interval:
+        raise ValueError(
+            f"growth_tracker must be an int in [0, growth_interval={growth_interval}), got "
+            f"{growth_tracker!r}: it counts the good steps since the last growth or back-off."
+        )
+    _check_factors(growth_factor, backoff_factor)
     s = np.float32(scale)
     if found_inf:
         return float(s * np.float32(backoff_factor)), 0
@@ -280,12 +342,13 @@ class DynamicLossScaler:
         backoff_factor: float = 0.5,
         growth_interval: int = 2000,
     ) -> None:
-        check_positive(init_scale, "init_scale")
-        if not growth_factor > 1.0:
-            raise ValueError(f"growth_factor must be > 1, got {growth_factor!r}.")
-        if not 0.0 < backoff_factor < 1.0:
-            raise ValueError(f"backoff_factor must be in (0, 1), got {backoff_factor!r}.")
-        if not isinstance(growth_interval, int) or growth_interval < 1:
+        _check_scale(init_scale, "init_scale")
+        _check_factors(growth_factor, backoff_factor)
+        if (
+            isinstance(growth_interval, bool)
+            or not isinstance(growth_interval, int)
+            or growth_interval < 1
+        ):
             raise ValueError(f"growth_interval must be a positive int, got {growth_interval!r}.")
         self.scale_value = float(np.float32(init_scale))
         self.growth_factor = growth_factor
@@ -384,6 +447,14 @@ def replay_gradients(
 def gradient_sequence(steps: int = 40, size: int = 8, seed: int = 0) -> list[torch.Tensor]:
     """A recorded-style gradient sequence: magnitudes that drift over 6 decades, with a
     NaN at step 7 and an inf at step 20 (as from a bad batch)."""
+    for name, v in (("steps", steps), ("size", size)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive int, got {v!r}.")
+    if steps * size * 4 > 2**31:
+        raise ValueError(
+            f"steps * size = {steps * size:,} floats would need more than 2 GB; use fewer steps "
+            "or a smaller size (the demo uses 40 x 8)."
+        )
     gen = torch.Generator().manual_seed(seed)
     out = []
     for t in range(steps):
@@ -451,6 +522,62 @@ def op_dtypes(
     ]
 
 
+def bf16_support() -> dict[str, Any]:
+    """Can this torch run bf16 matmuls natively here? Flags to read next to a bf16 timing.
+
+    avx512_bf16 / amx_tile: what the CPU has (/proc/cpuinfo);
+    torch_kernels: torch's vector kernels (ATEN_CPU_CAPABILITY can lower them);
+    onednn_bf16: whether oneDNN, which runs CPU bf16 matmuls, may use bf16 instructions
+    (False when the CPU lacks them or ONEDNN_MAX_CPU_ISA forbids them): without it bf16 is
+    emulated (convert to fp32, compute, round back) and is usually slower than fp32.
+    """
+    from labkit import env
+
+    feats = env.cpu_features()
+    try:
+        onednn = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a torch build without oneDNN
+        onednn = False
+    return {
+        "avx512_bf16": feats.get("avx512_bf16", False),
+        "amx_tile": feats.get("amx_tile", False),
+        "torch_kernels": torch.backends.cpu.get_cpu_capability(),
+        "onednn_bf16": onednn,
+    }
+
+
+def bf16_verdict(support: dict[str, Any], results: dict[str, tuple[float, bool]]) -> str:
+    """One sentence from this run: what the flags predict for bf16 vs fp32, and what happened.
+
+    ``support``: bf16_support(); ``results``: {workload: (speed-up fp32/bf16, clear)} from
+    bench.compare (speed-up > 1: bf16 faster; clear: the IQR of the ratio excludes 1).
+    """
+    faster = [n for n, (r, clear) in results.items() if clear and r > 1]
+    slower = [n for n, (r, clear) in results.items() if clear and r < 1]
+    unclear = [n for n in results if n not in faster and n not in slower]
+    seen = "; ".join(
+        f"{label} on {', '.join(names)}"
+        for label, names in (
+            ("faster", faster),
+            ("slower", slower),
+            ("no clear difference", unclear),
+        )
+        if names
+    )
+    if support["onednn_bf16"]:
+        head = "Native bf16 instructions are usable here, so bf16 should win on large matmuls."
+        ok = bool(faster)
+        why = "a busy machine or layers too small to gain can hide it"
+    else:
+        head = (
+            "No native bf16 instructions are usable here (emulated bf16), so bf16 should be slower."
+        )
+        ok = not faster
+        why = "check the flags above"
+    tail = "as expected." if ok else f"not what the flags predict ({why})."
+    return f"{head} Measured: bf16 {seen} - {tail}"
+
+
 def amp_train_step(
     model: nn.Module,
     x: torch.Tensor,
@@ -494,6 +621,8 @@ def cuda_fp16_training(
 
     Raises labkit.MissingDependency (with what to do) when there is no CUDA GPU.
     """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}.")
     dev = require_cuda("CUDA autocast fp16 + GradScaler")
     model = model.to(dev)
     x, y = x.to(dev), y.to(dev)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import functools
 import math
-import statistics
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -27,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labkit import train
-from labkit.errors import check_fraction, check_tensor
+from labkit import bench, train
+from labkit.errors import check_fraction, check_positive, check_tensor
 
 PRUNABLE = (nn.Conv2d, nn.Linear)
 # Layers between a conv and its consumer that act on each channel separately.
@@ -178,6 +177,9 @@ def fine_tune(
 ) -> list[float]:
     """Train with labkit.train.fit, re-applying ``masks`` after every optimizer step so
     pruned weights stay exactly zero. Returns the mean loss per epoch."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
+    check_positive(lr, "lr (learning rate)")
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     if masks:
         opt.register_step_post_hook(lambda *_: apply_masks(model, masks))
@@ -193,6 +195,10 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int | None = N
     running_mean = mean over batches of the per-batch channel means (same for var).
     Returns ``model`` in eval mode.
     """
+    if batches is not None and (
+        isinstance(batches, bool) or not isinstance(batches, int) or batches < 1
+    ):
+        raise ValueError(f"batches must be None (all) or a positive integer, got {batches!r}.")
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [bn.momentum for bn in bns]
     for bn in bns:
@@ -217,6 +223,10 @@ def sensitivity_scan(
 
     Returns {weight name: [accuracy at each sparsity]}; the model itself is not changed.
     """
+    if not sparsities:
+        raise ValueError("sparsities must list at least one sparsity, e.g. [0.5, 0.9].")
+    for s in sparsities:
+        check_fraction(s, "sparsity")
     result: dict[str, list[float]] = {}
     for name in prunable_weights(model):
         accs = []
@@ -274,8 +284,8 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 
 def l1_loss_fn(lam: float) -> train.LossFn:
     """Loss for labkit.train.fit: cross_entropy(model(x), y) + lam * sum |w|."""
-    if lam < 0:
-        raise ValueError(f"lam must be >= 0, got {lam!r}.")
+    if isinstance(lam, bool) or not isinstance(lam, int | float) or not lam >= 0:
+        raise ValueError(f"lam must be a number >= 0 (e.g. 1e-4), got {lam!r}.")
 
     def loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(x), y) + lam * l1_penalty(model)
@@ -295,6 +305,9 @@ def storage_bytes(
       bitmask = nnz * value_bytes + ceil(numel / 8)
     """
     w = check_tensor(weight, "weight")
+    for name, v in (("value_bytes", value_bytes), ("index_bytes", index_bytes)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer (bytes), got {v!r}.")
     rows = w.shape[0] if w.ndim else 1
     nnz = int((w != 0).sum())
     return {
@@ -540,47 +553,10 @@ def inference_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-def interleaved_latency(
-    fns: Mapping[str, Callable[[], object]],
-    *,
-    threads: int = 2,
-    repeats: int = 30,
-    warmup: int = 3,
-) -> dict[str, float]:
-    """Median seconds per call of each function, timed in turn call by call.
-
-    Each function is warmed up, then the functions are called round-robin ``repeats``
-    times (each call timed with labkit.bench.latency, ``threads`` threads), so load from
-    other programs on a shared machine hits every variant alike and their ratio stays fair.
-    """
-    from labkit import bench
-
-    for fn in fns.values():
-        bench.latency(fn, warmup=warmup, repeats=1, threads=threads)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            times[name].append(bench.latency(fn, warmup=0, repeats=1, threads=threads).median)
-    return {name: statistics.median(v) for name, v in times.items()}
-
-
-def latency_table(
-    variants: Mapping[str, nn.Module],
-    x: torch.Tensor,
-    *,
-    threads: int = 2,
-    repeats: int = 30,
-) -> list[dict[str, float | str]]:
-    """Median latency of each model on ``x`` (``interleaved_latency``) and its speed-up
-    over the first one: rows {"model", "median_ms", "speedup" = median(first) / median(this)}.
-    """
-    fns = {name: functools.partial(inference_fn(m), x) for name, m in variants.items()}
-    medians = interleaved_latency(fns, threads=threads, repeats=repeats)
-    first = next(iter(medians.values()))
-    return [{"model": n, "median_ms": t * 1e3, "speedup": first / t} for n, t in medians.items()]
-
-
 # ----------------------------------------------------------------------------- where sparsity pays
+MAX_MATMUL_BYTES = 2 * 2**30  # refuse a W or X above 2 GiB before allocating it
+
+
 def sparse_matmul_latency(
     rows: int,
     cols: int,
@@ -588,60 +564,78 @@ def sparse_matmul_latency(
     sparsities: Sequence[float],
     *,
     threads: int = 2,
-    repeats: int = 20,
+    rounds: int = 9,
+    repeats: int = 5,
     seed: int = 0,
-) -> list[dict[str, float]]:
-    """Time W @ X with W (rows, cols) magnitude-pruned, X (cols, batch): dense kernel on the
-    masked W vs torch's CSR sparse kernel, at each sparsity (median ms, same run).
+) -> tuple[list[dict[str, float | str]], bench.Comparison]:
+    """Time W @ X, W (rows, cols) magnitude-pruned, X (cols, batch): ONE dense baseline
+    against torch's CSR kernel at each sparsity, in one interleaved ``bench.compare`` run.
 
-    Dense cost ~ rows*cols*batch whatever the zeros; CSR cost ~ nnz*batch + overhead per
-    non-zero (index load, irregular access), so CSR wins only at high sparsity.
+    Dense cost ~ rows*cols*batch whatever the zeros (the dense kernel multiplies them
+    too), so the dense matmul is timed once per shape, on the unpruned W. CSR cost ~
+    nnz*batch + an overhead per non-zero (index load, irregular access), so CSR wins only
+    at high sparsity. Returns (rows {"sparsity", "csr_ms", "speedup", "iqr_low",
+    "iqr_high", "verdict"}, the Comparison with "dense" as baseline).
     """
-
+    for name, v in (("rows", rows), ("cols", cols), ("batch", batch)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}.")
+    biggest = max(rows * cols, cols * batch, rows * batch) * 4
+    if biggest > MAX_MATMUL_BYTES:
+        raise ValueError(
+            f"rows={rows}, cols={cols}, batch={batch} needs a {biggest / 2**30:.1f} GiB tensor "
+            f"(limit {MAX_MATMUL_BYTES / 2**30:.0f} GiB); use sizes around 1024."
+        )
+    if not sparsities:
+        raise ValueError("sparsities must name at least one sparsity, e.g. [0.5, 0.9].")
+    levels = [check_fraction(s, "sparsity") for s in sparsities]
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(rows, cols, generator=gen)
     x = torch.randn(cols, batch, generator=gen)
-    out = []
+    fns: dict[str, Callable[[], object]] = {"dense": functools.partial(torch.mm, w, x)}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        for s in sparsities:
+        for s in levels:
             wm = w * magnitude_mask(w, s)
             csr = wm.to_sparse_csr()
             if not torch.allclose(torch.mm(csr, x), wm @ x, atol=1e-3, rtol=1e-4):
                 raise RuntimeError(
                     "CSR and dense products differ; the sparse kernel is broken here."
                 )
-            t = interleaved_latency(
-                {
-                    "dense": functools.partial(torch.mm, wm, x),
-                    "csr": functools.partial(torch.mm, csr, x),
-                },
-                threads=threads,
-                repeats=repeats,
-            )
-            dense, sparse = t["dense"], t["csr"]
-            out.append(
-                {
-                    "sparsity": s,
-                    "dense_ms": dense * 1e3,
-                    "csr_ms": sparse * 1e3,
-                    "speedup": dense / sparse,
-                }
-            )
-    return out
+            fns[f"csr {s:g}"] = functools.partial(torch.mm, csr, x)
+        cmp = bench.compare(fns, baseline="dense", rounds=rounds, repeats=repeats, threads=threads)
+    out: list[dict[str, float | str]] = []
+    for s in levels:
+        name = f"csr {s:g}"
+        lo, hi = cmp.spread[name]
+        out.append(
+            {
+                "sparsity": s,
+                "csr_ms": cmp.median_ms[name],
+                "speedup": cmp.speedup[name],
+                "iqr_low": lo,
+                "iqr_high": hi,
+                "verdict": "CSR faster"
+                if cmp.clear(name) and cmp.speedup[name] > 1
+                else "dense faster"
+                if cmp.clear(name)
+                else "no clear difference",
+            }
+        )
+    return out, cmp
 
 
 def semi_structured_latency(
-    rows: int = 4096, cols: int = 4096, batch: int = 4096, repeats: int = 50
-) -> dict[str, float]:
+    rows: int = 4096, cols: int = 4096, batch: int = 4096, rounds: int = 10
+) -> dict[str, float | str]:
     """CUDA only: y = x @ W.T in fp16 with W dense vs W stored 2:4 semi-structured
     (torch.sparse.to_sparse_semi_structured, sparse tensor cores, compute capability >= 8.0).
 
-    Returns median ms of both, the speed-up and the max |difference| of the outputs.
+    One interleaved ``bench.compare`` run. Returns median ms of both, the speed-up, the
+    verdict sentence and the max |difference| of the outputs.
     """
     from torch.sparse import to_sparse_semi_structured
 
-    from labkit import bench
     from labkit.errors import MissingDependency, require_cuda
 
     dev = require_cuda("2:4 semi-structured sparse matmul")
@@ -654,12 +648,21 @@ def semi_structured_latency(
     w = w * nm_mask(w, 2, 4)
     x = torch.randn(batch, cols, device=dev, dtype=torch.float16, generator=gen)
     w_sparse = to_sparse_semi_structured(w)
-    dense = bench.latency(F.linear, x, w, repeats=repeats).median
-    sparse = bench.latency(F.linear, x, w_sparse, repeats=repeats).median
+
+    def synced(weight: torch.Tensor) -> Callable[[], object]:
+        def run() -> object:  # GPU work is asynchronous: wait for it inside the timed call
+            out = F.linear(x, weight)
+            torch.cuda.synchronize()
+            return out
+
+        return run
+
+    cmp = bench.compare({"dense": synced(w), "2:4 sparse": synced(w_sparse)}, rounds=rounds)
     diff = (F.linear(x, w_sparse) - F.linear(x, w)).abs().max().item()
     return {
-        "dense_ms": dense * 1e3,
-        "sparse_ms": sparse * 1e3,
-        "speedup": dense / sparse,
+        "dense_ms": cmp.median_ms["dense"],
+        "sparse_ms": cmp.median_ms["2:4 sparse"],
+        "speedup": cmp.speedup["2:4 sparse"],
+        "verdict": cmp.verdict("2:4 sparse"),
         "max_abs_diff": diff,
     }

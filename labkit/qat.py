@@ -10,10 +10,10 @@ Every Conv2d / Linear of a model is wrapped in a ``QuantLayer`` that fake-quanti
 
 Fake quantisation computes x_hat = S (clamp(round(x/S) + Z, qmin, qmax) - Z) in float: the
 model behaves numerically like an integer model, but runs float kernels (a simulator; the
-speed comes from int8 kernels, e.g. ONNX Runtime's, compared in ``runtime_table``).
+speed comes from int8 kernels, e.g. ONNX Runtime's, compared in ``runtime_table`` with ``bench.compare``).
 QAT trains through round() with the straight-through estimator (``STEFakeQuant``):
 d x_hat / d x = 1 where round(x/S) + Z lies in [qmin, qmax], 0 where it was clamped.
-Conv -> BatchNorm pairs are folded first (labkit.fusion.fold_model), as a deployer would.
+Conv -> BatchNorm pairs are folded first (labkit.models.fold_batchnorm: PyTorch's fold; notebook 07 teaches how it works), as a deployer would.
 
 Size accounting (``size_bytes``): a quantised layer stores numel(W) * b / 8 bytes of weights,
 one float32 scale per output channel, float32 biases, and one (S, Z) pair (8 bytes) for its
@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import bench, fusion, quant
+from labkit import bench, models, quant
 from labkit.errors import check_bits, check_positive, check_tensor, require
 
 MODES = ("float", "static", "dynamic", "qat")
@@ -228,7 +228,7 @@ def prepare(
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}.")
-    folded = fusion.fold_model(model)
+    folded = models.fold_batchnorm(model)
     names = quantizable_layers(folded)
     wb, ab = _per_layer(w_bits, names, "w_bits"), _per_layer(a_bits, names, "a_bits")
     for name in names:
@@ -280,11 +280,15 @@ def calibrate(
 
 def calibration_batches(loader: Iterable[Any], num_batches: int = 4) -> list[torch.Tensor]:
     """The inputs x of the first ``num_batches`` (x, y) batches of a loader."""
+    if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
+        raise ValueError(f"num_batches must be a positive int, got {num_batches!r}.")
     out = []
     for i, (x, _) in enumerate(loader):
         if i >= num_batches:
             break
         out.append(x)
+    if not out:
+        raise ValueError("the loader yielded no batches; calibration needs at least one.")
     return out
 
 
@@ -363,7 +367,7 @@ def size_bytes(model: nn.Module, bits: Bits = 32, *, per_channel: bool = True) -
                      + 4 * numel(bias) + 8  (activation S, Z);
     everything else (and float layers): 4 bytes per element of parameters and buffers.
     """
-    folded = model if _is_folded(model) else fusion.fold_model(model)
+    folded = model if _is_folded(model) else models.fold_batchnorm(model)
     names = quantizable_layers(folded)
     per = _per_layer(None if bits == 32 else bits, names, "bits")
     total = 0
@@ -411,8 +415,15 @@ def sensitivity(
 
     Returns {layer: {bits: loss(quantised) - loss(float)}}.
     """
-    base, _ = _loss_acc(fusion.fold_model(model), x_val, y_val)
-    names = quantizable_layers(fusion.fold_model(model))
+    check_tensor(x_val, "x_val")
+    if not isinstance(y_val, torch.Tensor) or y_val.shape[:1] != x_val.shape[:1]:
+        raise ValueError(
+            f"y_val must be a tensor of {x_val.shape[0]} labels (one per x_val row), "
+            f"got {getattr(y_val, 'shape', type(y_val).__name__)}."
+        )
+    bits_list = [check_bits(b) for b in bits_list]
+    base, _ = _loss_acc(models.fold_batchnorm(model), x_val, y_val)
+    names = quantizable_layers(models.fold_batchnorm(model))
     out: dict[str, dict[int, float]] = {}
     for name in names:
         out[name] = {}
@@ -439,7 +450,7 @@ def assign_bits(
     Returns {layer name: bits}. ValueError when even the narrowest assignment does not fit.
     """
     check_positive(budget_bytes, "budget_bytes")
-    folded = fusion.fold_model(model)
+    folded = models.fold_batchnorm(model)
     choice = {n: max(s) for n, s in sens.items()}
     if set(choice) != set(quantizable_layers(folded)):
         raise ValueError("sens must have one entry per Conv2d/Linear layer (use sensitivity()).")
@@ -511,7 +522,7 @@ def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.
     package); its DeprecationWarnings are silenced here.
     """
     tq = torch.ao.quantization
-    m = copy.deepcopy(fusion.fold_model(model)).eval()
+    m = copy.deepcopy(models.fold_batchnorm(model)).eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if calib is None:
@@ -538,7 +549,7 @@ def torchao_int8(model: nn.Module) -> nn.Module:
     """torchao (PyTorch's successor quantisation library): int8 dynamic activations + int8
     weights on every Linear. Optional package: MissingDependency when torchao is absent."""
     ao = require("torchao.quantization", "torchao", why="PyTorch's new quantisation library")
-    m = copy.deepcopy(fusion.fold_model(model)).eval()
+    m = copy.deepcopy(models.fold_batchnorm(model)).eval()
     ao.quantize_(m, ao.Int8DynamicActivationInt8WeightConfig())
     return m
 
@@ -551,71 +562,81 @@ def runtime_table(
     labkit_int8: nn.Module,
     *,
     batch: int = 32,
-    repeats: int = 30,
-    workdir: str | Path | None = None,
+    rounds: int = 15,
+    repeats: int = 5,
     include_torchao: bool = False,
-) -> list[dict[str, Any]]:
-    """Accuracy, size and CPU latency (1 thread, batch ``batch``, median ms) of FP32 vs
-    labkit's fake-quant int8 vs PyTorch's int8 vs ONNX Runtime's quantize_static/_dynamic.
+) -> tuple[list[dict[str, Any]], dict[str, bench.Comparison]]:
+    """FP32 vs labkit's fake-quant int8 vs PyTorch's and ONNX Runtime's int8 quantizers.
 
-    Sizes: PyTorch models = bytes of torch.save(state_dict); ONNX = file bytes; labkit's =
-    size_bytes at 8 bits (what an int8 export would store; the simulator itself holds float32).
+    Returns (rows, comparisons): rows hold each method's test accuracy, size in bytes and a
+    note; comparisons["PyTorch"] is one ``bench.compare`` of the PyTorch-side methods against
+    "FP32 (PyTorch eager)", comparisons["ONNX Runtime"] one of ORT's int8 models against
+    "ORT FP32" (each method timed once, on ``batch`` test images, 1 thread).
+    Sizes: torch.save(state_dict) bytes for PyTorch models, file bytes for ONNX, and
+    ``size_bytes(., 8)`` for labkit's simulator (what an int8 export would store).
     """
-    from labkit import deploy
+    from labkit import onnx as lk_onnx
+    from labkit.train import accuracy
 
-    rows: list[dict[str, Any]] = []
-    xb = x_test[:batch]
-    calib_x = torch.cat(calib)
-
-    def add(name: str, run: Callable[[torch.Tensor], Any], size: int, note: str) -> None:
-        acc = deploy.accuracy(run, x_test, y_test)
-        t = bench.latency(lambda: run(xb), warmup=5, repeats=repeats, threads=1)
-        rows.append(
-            {"method": name, "accuracy": acc, "bytes": size, "ms": t.median_ms, "note": note}
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= len(x_test):
+        raise ValueError(
+            f"batch must be an int in [1, {len(x_test)}] (test images), got {batch!r}."
         )
-
-    fp32 = fusion.fold_model(model)
-    with torch.no_grad(), allow_nondeterministic(), warnings.catch_warnings():
+    fp32 = models.fold_batchnorm(model)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's DeprecationWarnings
-        add("FP32 (PyTorch eager)", fp32, bench.serialized_size_bytes(fp32), "BN folded")
-        add("labkit static PTQ int8", labkit_int8, size_bytes(fp32, 8), "fake-quant simulator")
-        pt_static = torch_int8(model, calib)
-        add(
-            "PyTorch int8 static",
-            pt_static,
-            bench.serialized_size_bytes(pt_static),
-            "torch.ao (deprecated)",
-        )
-        pt_dyn = torch_int8(model)
-        add(
-            "PyTorch int8 dynamic",
-            pt_dyn,
-            bench.serialized_size_bytes(pt_dyn),
-            "torch.ao (deprecated), Linear only",
-        )
+        methods: dict[str, tuple[Any, int, str]] = {
+            "FP32 (PyTorch eager)": (fp32, bench.serialized_size_bytes(fp32), "BN folded"),
+            "labkit static PTQ int8": (labkit_int8, size_bytes(fp32, 8), "fake-quant simulator"),
+        }
+        for name, m, note in (
+            ("PyTorch int8 static", torch_int8(model, calib), "torch.ao (deprecated)"),
+            ("PyTorch int8 dynamic", torch_int8(model), "torch.ao (deprecated)"),
+        ):
+            methods[name] = (m, bench.serialized_size_bytes(m), note)
         if include_torchao:
             try:
-                ao_model = torchao_int8(model)
-                add(
-                    "torchao int8 dynamic",
-                    ao_model,
-                    bench.serialized_size_bytes(ao_model),
-                    "eager, no torch.compile",
-                )
+                ao = torchao_int8(model)
+                methods["torchao int8 dynamic"] = (ao, bench.serialized_size_bytes(ao), "eager")
             except Exception as exc:  # optional package
                 print(f"torchao skipped: {type(exc).__name__}: {str(exc)[:120]}")
-    ctx = tempfile.TemporaryDirectory() if workdir is None else contextlib.nullcontext(workdir)
-    with ctx as d:
-        d = Path(d)
-        with contextlib.redirect_stderr(io.StringIO()):
-            fp32_path = deploy.export_onnx(fp32, xb, d / "fp32.onnx")
-            st = deploy.quantize_static_int8(fp32_path, d / "static.onnx", calib_x)
-            dy = deploy.quantize_dynamic_int8(fp32_path, d / "dynamic.onnx")
+    with tempfile.TemporaryDirectory() as tmp, contextlib.redirect_stderr(io.StringIO()):
+        d, xb = Path(tmp), x_test[:batch]
+        fp32_path = lk_onnx.export_onnx(fp32, xb, d / "fp32.onnx")
         for name, path, note in (
             ("ORT FP32", fp32_path, "graph opt all"),
-            ("ORT quantize_static", st, "QDQ, MinMax, per-channel"),
-            ("ORT quantize_dynamic", dy, "MatMul/Gemm only"),
-        ):
-            run = deploy.ort_runner(deploy.ort_session(path, threads=1))
-            add(name, run, deploy.file_size(path), note)
-    return rows
+            (
+                "ORT quantize_static",
+                lk_onnx.quantize_static_int8(fp32_path, d / "s.onnx", torch.cat(calib)),
+                "QDQ, MinMax, per-channel",
+            ),
+            (
+                "ORT quantize_dynamic",
+                lk_onnx.quantize_dynamic_int8(fp32_path, d / "d.onnx"),
+                "int8 MatMul",
+            ),
+        ):  # a session holds the model in memory: the files may go
+            run = lk_onnx.ort_runner(lk_onnx.ort_session(path, threads=1))
+            methods[name] = (run, lk_onnx.file_size(path), note)
+    groups = {"PyTorch": "FP32 (PyTorch eager)", "ONNX Runtime": "ORT FP32"}
+    with torch.no_grad(), allow_nondeterministic(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rows = [
+            {"method": n, "accuracy": accuracy(f, x_test, y_test), "bytes": b, "note": note}
+            for n, (f, b, note) in methods.items()
+        ]
+        comparisons = {
+            group: bench.compare(
+                {
+                    n: (lambda f=f: f(xb))
+                    for n, (f, _, _) in methods.items()
+                    if n.startswith("ORT") == (group == "ONNX Runtime")
+                },
+                baseline=base,
+                rounds=rounds,
+                repeats=repeats,
+                threads=1,
+            )
+            for group, base in groups.items()
+        }
+    return rows, comparisons

@@ -22,6 +22,7 @@ power-of-two (log) quantisation and an integer-only linear layer with requantisa
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import NamedTuple
 
 import numpy as np
@@ -253,6 +254,8 @@ def quantize_tensor(
     if axis is None:
         qp = compute_qparams(float(x.min()), float(x.max()), bits, symmetric)
     else:
+        if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
+            raise ValueError(f"axis must be an int in [-{x.ndim}, {x.ndim}), got {axis!r}.")
         dims = [d for d in range(x.ndim) if d != axis % x.ndim]
         qp = compute_qparams(x.amin(dim=dims), x.amax(dim=dims), bits, symmetric)
     return quantize(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax, axis=axis), qp
@@ -303,6 +306,8 @@ class MinMaxObserver:
     """
 
     def __init__(self, axis: int | None = None) -> None:
+        if axis is not None and (isinstance(axis, bool) or not isinstance(axis, int)):
+            raise ValueError(f"axis must be None (per tensor) or an int, got {axis!r}.")
         self.axis = axis
         self.min_val: torch.Tensor | None = None
         self.max_val: torch.Tensor | None = None
@@ -314,6 +319,11 @@ class MinMaxObserver:
         if self.axis is None:
             lo, hi = x.min().reshape(1), x.max().reshape(1)
         else:
+            if not -x.ndim <= self.axis < x.ndim:  # axis % ndim would silently pick another dim
+                raise ValueError(
+                    f"axis={self.axis} does not exist for a {x.ndim}-D tensor of shape "
+                    f"{tuple(x.shape)}; use an axis in [-{x.ndim}, {x.ndim}) (0 = output channels)."
+                )
             dims = [d for d in range(x.ndim) if d != self.axis % x.ndim]
             lo, hi = x.amin(dim=dims), x.amax(dim=dims)
         lo, hi = lo.double(), hi.double()
@@ -358,8 +368,14 @@ class HistogramObserver:
     def __init__(self, bins: int = 2048) -> None:
         if isinstance(bins, bool) or not isinstance(bins, int) or bins < 16 or bins % 2:
             raise ValueError(f"bins must be an even int >= 16, got {bins!r}.")
+        if bins > 2**20:  # three float64 arrays of 2 * bins: refuse before allocating GBs
+            raise ValueError(f"bins={bins} is too many (at most 2**20 = 1048576); 2048 is typical.")
         self.bins = bins
         self.hist = torch.zeros(2 * bins, dtype=torch.float64)
+        # per-bin count and sum of the values (own binning, consistent with each other):
+        # their ratio is each bin's mean, the data's own value when a bin holds one value
+        self._n = torch.zeros(2 * bins, dtype=torch.float64)
+        self._sum = torch.zeros(2 * bins, dtype=torch.float64)
         self.radius = 0.0
         self.min_val = math.inf
         self.max_val = -math.inf
@@ -372,12 +388,23 @@ class HistogramObserver:
         if self.radius == 0.0:
             self.radius = amax if amax > 0 else 1.0
         while amax > self.radius:
-            pairs = self.hist.reshape(-1, 2).sum(1)  # 2B bins -> B bins over [-R, R]
             pad = torch.zeros(self.bins // 2, dtype=torch.float64)
-            self.hist = torch.cat([pad, pairs, pad])
+            # 2B bins -> B bins over [-R, R], padded to 2B bins over [-2R, 2R]
+            self.hist, self._n, self._sum = (
+                torch.cat([pad, h.reshape(-1, 2).sum(1), pad])
+                for h in (self.hist, self._n, self._sum)
+            )
             self.radius *= 2
         self.hist += torch.histc(t, 2 * self.bins, -self.radius, self.radius).double()
+        idx = ((t + self.radius) / self.width).floor().clamp(0, 2 * self.bins - 1).long()
+        self._n += torch.bincount(idx, minlength=2 * self.bins).double()
+        self._sum += torch.bincount(idx, weights=t, minlength=2 * self.bins)
         return self
+
+    def means(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean value, count) of every non-empty bin, float64: the data as the search sees it."""
+        keep = self._n > 0
+        return self._sum[keep] / self._n[keep], self._n[keep]
 
     def _check(self) -> None:
         if self.hist.sum() == 0:
@@ -424,19 +451,28 @@ class PercentileObserver(HistogramObserver):
             raise ValueError(f"percentile must be in (50, 100], got {percentile!r}.")
         self.percentile = float(percentile)
 
+    def _first_bin_reaching(self, hist: torch.Tensor, fraction: Fraction) -> int:
+        """The first bin whose cumulative count reaches ceil(fraction * N) (at least 1).
+
+        Ranks are computed with exact integers: p / 100 in floating point can land past
+        k / N (99.9 / 100 is stored as 0.9990000000000001 > 999 / 1000) and pick the next bin.
+        """
+        counts = torch.cumsum(hist, 0)  # float64 holding integers (exact below 2^53)
+        total = int(counts[-1])
+        k = max(1, math.ceil(fraction * total))
+        return int(torch.searchsorted(counts, torch.tensor([float(k)], dtype=torch.float64)))
+
     def range(self, bits: int = 8, symmetric: bool = False) -> tuple[float, float]:
         check_bits(bits)
         self._check()
-        p = self.percentile / 100
+        p = Fraction(repr(self.percentile)) / 100  # the decimal the user wrote, exactly
         w = self.width
         if symmetric:
-            cdf = torch.cumsum(self.abs_hist(), 0) / self.hist.sum()
-            idx = int(torch.searchsorted(cdf, torch.tensor([p], dtype=torch.float64)))
+            idx = self._first_bin_reaching(self.abs_hist(), p)
             t = min((idx + 1) * w, max(-self.min_val, self.max_val))
             return -t, t
-        cdf = torch.cumsum(self.hist, 0) / self.hist.sum()
-        cut = torch.tensor([(1 - p) / 2, 1 - (1 - p) / 2], dtype=torch.float64)
-        i_lo, i_hi = torch.searchsorted(cdf, cut).tolist()
+        i_lo = self._first_bin_reaching(self.hist, (1 - p) / 2)
+        i_hi = self._first_bin_reaching(self.hist, 1 - (1 - p) / 2)
         lo = -self.radius + i_lo * w
         hi = -self.radius + (i_hi + 1) * w
         return self._clip_to_data(lo, hi)
@@ -458,8 +494,16 @@ def kl_threshold(hist: torch.Tensor, num_quantized_bins: int = 128) -> int:
     i < 2 num_quantized_bins that makes Q almost a copy of P and biases the search towards
     the smallest candidates.)
     """
+    check_tensor(hist, "hist", floating=False, ndim=1)
     h = hist.detach().double().cpu().numpy()
     n = h.size
+    if not np.isfinite(h).all() or (h < 0).any():
+        raise ValueError(
+            "hist must hold finite counts >= 0 (a histogram of |x|); it has NaN, inf or "
+            "negative entries - build it with torch.histc(x.abs(), bins, 0, max)."
+        )
+    if isinstance(num_quantized_bins, bool) or not isinstance(num_quantized_bins, int):
+        raise ValueError(f"num_quantized_bins must be an int, got {num_quantized_bins!r}.")
     if num_quantized_bins < 2 or num_quantized_bins > n:
         raise ValueError(
             f"num_quantized_bins must be in 2..{n} (the histogram's length), "
@@ -524,15 +568,34 @@ class EntropyObserver(HistogramObserver):
 class MSEObserver(HistogramObserver):
     """Range that minimises the mean squared quantisation error over the histogram.
 
-    Candidates shrink the min/max range: (a lo, a hi) for a in a grid over (0, 1]; each is
-    scored by sum_bins count * (c - fake_quantize(c))^2 over the bin centres c.
+    Candidates shrink the min/max range: (a lo, a hi) for a in a grid over (0, 1], plus every
+    a that puts the range's end exactly on one of the data's own (non-empty bin) values
+    (the largest ``max_data_candidates`` of them): a grid of max/200 alone cannot clip an outlier
+    that lies within 0.5 % of the maximum (NVIDIA pytorch-quantization's calibrator test).
+    Each candidate is scored by sum_bins count * (c - fake_quantize(c))^2 over the bins' mean
+    values c (a bin's mean is the data's own value when the bin holds one distinct value).
     """
 
-    def __init__(self, bins: int = 2048, grid: int = 200) -> None:
+    def __init__(self, bins: int = 2048, grid: int = 200, max_data_candidates: int = 64) -> None:
         super().__init__(bins)
-        if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
-            raise ValueError(f"grid must be an int >= 2, got {grid!r}.")
+        if isinstance(grid, bool) or not isinstance(grid, int) or not 2 <= grid <= 100_000:
+            raise ValueError(f"grid must be an int in [2, 100000] (200 is typical), got {grid!r}.")
+        if isinstance(max_data_candidates, bool) or not isinstance(max_data_candidates, int):
+            raise ValueError(f"max_data_candidates must be an int, got {max_data_candidates!r}.")
         self.grid = grid
+        self.max_data_candidates = max(0, max_data_candidates)
+
+    def candidates(self, symmetric: bool = False) -> torch.Tensor:
+        """The shrink factors a in (0, 1] that are tried (float64, sorted, unique)."""
+        lo0, hi0 = min(self.min_val, 0.0), max(self.max_val, 0.0)
+        m = max(-lo0, hi0)
+        grid = torch.linspace(1.0 / self.grid, 1.0, self.grid, dtype=torch.float64)
+        data, _ = self.means()
+        # the data's own values on the side that sets the range (both sides if symmetric)
+        side = data.abs() if symmetric else (data if hi0 >= -lo0 else -data)
+        side = side[side > 0].unique()[-self.max_data_candidates :] if m > 0 else side[:0]
+        own = (side / m).clamp(max=1.0) if m > 0 else side
+        return torch.cat([grid, own]).unique()
 
     def range(self, bits: int = 8, symmetric: bool = False) -> tuple[float, float]:
         bits = check_bits(bits)
@@ -541,16 +604,18 @@ class MSEObserver(HistogramObserver):
         if symmetric:
             m = max(-lo0, hi0)
             lo0, hi0 = -m, m
-        keep = self.hist > 0
-        c, n = self.centers()[keep], self.hist[keep]
+        c, n = self.means()  # (K,) each non-empty bin's mean value and count
+        a = self.candidates(symmetric)  # (A,)
         best, best_err = (lo0, hi0), math.inf
-        for a in torch.linspace(1.0 / self.grid, 1.0, self.grid).tolist():
-            lo, hi = lo0 * a, hi0 * a
-            qp = compute_qparams(lo, hi, bits, symmetric)
-            c_hat = fake_quantize(c, qp.scale, qp.zero_point, qp.qmin, qp.qmax)
-            err = float((n * (c - c_hat) ** 2).sum())
-            if err < best_err:
-                best, best_err = (lo, hi), err
+        for chunk in a.split(64):  # (a, K) at a time: a few MB at most
+            qp = compute_qparams(lo0 * chunk, hi0 * chunk, bits, symmetric)
+            x = c.float().expand(len(chunk), -1)
+            c_hat = fake_quantize(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax, axis=0)
+            err = (n * (c - c_hat.double()) ** 2).sum(1)  # (a,)
+            i = int(torch.argmin(err))
+            if float(err[i]) < best_err:
+                best_err = float(err[i])
+                best = (lo0 * float(chunk[i]), hi0 * float(chunk[i]))
         return best
 
 
@@ -690,10 +755,29 @@ def rounding_shift(
     """round(acc * multiplier / 2^shift) with integers only (int64, round half up).
 
     (acc * multiplier + 2^(shift-1)) >> shift; >> on a negative int64 is a floor, so the
-    +half turns it into round-half-up.
+    +half turns it into round-half-up. shift in [1, 62]. The product must fit in int64:
+    |acc| * |multiplier| + 2^(shift-1) < 2^63 (an int32 accumulator times a 31-bit
+    multiplier always does); larger operands raise instead of wrapping around silently.
     """
+    check_tensor(acc, "acc", floating=False)
+    if acc.is_floating_point() or multiplier.is_floating_point() or shift.is_floating_point():
+        raise ValueError("acc, multiplier and shift must be integer tensors.")
+    sh = shift.to(torch.int64)
+    if sh.numel() and (int(sh.min()) < 1 or int(sh.max()) > 62):
+        raise ValueError(
+            f"shift must be in [1, 62], got values in [{int(sh.min())}, {int(sh.max())}]."
+        )
+    # in int64: abs() of an int32 -2^31 would wrap around to itself
+    a_max = int(acc.to(torch.int64).abs().max()) if acc.numel() else 0
+    m_max = int(multiplier.to(torch.int64).abs().max()) if multiplier.numel() else 0
+    s_max = int(sh.max()) if sh.numel() else 1
+    if a_max * m_max + 2 ** (s_max - 1) >= 2**63:  # exact Python integers
+        raise ValueError(
+            f"acc * multiplier overflows int64 (|acc| up to {a_max}, multiplier up to {m_max}); "
+            "keep the accumulator in int32 range, or split the reduction."
+        )
     prod = acc.to(torch.int64) * multiplier.to(torch.int64)
-    return (prod + (1 << (shift.to(torch.int64) - 1))) >> shift.to(torch.int64)
+    return (prod + (1 << (sh - 1))) >> sh
 
 
 class IntLinear(NamedTuple):

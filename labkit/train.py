@@ -8,7 +8,9 @@ except under tests and notebook builds (labkit.env.quiet()).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -79,3 +81,20 @@ def evaluate(
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
     return {"accuracy": correct / count, "loss": loss / count}
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module | Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Fraction of rows of ``x`` whose arg-max prediction equals ``y``.
+
+    ``model``: an nn.Module (put in eval mode) or any function returning logits (N, C) as a
+    tensor or NumPy array, e.g. an ONNX Runtime runner. The one accuracy of the course.
+    """
+    if isinstance(model, nn.Module):
+        model.eval()
+    logits = torch.as_tensor(np.asarray(model(x)) if not isinstance(model, nn.Module) else model(x))
+    if logits.ndim != 2 or len(logits) != len(y):
+        raise ValueError(f"expected logits of shape ({len(y)}, C), got {tuple(logits.shape)}.")
+    return float((logits.argmax(1) == y).float().mean())

@@ -27,14 +27,21 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
 
 
 def fuse_qkv(q: nn.Linear, k: nn.Linear, v: nn.Linear) -> nn.Linear:
-    with_bias = q.bias is not None
+    layers = (q, k, v)
+    with_bias = any(layer.bias is not None for layer in layers)
     fused = nn.Linear(
         q.in_features, q.out_features + k.out_features + v.out_features, bias=with_bias
     )
     with torch.no_grad():
-        fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight]))
+        # weight is (out_features, in_features): the outputs stack along dim 0
+        fused.weight.copy_(torch.cat([q.weight, k.weight, v.weight], dim=0))
         if with_bias:
-            fused.bias.copy_(torch.cat([q.bias, k.bias, v.bias]))
+            # a layer without bias adds nothing: zeros of its width
+            biases = [
+                layer.bias if layer.bias is not None else torch.zeros(layer.out_features)
+                for layer in layers
+            ]
+            fused.bias.copy_(torch.cat(biases))
     return fused
 
 

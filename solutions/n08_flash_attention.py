@@ -19,8 +19,11 @@ def online_softmax(x: torch.Tensor) -> torch.Tensor:
 
 def tile_update(o, m, l, s, v):  # noqa: E741
     m_new = torch.maximum(m, s.max(dim=-1).values)
-    correction = torch.exp(m - m_new)  # how much the old accumulators shrink
-    p = torch.exp(s - m_new[..., None])
+    # a row that has seen only -inf (fully masked so far) keeps m_new = -inf: shift by 0
+    # there, or exp(-inf - -inf) = exp(nan) poisons o and l
+    shift = torch.nan_to_num(m_new, neginf=0.0)
+    correction = torch.exp(m - shift)  # how much the old accumulators shrink
+    p = torch.exp(s - shift[..., None])
     l_new = correction * l + p.sum(dim=-1)
     o_new = correction[..., None] * o + p @ v
     return o_new, m_new, l_new

@@ -69,12 +69,33 @@ def test_batchnorm_breaks_equality_but_eval_mode_does_not() -> None:
     torch.manual_seed(0)
     model = models.cnn(width=4)
     x, y = torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
     effect = acc.batchnorm_effect(model, x, y, 8)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "state restored"
     assert effect["grad_rel_error"] > 1e-2
-    assert effect["running_mean_rel_diff"] > 0.5
     model.eval()
     ref = acc.big_batch_gradients(model, CE, x, y)
     assert acc.allclose(acc.accumulate_gradients(model, CE, x, y, 8), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_batchnorm_cold_running_stats_are_the_ema_formula_not_accumulation() -> None:
+    """One step after init the running means differ by (1 - 0.9^k) / 0.1 - 1: an EMA artefact.
+
+    After warm-up only the real effect is left: small, and larger for smaller micro-batches.
+    """
+    torch.manual_seed(0)
+    x, y = torch.rand(48, 1, 8, 8), torch.randint(0, 10, (48,))  # image-like: non-zero means
+    effects = {}
+    for micro in (24, 4):
+        torch.manual_seed(0)
+        effects[micro] = acc.batchnorm_effect(models.cnn(width=4), x, y, micro)
+    for micro, k in ((24, 2), (4, 12)):
+        e = effects[micro]
+        assert e["ema_prediction"] == pytest.approx((1 - 0.9**k) / 0.1 - 1)
+        assert e["cold_mean_rel_diff"] == pytest.approx(e["ema_prediction"], rel=0.15)
+        assert e["warm_mean_rel_diff"] < 0.1 * e["cold_mean_rel_diff"]
+    assert 0 < effects[24]["warm_mean_rel_diff"] < effects[4]["warm_mean_rel_diff"]
+    assert 0 < effects[24]["warm_var_rel_diff"] < effects[4]["warm_var_rel_diff"]
 
 
 def test_dropout_masks_differ_but_eval_is_exact() -> None:
@@ -132,3 +153,19 @@ def test_bad_input_is_a_clear_error() -> None:
         acc.batchnorm_effect(model, x, y, 4)
     with pytest.raises(ValueError, match="mistake"):
         acc.accumulate_wrong(model, CE, x, y, 4, "typo")
+    with pytest.raises(ValueError, match="warmup_updates"):
+        acc.batchnorm_effect(models.cnn(width=4), torch.randn(8, 1, 8, 8), y, 4, warmup_updates=0)
+    with pytest.raises(ValueError, match="momentum"):
+        cnn = models.cnn(width=4)
+        for m in cnn.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = None
+        acc.batchnorm_effect(cnn, torch.randn(8, 1, 8, 8), y, 4)
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        acc.peak_memory_sweep(model, x, y, [0])
+    with pytest.raises(ValueError, match="max_norm"):
+        acc.clip_order_effect(model, x, y, 4, max_norm=-1.0)
+    with pytest.raises(ValueError, match="init_scale"):
+        acc.clip_order_effect(model, x, y, 4, max_norm=1.0, init_scale=0.0)
+    with pytest.raises(ValueError, match="steps"):
+        acc.train(model, x, y, steps=-1, lr=0.1)

@@ -119,3 +119,66 @@ def test_gpu_paths_say_what_is_missing():
     for name in ("flash_attn", "xformers"):
         notice = attention.optional_kernel_notice(name)
         assert notice is None or notice.count("\n") == 0 and name in notice
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda: attention.naive_attention(*(torch.zeros(1, 200_000, 8),) * 3),
+        lambda: attention.naive_attention(
+            torch.zeros(1, 200_000, 8), torch.zeros(1, 200_000, 8), torch.zeros(1, 200_000, 8)
+        ),
+        lambda: attention.causal_mask(10**6, 10**6),
+        lambda: attention.tiled_attention(*(torch.zeros(1, 60_000, 4),) * 3, block_size=60_000),
+    ],
+    ids=["naive N=200k", "naive N=200k separate", "mask 1e6 x 1e6", "tiled with a 60k block"],
+)
+def test_huge_sizes_refuse_before_allocating(call):
+    """Issue 13: refuse with a ValueError naming the memory and the fix, allocating nothing."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(ValueError, match=r"GiB of memory.*(tiled_attention|smaller blocks)"):
+        call()
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 200 * 1024  # well under the GiB it asked for
+
+
+def test_naive_at_n_200k_names_the_memory_it_would_need():
+    q = torch.zeros(1, 200_000, 8)
+    with pytest.raises(ValueError, match=r"N=200,000.*298\.0 GiB"):
+        attention.naive_attention(q, q, q)
+
+
+def test_sizes_just_under_the_limit_still_run():
+    assert attention.causal_mask(3, 5).shape == (3, 5)
+    q = torch.randn(2, 64, 8)
+    torch.testing.assert_close(
+        attention.naive_attention(q, q, q), F.scaled_dot_product_attention(q, q, q)
+    )
+
+
+def test_score_matrix_bytes_rejects_non_positive_sizes():
+    assert attention.score_matrix_bytes(4, 2, batch_heads=3) == 4 * 2 * 3 * 4
+    for bad in ({"n": 0}, {"n": 4, "m": -1}, {"n": 4, "batch_heads": 0}):
+        with pytest.raises(ValueError, match="must be > 0"):
+            attention.score_matrix_bytes(**bad)
+
+
+def test_memory_and_time_compares_against_the_first_function():
+    fns = {"naive": attention.naive_attention, "sdpa": F.scaled_dot_product_attention}
+    rows = attention.memory_and_time(fns, ns=(64,), d=8, rounds=3)
+    assert [r["method"] for r in rows] == ["naive", "sdpa"]
+    assert rows[0]["verdict"] == "baseline" and rows[0]["speedup"] == 1.0
+    assert rows[1]["time_ms"] > 0 and "sdpa" in rows[1]["verdict"]
+    with pytest.raises(ValueError, match="2\\+ functions"):
+        attention.memory_and_time({"naive": attention.naive_attention}, ns=(64,))
+
+
+def test_time_backends_times_the_runnable_backends_against_math():
+    q = torch.randn(1, 2, 64, 16)
+    rows = {r["backend"]: r for r in attention.time_backends(q, q, q, repeats=1, rounds=3)}
+    assert rows["math"]["note"] == "baseline" and rows["math"]["median_ms"] > 0
+    assert rows["flash"]["median_ms"] > 0 and "flash" in rows["flash"]["note"]
+    if not torch.cuda.is_available():
+        assert rows["cudnn"]["kernel"] == "-" and rows["cudnn"]["note"]

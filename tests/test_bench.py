@@ -103,7 +103,7 @@ def test_compare_slower_verdict_and_bad_input(monkeypatch) -> None:
 def test_expect_prints_an_invariant_line_and_can_fail(capsys) -> None:
     from labkit import expect
 
-    assert expect("student accuracy", 0.9861, 0.95, 1.0)
+    assert expect("student accuracy", 0.9861, 0.95, 1.0) is None  # no stray `True` in a cell
     assert capsys.readouterr().out == "✓ student accuracy in [0.95, 1]\n"
     with pytest.raises(AssertionError, match="student accuracy = 0.9 is outside"):
         expect("student accuracy", 0.9, 0.95, 1.0)

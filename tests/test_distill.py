@@ -315,3 +315,35 @@ def test_split_head_needs_a_sequential_ending_in_linear() -> None:
     assert isinstance(head, nn.Linear) and head.in_features == 8 and len(body) == 3
     with pytest.raises(ValueError, match="Sequential"):
         distill.split_head(nn.Sequential(nn.Linear(2, 2), nn.ReLU()))
+
+
+def test_student_model_and_training_guards() -> None:
+    with pytest.raises(ValueError, match="width must be a positive integer"):
+        distill.student_model(width=0)
+    with pytest.raises(ValueError, match="GiB"):
+        distill.student_model(width=10**8)  # refused before allocating 30 GB
+    ts = distill.transfer_set(torch.randn(4, 1, 8, 8), torch.tensor([0, 1, 2, 3]))
+    with pytest.raises(ValueError, match="batch_size"):
+        distill.train_student(ts, distill.ce_loss(), seed=0, batch_size=0)
+    with pytest.raises(ValueError, match="lr"):
+        distill.train_student(ts, distill.ce_loss(), seed=0, lr=-1.0)
+    with pytest.raises(ValueError, match="epochs"):
+        distill.train_student(ts, distill.ce_loss(), seed=0, epochs=0)
+
+
+def test_difference_verdicts() -> None:
+    clear = distill.difference([88.1, 90.8, 89.2], [82.2, 82.2, 83.3])
+    assert clear.clear and clear.diff == pytest.approx(6.8, abs=1e-3)
+    assert "above" in clear.verdict("KD", "alone")
+    noisy = distill.difference([88.1, 90.8, 89.2], [86.9, 88.1, 88.9])
+    assert not noisy.clear and "within noise" in noisy.verdict("hint", "KD")
+    # paired by seed: a constant shift under a large seed spread is clear
+    paired = distill.difference([80.0, 85.0, 90.0, 95.0], [79.0, 84.1, 88.9, 94.0], paired=True)
+    assert (
+        paired.clear
+        and not distill.difference([80.0, 85.0, 90.0, 95.0], [79.0, 84.1, 88.9, 94.0]).clear
+    )
+    with pytest.raises(ValueError, match="at least 2"):
+        distill.difference([1.0], [2.0, 3.0])
+    with pytest.raises(ValueError, match="paired"):
+        distill.difference([1.0, 2.0], [2.0, 3.0, 4.0], paired=True)

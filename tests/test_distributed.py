@@ -49,8 +49,40 @@ def test_zero_offload_and_bad_input() -> None:
         dist_lab.zero_memory(1e9, 8, 4)
     with pytest.raises(ValueError, match="n_gpus"):
         dist_lab.zero_memory(1e9, 0, 1)
-    with pytest.raises(ValueError, match="n >= 2"):
+    with pytest.raises(ValueError, match="2 <= n"):
         dist_lab.ring_schedule(1)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: dist_lab.zero_memory(-7.5e9, 64, 1), "params"),  # gave negative bytes
+        (lambda: dist_lab.zero_memory(0, 64, 1), "params"),
+        (lambda: dist_lab.zero_memory(7.5e9, 64, 1, k=-12), "k"),
+        (lambda: dist_lab.zero_memory(7.5e9, 64, 1, bytes_param=-2), "bytes_param"),
+        (lambda: dist_lab.zero_memory(7.5e9, 64, 1, bytes_grad=float("nan")), "bytes_grad"),
+        (lambda: dist_lab.zero_memory(7.5e9, -64, 1), "n_gpus"),
+        (lambda: dist_lab.zero_memory(7.5e9, 6.4, 1), "n_gpus"),
+        (lambda: dist_lab.zero_memory(7.5e9, 64, True), "stage"),
+        (lambda: dist_lab.ring_bytes_per_worker(-4, 1000), "n"),
+        (lambda: dist_lab.ring_bytes_per_worker(4, -1000), "size_bytes"),
+        (lambda: dist_lab.parameter_server_bytes(0, 1000), "n"),
+        (lambda: dist_lab.ring_schedule(10**6), "ring_bytes_per_worker"),  # would build 10^12 pairs
+        (lambda: dist_lab.ring_allreduce([torch.ones(4)]), "2\\+ tensors"),
+        (lambda: dist_lab.ring_allreduce([torch.ones(4), torch.ones(5)]), "same shape"),
+        (lambda: dist_lab.deep_mlp(depth=4, width=10**6), "GiB"),  # 14,901 GiB of weights
+        (lambda: dist_lab.deep_mlp(depth=0), "depth"),
+        (
+            lambda: dist_lab.checkpoint_costs(
+                dist_lab.deep_mlp(2, 8), torch.empty(2**28, 8, device="meta"), [0]
+            ),
+            "GiB",
+        ),
+    ],
+)
+def test_bad_input_is_refused_early_with_a_clear_message(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +156,7 @@ def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
     assert dist_lab.saved_activation_bytes(model, x, 0) == 17 * act
     # 4 segments of 8 modules: 3 checkpointed segment inputs + the last (plain) segment's 5
     assert dist_lab.saved_activation_bytes(model, x, 4) == 8 * act
-    rows = dist_lab.checkpoint_costs(model, x, [0, 4], rounds=1, repeats=1)
+    rows = dist_lab.checkpoint_costs(model, x, [0, 4])
     plain, ckpt = (r["peak_bytes"] for r in rows)
     assert plain >= 16 * act  # the 16 new saved activations are alive at the end of forward
     assert ckpt <= 12 * act and ckpt < 0.6 * plain
@@ -137,3 +169,7 @@ def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
         torch.testing.assert_close(a, p.grad)
     with pytest.raises(ValueError, match="segments"):
         dist_lab.checkpoint_costs(model, x, [-1])
+    with pytest.raises(ValueError, match="repeat"):
+        dist_lab.checkpoint_costs(model, x, [0, 0])
+    timing = dist_lab.checkpoint_timing(model, x, [0, 4], rounds=3, repeats=1)
+    assert set(timing.median_ms) == {"none", "4 segments"} and timing.baseline == "none"

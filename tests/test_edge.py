@@ -190,7 +190,15 @@ def test_best_under_budget_and_sampling() -> None:
 def test_budgets_report_macs_and_bytes() -> None:
     model = models.cnn(width=4, depth=2)
     x = torch.zeros(1, 1, 8, 8)
-    b = edge.budgets(model, x, repeats=3)
+    b = edge.budgets(model, x)
     assert b["macs"] == bench.count_macs(model, x) == 4 * 64 * 9 + 8 * 64 * 4 * 9 + 10 * 128
     assert b["bytes"] == bench.model_size_bytes(model)
-    assert b["latency_ms"] > 0
+    assert b["peak_mem_kib"] >= 0
+    assert "latency_ms" not in b  # latency is timed once, with bench.compare, in the notebook
+    with pytest.raises(ValueError, match="example"):
+        edge.budgets(model, [[0.0]])
+
+
+def test_edge_has_no_timing_helper_of_its_own() -> None:
+    """Every speed comparison goes through labkit.bench.compare (issue 11)."""
+    assert not hasattr(edge, "single_thread_latency_ms")

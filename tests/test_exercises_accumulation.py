@@ -80,3 +80,50 @@ def test_never_unscaling_is_rejected() -> None:
 
 def test_right_order_passes() -> None:
     assert checks.check("accumulation.clip_accumulated", _clip).passed
+
+
+def test_zero_grad_inside_the_loop_is_rejected() -> None:
+    def only_last(model, x, y, mb):
+        for xb, yb in _chunks(x, y, mb):
+            model.zero_grad()  # throws away what the earlier micro-batches added
+            (F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.accumulate_gradients", only_last)
+    assert not res.passed and "micro-batch 8" in res.message
+
+
+def _clip_variant(model, x, y, mb, max_norm, scaler, *, mistake):
+    opt = torch.optim.SGD(model.parameters(), lr=0.0)
+    if mistake != "no_zero_grad":
+        model.zero_grad()
+    chunks = _chunks(x, y, mb)
+    for xb, yb in chunks:
+        loss = F.cross_entropy(model(xb), yb)
+        if mistake == "no_division":
+            pass
+        elif mistake == "divide_by_k":
+            loss = loss / len(chunks)
+        else:
+            loss = loss * len(xb) / len(x)
+        scaler.scale(loss).backward()
+        if mistake == "clip_each":
+            torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm * scaler.get_scale())
+    scaler.unscale_(opt)
+    if mistake == "clip_value":
+        torch.nn.utils.clip_grad_value_(model.parameters(), max_norm)
+    elif mistake != "clip_each":
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def test_clip_planted_mistakes_are_rejected() -> None:
+    for mistake in ("no_division", "divide_by_k", "clip_each", "no_zero_grad", "clip_value"):
+        res = checks.check(
+            "accumulation.clip_accumulated",
+            lambda *a, m=mistake: _clip_variant(*a, mistake=m),
+        )
+        assert not res.passed, mistake
+    assert checks.check(
+        "accumulation.clip_accumulated", lambda *a: _clip_variant(*a, mistake=None)
+    ).passed

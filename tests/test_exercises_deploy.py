@@ -119,3 +119,63 @@ def test_parity_that_lets_nan_through_is_rejected() -> None:
 
     res = checks.check("deploy.parity_check", nan_blind)
     assert not res.passed and "NaN" in res.message
+
+
+def _parity_from(tolerance, compare=lambda d, tol: d <= tol):
+    def fn(expected, got, atol=1e-4, rtol=1e-3):
+        e = torch.as_tensor(np.asarray(expected)).double()
+        g = torch.as_tensor(np.asarray(got)).double()
+        d = (g - e).abs()
+        return d.max().item(), bool(compare(d, tolerance(e, g, atol, rtol)).all())
+
+    return fn
+
+
+def test_parity_with_rtol_on_got_is_rejected() -> None:
+    wrong = _parity_from(lambda e, g, atol, rtol: atol + rtol * g.abs())
+    res = checks.check("deploy.parity_check", wrong)
+    assert not res.passed and "scales |expected|" in res.message
+
+
+def test_parity_with_strict_less_than_is_rejected() -> None:
+    wrong = _parity_from(lambda e, g, atol, rtol: atol + rtol * e.abs(), lambda d, tol: d < tol)
+    res = checks.check("deploy.parity_check", wrong)
+    assert not res.passed and "exactly equal to atol" in res.message
+
+
+def test_parity_with_tolerance_of_the_largest_logit_is_rejected() -> None:
+    wrong = _parity_from(lambda e, g, atol, rtol: atol + rtol * e.abs().max())
+    res = checks.check("deploy.parity_check", wrong)
+    assert not res.passed and "elementwise" in res.message
+
+
+def test_reader_with_off_by_one_slices_is_rejected() -> None:
+    def short(a, b):
+        return [a[i : i + b - 1] for i in range(0, len(a), b)]
+
+    res = checks.check("deploy.calibration_reader", _reader_class(short))
+    assert not res.passed and "batch 0" in res.message
+
+
+def test_reader_returning_a_list_is_rejected() -> None:
+    class ListReader(CalibrationDataReader):
+        def __init__(self, x, input_name="x", batch_size=32):
+            self.batches = [b.float().numpy() for b in x.split(batch_size)]
+
+        def get_next(self):
+            return [self.batches.pop(0)] if self.batches else None
+
+    res = checks.check("deploy.calibration_reader", ListReader)
+    assert not res.passed and "dict" in res.message
+
+
+def test_reference_solutions_pass_and_hints_are_graduated() -> None:
+    from labkit.exercises import deploy as ex
+    from solutions import n09_onnx_and_tensorrt as sol
+
+    for key, fn in sol.EXERCISES.items():
+        assert checks.check(key, fn).passed, key
+        exercise = ex.EXERCISES[key]
+        assert exercise.hint and exercise.formula and exercise.hint != exercise.formula
+        assert "astype(np.float32)" not in exercise.hint  # a nudge, not the answer
+        assert "atol + rtol" not in exercise.hint

@@ -12,6 +12,7 @@ def _kd(
     s, t, y, T, alpha, *, t2=True, reverse=False, probs=False, reduction="batchmean", swap=False
 ):
     """The KD loss with one planted mistake switched on."""
+    t = t.detach()
     hard = F.cross_entropy(s, y)
     if probs:  # softmax where kl_div expects log-probabilities
         inp = F.softmax(s / T, dim=-1)
@@ -47,7 +48,7 @@ def test_softmax_instead_of_log_softmax_is_rejected() -> None:
 @pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
 def test_mean_over_all_elements_is_rejected() -> None:
     res = checks.check("distill.distillation_loss", lambda *a: _kd(*a, reduction="mean"))
-    assert not res.passed and "batchmean" in res.message  # the hint names the fix
+    assert not res.passed and "wrong value" in res.message
 
 
 def test_sum_reduction_is_rejected() -> None:
@@ -60,7 +61,9 @@ def test_alpha_the_wrong_way_round_is_rejected() -> None:
 
 def test_dividing_by_t_squared_is_rejected() -> None:
     def over_t2(s, t, y, T, alpha):
-        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+        soft = F.kl_div(
+            F.log_softmax(s / T, -1), F.softmax(t.detach() / T, -1), reduction="batchmean"
+        )
         return (1 - alpha) * F.cross_entropy(s, y) + alpha * soft / (T * T)
 
     assert not checks.check("distill.distillation_loss", over_t2).passed
@@ -104,3 +107,77 @@ def test_stable_manual_softmax_passes() -> None:
         return e / e.sum(-1, keepdim=True)
 
     assert checks.check("distill.softmax_t", manual).passed
+
+
+def test_detached_student_is_rejected() -> None:
+    """Issue 13: the right value, but no gradient reaches the student."""
+
+    def detached(s, t, y, T, alpha):
+        return distillation_loss(s.detach(), t, y, T, alpha)
+
+    res = checks.check("distill.distillation_loss", detached)
+    assert not res.passed and res.attempted and "no gradient" in res.message
+
+
+def test_student_detached_in_the_soft_term_only_is_rejected() -> None:
+    def half_detached(s, t, y, T, alpha):
+        soft = F.kl_div(
+            F.log_softmax(s.detach() / T, -1), F.softmax(t.detach() / T, -1), reduction="batchmean"
+        )
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", half_detached)
+    assert not res.passed and "gradient reaching the student" in res.message
+
+
+def test_teacher_not_detached_is_rejected() -> None:
+    def live_teacher(s, t, y, T, alpha):
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", live_teacher)
+    assert not res.passed and "teacher" in res.message
+
+
+def test_temperature_on_the_student_only_is_rejected() -> None:
+    def student_only(s, t, y, T, alpha):
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t.detach(), -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    assert not checks.check("distill.distillation_loss", student_only).passed
+
+
+def test_in_place_division_of_the_teacher_is_rejected() -> None:
+    def in_place(s, t, y, T, alpha):
+        t = t.detach()
+        t /= T  # changes the caller's tensor: detach() shares its storage
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t, -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_softmax_in_place_division_is_rejected() -> None:
+    def in_place(z, T):
+        z /= T
+        return torch.softmax(z, dim=-1)
+
+    res = checks.check("distill.softmax_t", in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_temperature_after_the_softmax_is_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: torch.softmax(z, -1) / T).passed
+
+
+def test_log_softmax_instead_of_softmax_is_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: torch.log_softmax(z / T, -1)).passed
+
+
+def test_hints_do_not_give_the_answer_away() -> None:
+    from labkit.exercises.distill import EXERCISES
+
+    for ex in EXERCISES.values():
+        assert ex.formula and ex.hint
+        assert "softmax(" not in ex.hint and "kl_div(" not in ex.hint

@@ -71,3 +71,50 @@ def test_zero_ignoring_k_is_rejected() -> None:
 
     res = checks.check("distributed.zero_memory_per_gpu", fixed_k)
     assert not res.passed and "K=8" in res.message
+
+
+def test_ring_in_the_other_direction_is_rejected() -> None:
+    """A learner who sends to the left neighbour: chunk (i + s) % n, still received by i + 1."""
+
+    def leftward(n):
+        reduce = [[(i, (i + s) % n) for i in range(n)] for s in range(n - 1)]
+        gather = [[(i, (i + s + 1) % n) for i in range(n)] for s in range(n - 1)]
+        return reduce + gather
+
+    assert not checks.check("distributed.ring_schedule", leftward).passed
+
+
+def test_zero_in_gigabytes_is_rejected() -> None:
+    def in_gb(params, n_gpus, stage, k=12):
+        p = 2 * params / (n_gpus if stage >= 3 else 1)
+        g = 2 * params / (n_gpus if stage >= 2 else 1)
+        o = k * params / (n_gpus if stage >= 1 else 1)
+        return (p + g + o) / 1e9
+
+    assert not checks.check("distributed.zero_memory_per_gpu", in_gb).passed
+
+
+def test_zero_partitioning_gradients_at_stage_1_is_rejected() -> None:
+    def grads_too_early(params, n_gpus, stage, k=12):
+        p = 2 * params / (n_gpus if stage >= 3 else 1)
+        g = 2 * params / (n_gpus if stage >= 1 else 1)
+        o = k * params / (n_gpus if stage >= 1 else 1)
+        return p + g + o
+
+    res = checks.check("distributed.zero_memory_per_gpu", grads_too_early)
+    assert not res.passed and "stage 1" in res.message
+
+
+def test_zero_dividing_everything_at_every_stage_is_rejected() -> None:
+    def all_sharded(params, n_gpus, stage, k=12):
+        return (2 + 2 + k) * params / n_gpus
+
+    assert not checks.check("distributed.zero_memory_per_gpu", all_sharded).passed
+
+
+def test_hints_are_graduated() -> None:
+    from labkit.exercises.distributed import EXERCISES
+
+    for ex in EXERCISES.values():
+        assert ex.hint and ex.formula and ex.hint != ex.formula
+        assert "%" not in ex.hint and "/(N" not in ex.hint  # the nudge gives no formula

@@ -129,3 +129,11 @@ def test_pick_empty_list_instead_of_none_is_rejected() -> None:
 
     res = checks.check("pipeline.pick_stage", wrong)
     assert not res.passed and "None" in res.message
+
+
+def test_hints_are_graduated() -> None:
+    from labkit.exercises.pipeline import EXERCISES
+
+    for ex in EXERCISES.values():
+        assert ex.hint and ex.formula and ex.hint != ex.formula
+        assert "base['bytes'] /" not in ex.hint and "max(" not in ex.hint

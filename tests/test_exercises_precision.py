@@ -91,3 +91,61 @@ def test_decode_ignoring_the_sign_is_rejected() -> None:
 
 def test_correct_decode_passes() -> None:
     assert checks.check("precision.decode", _decode).passed
+
+
+def test_float64_finiteness_check_is_rejected() -> None:
+    def float64_check(
+        scale, tracker, found_inf, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
+    ):
+        if found_inf:
+            return scale * backoff_factor, 0
+        tracker += 1
+        if tracker == growth_interval:
+            grown = scale * growth_factor
+            return (
+                grown if math.isfinite(grown) else scale
+            ), 0  # finite in float64, inf in float32
+        return scale, tracker
+
+    res = checks.check("precision.update_scale", float64_check)
+    assert not res.passed and "overflow" in res.message
+
+
+def test_no_tracker_reset_after_growth_is_rejected() -> None:
+    def keeps_counting(
+        scale, tracker, found_inf, growth_factor=2.0, backoff_factor=0.5, growth_interval=2000
+    ):
+        if found_inf:
+            return scale * backoff_factor, 0
+        tracker += 1
+        if tracker == growth_interval:
+            return scale * growth_factor, tracker
+        return scale, tracker
+
+    res = checks.check("precision.update_scale", keeps_counting)
+    assert not res.passed and "grow and reset" in res.message
+
+
+def test_decode_subnormal_with_the_normal_exponent_is_rejected() -> None:
+    def subnormal_off(b, e_bits, m_bits):
+        bias = 2 ** (e_bits - 1) - 1
+        m, e = b & (2**m_bits - 1), (b >> m_bits) & (2**e_bits - 1)
+        if e == 0:  # 2**-bias instead of 2**(1 - bias): subnormals come out half as big
+            sign = -1.0 if b >> (e_bits + m_bits) else 1.0
+            return sign * 2.0**-bias * m / 2**m_bits
+        return _decode(b, e_bits, m_bits)
+
+    res = checks.check("precision.decode", subnormal_off)
+    assert not res.passed and "subnormal" in res.message
+
+
+def test_decode_mantissa_scaled_by_the_wrong_power_is_rejected() -> None:
+    def mantissa_off(b, e_bits, m_bits):
+        value = _decode(b, e_bits, m_bits)
+        e, m = (b >> m_bits) & (2**e_bits - 1), b & (2**m_bits - 1)
+        if 0 < e < 2**e_bits - 1 and m:  # m / 2**(M-1) instead of m / 2**M
+            return value / (1 + m / 2**m_bits) * (1 + m / 2 ** (m_bits - 1))
+        return value
+
+    res = checks.check("precision.decode", mantissa_off)
+    assert not res.passed and "mantissa" in res.message

@@ -179,3 +179,62 @@ def test_dropping_stride_is_rejected() -> None:
 
     res = checks.check("prune.remove_output_channels", no_stride)
     assert not res.passed and "stride" in res.message
+
+
+def test_mask_taking_abs_in_place_is_rejected() -> None:
+    """Issue 13: `weight.abs_()` gives the right mask but makes the caller's weights positive."""
+
+    def abs_in_place(weight, sparsity):
+        k = round(sparsity * weight.numel())
+        mags = weight.abs_().flatten()  # changes the caller's weight
+        mask = torch.ones_like(weight, dtype=torch.bool)
+        if k:
+            mask.view(-1)[torch.topk(mags, k, largest=False).indices] = False
+        return mask
+
+    res = checks.check("prune.magnitude_mask", abs_in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_mask_ranking_each_row_separately_is_rejected() -> None:
+    def per_row(weight, sparsity):
+        w = weight.reshape(weight.shape[0], -1) if weight.ndim > 1 else weight.reshape(1, -1)
+        k = round(sparsity * w.shape[1])
+        mask = torch.ones_like(w, dtype=torch.bool)
+        if k:
+            mask.scatter_(1, torch.topk(w.abs(), k, dim=1, largest=False).indices, False)
+        return mask.reshape(weight.shape)
+
+    res = checks.check("prune.magnitude_mask", per_row)
+    assert not res.passed
+
+
+def test_dropping_padding_is_rejected() -> None:
+    def no_padding(conv, next_conv, keep):
+        a, b = remove_output_channels(conv, next_conv, keep)
+        a.padding = (0, 0)
+        return a, b
+
+    res = checks.check("prune.remove_output_channels", no_padding)
+    assert not res.passed and "padding" in res.message
+
+
+def test_pruning_weights_of_the_next_conv_in_place_is_rejected() -> None:
+    def zero_next(conv, next_conv, keep):
+        a, b = remove_output_channels(conv, next_conv, keep)
+        with torch.no_grad():
+            drop = torch.ones(next_conv.in_channels, dtype=torch.bool)
+            drop[keep] = False
+            next_conv.weight[:, drop] = 0  # "prunes" the original as a side effect
+        return a, b
+
+    res = checks.check("prune.remove_output_channels", zero_next)
+    assert not res.passed and "changed the original" in res.message
+
+
+def test_hints_do_not_give_the_answer_away() -> None:
+    from labkit.exercises.prune import EXERCISES
+
+    for ex in EXERCISES.values():
+        assert ex.hint and ex.formula
+        assert "topk" not in ex.hint and "[:, keep]" not in ex.hint

@@ -124,3 +124,63 @@ def test_zero_grad_after_the_step_and_a_scalar_tensor_loss_pass() -> None:
         return loss.detach()
 
     assert checks.check("qat.qat_step", late_zero).passed
+
+
+def test_forgetting_the_optimizer_step_is_rejected() -> None:
+    def no_step(model, x, y, optimizer):
+        model.train()
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        return loss.item()
+
+    res = checks.check("qat.qat_step", no_step)
+    assert not res.passed and "weight" in res.message
+
+
+def test_loss_on_detached_logits_is_rejected() -> None:
+    def detached(model, x, y, optimizer):
+        model.train()
+        logits = model(x).detach().requires_grad_(True)  # no gradient reaches the weights
+        loss = F.cross_entropy(logits, y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    assert not checks.check("qat.qat_step", detached).passed
+
+
+def test_mse_loss_instead_of_cross_entropy_is_rejected() -> None:
+    def mse(model, x, y, optimizer):
+        model.train()
+        loss = F.mse_loss(model(x), F.one_hot(y, 4).float())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    assert not checks.check("qat.qat_step", mse).passed
+
+
+def test_ste_passing_the_gradient_everywhere_is_rejected() -> None:
+    class NoMask(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, scale, zero_point, qmin, qmax):
+            q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax)
+            return (q - zero_point) * scale
+
+        @staticmethod
+        def backward(ctx, grad_out):
+            return grad_out, None, None, None, None
+
+    res = checks.check("qat.ste_fake_quant", lambda x, s, z, lo, hi: NoMask.apply(x, s, z, lo, hi))
+    assert not res.passed and "clamped" in res.message
+
+
+def test_every_exercise_has_a_nudge_and_a_formula() -> None:
+    from labkit.exercises import qat as ex
+
+    for key, e in ex.EXERCISES.items():
+        assert e.hint and e.formula and e.hint != e.formula, key
+        assert "zero_grad()" not in e.hint and "save_for_backward" not in e.hint, key

@@ -145,11 +145,13 @@ def test_qparams_signed_range_for_asymmetric_is_rejected() -> None:
 # --- KL threshold
 
 
-def _kl_variant(direction="pq", fold_outliers=True, spread_nonzero=True, remainder_last=False):
+def _kl_variant(
+    direction="pq", fold_outliers=True, spread_nonzero=True, remainder_last=False, include_last=True
+):
     def fn(hist, num_quantized_bins):
         hist = hist.double()
         best_i, best = None, math.inf
-        for i in range(num_quantized_bins, len(hist) + 1):
+        for i in range(num_quantized_bins, len(hist) + int(include_last)):
             kept = hist[:i]
             p = kept.clone()
             if fold_outliers:
@@ -198,3 +200,100 @@ def test_kl_returning_a_threshold_value_is_rejected() -> None:
 
 def test_kl_spreading_over_empty_bins_is_rejected() -> None:
     assert not checks.check("quant.kl_threshold", _kl_variant(spread_nonzero=False)).passed
+
+
+def test_kl_onnx_runtime_grouping_is_rejected() -> None:
+    """Groups of i // n bins with the remainder in the last one (MXNet / ONNX Runtime): the
+    markdown of Exercise 4 names the other grouping, so this must fail (issue 11)."""
+    res = checks.check("quant.kl_threshold", _kl_variant(remainder_last=True))
+    assert not res.passed and "grouping" in res.message
+
+
+def test_kl_off_by_one_bin_is_rejected() -> None:
+    """The checker compares the exact bin, not +-1 (issue 13: a planted bug must fail)."""
+
+    def minus_one(hist, num_quantized_bins):
+        return sol.kl_threshold(hist, num_quantized_bins) - 1
+
+    def plus_one(hist, num_quantized_bins):
+        return sol.kl_threshold(hist, num_quantized_bins) + 1
+
+    assert not checks.check("quant.kl_threshold", minus_one).passed
+    assert not checks.check("quant.kl_threshold", plus_one).passed
+
+
+def test_kl_loop_missing_the_last_candidate_is_rejected() -> None:
+    stops_early = _kl_variant(include_last=False)  # range(n, len(hist)) forgets i = len(hist)
+    assert not checks.check("quant.kl_threshold", stops_early).passed
+
+
+# --- issue 13: more wrong answers
+
+
+def test_quantize_stored_as_int8_is_rejected() -> None:
+    """uint8 codes above 127 wrap in int8: quantize([2.0], 0.01, 0, 0, 255) gives -56, not 200."""
+
+    def as_int8(x, scale, zero_point, qmin, qmax):
+        return torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax).to(torch.int8)
+
+    res = checks.check("quant.quantize", as_int8)
+    assert not res.passed and "uint8" in res.message
+    assert int(as_int8(torch.tensor([2.0]), 0.01, 0, 0, 255)) == -56  # the bug itself
+
+
+def test_quantize_clamping_before_rounding_and_shift_is_rejected() -> None:
+    def clamp_real_range(x, scale, zero_point, qmin, qmax):
+        return (torch.round(torch.clamp(x / scale, qmin, qmax)) + zero_point).int()
+
+    assert not checks.check("quant.quantize", clamp_real_range).passed
+
+
+def test_quantize_truncation_by_int_cast_is_rejected() -> None:
+    def truncates(x, scale, zero_point, qmin, qmax):
+        return torch.clamp((x / scale).int() + zero_point, qmin, qmax).int()
+
+    assert not checks.check("quant.quantize", truncates).passed
+
+
+def test_dequantize_dividing_by_the_scale_is_rejected() -> None:
+    def divides(q, scale, zero_point):
+        return (q.float() - zero_point) / scale
+
+    assert not checks.check("quant.dequantize", divides).passed
+
+
+def test_dequantize_forgetting_the_zero_point_is_rejected() -> None:
+    def no_zp(q, scale, zero_point):
+        return q.float() * scale
+
+    assert not checks.check("quant.dequantize", no_zp).passed
+
+
+def test_qparams_unrounded_zero_point_is_rejected() -> None:
+    def float_zp(xmin, xmax, bits, symmetric):
+        if symmetric:
+            return sol.compute_qparams(xmin, xmax, bits, symmetric)
+        lo, hi = min(xmin, 0.0), max(xmax, 0.0)
+        scale = (hi - lo) / (2**bits - 1)
+        return scale, -lo / scale, 0, 2**bits - 1
+
+    assert not checks.check("quant.compute_qparams", float_zp).passed
+
+
+def test_qparams_symmetric_dividing_by_the_full_range_is_rejected() -> None:
+    def full_range(xmin, xmax, bits, symmetric):
+        if not symmetric:
+            return sol.compute_qparams(xmin, xmax, bits, symmetric)
+        amax = max(-min(xmin, 0.0), max(xmax, 0.0))
+        return 2 * amax / (2**bits - 1), 0, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    assert not checks.check("quant.compute_qparams", full_range).passed
+
+
+def test_every_exercise_has_a_nudge_and_a_formula() -> None:
+    from labkit.exercises import quant as ex
+
+    for key, e in ex.EXERCISES.items():
+        assert e.hint and e.formula, key
+        assert e.hint != e.formula
+        assert "torch.round(x / scale)" not in e.hint and "=" not in e.hint, key  # a nudge only

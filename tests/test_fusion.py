@@ -104,11 +104,29 @@ def test_fused_qkv_rejects_mismatched_inputs():
         fusion.fuse_qkv(nn.Linear(4, 4), nn.Linear(5, 4), nn.Linear(4, 4))
 
 
-def test_paired_latency_times_every_candidate():
-    t = fusion.paired_latency(
-        {"a": lambda: torch.ones(10).sum(), "b": lambda: None}, rounds=2, repeats=2
-    )
-    assert set(t) == {"a", "b"} and all(v >= 0 for v in t.values())
+def test_paired_latency_is_gone_use_bench_compare():
+    """Issue 11: one timing helper for the course (labkit.bench.compare)."""
+    assert not hasattr(fusion, "paired_latency")
+
+
+def test_cheap_chain_and_bad_ops():
+    x = torch.linspace(-4, 4, 9)
+    y = fusion.elementwise_chain(x, length=3, ops="cheap")
+    assert torch.allclose(y, (x * 1.5 + 0.5).clamp(-3, 3))
+    with pytest.raises(ValueError, match="ops must be"):
+        fusion.elementwise_chain(x, ops="erf")
+
+
+def test_missing_or_garbage_onnx_file_is_a_clear_error(tmp_path):
+    # the one message of labkit.onnx.check_onnx_file, the same as deploy and the quantisers
+    with pytest.raises(ValueError, match="ONNX file .*missing.onnx does not exist; export"):
+        fusion.ort_session(tmp_path / "missing.onnx")
+    with pytest.raises(ValueError, match="does not exist"):
+        fusion.op_counts(tmp_path / "missing.onnx")
+    garbage = tmp_path / "garbage.onnx"
+    garbage.write_bytes(b"this is not a protobuf \x00\xff" * 10)
+    with pytest.raises(ValueError, match="not a valid ONNX model.*export"):
+        fusion.ort_session(garbage)
 
 
 def test_chain_and_traffic():
@@ -126,14 +144,34 @@ def test_ort_levels_fuse_conv_bn_relu(tmp_path):
     x = torch.randn(2, 1, 8, 8)
     path = fusion.export_onnx(model, x, tmp_path / "cnn.onnx")
     assert fusion.op_counts(path)["BatchNormalization"] == 2
-    rows = {r["level"]: r for r in fusion.ort_levels(path, x, rounds=1, repeats=1)}
+    rows = {r["level"]: r for r in fusion.ort_levels(path, x, rounds=3, repeats=1)}
     assert rows["basic"]["nodes"] < rows["disable_all"]["nodes"]
     assert "BatchNormalization" in rows["basic"]["removed node types"]
     assert "com.microsoft:FusedConv" in rows["extended"]["new node types"]
     for r in rows.values():
         assert r["max_abs_diff"] < 1e-4
+        assert r["latency_ms"] > 0 and r["iqr"][0] <= r["iqr"][1]
+    assert rows["disable_all"]["verdict"] == "baseline"
+    assert rows["disable_all"]["speedup"] == 1.0
+    assert "disable_all" in rows["all"]["verdict"]
     sess = fusion.ort_session(path, "all")
     with torch.no_grad():
         assert torch.allclose(
             torch.from_numpy(sess.run(None, {"x": x.numpy()})[0]), model(x), atol=1e-4
         )
+
+
+def test_forced_isa_switches_off_the_graph_cache(monkeypatch):
+    """Inductor's FX graph cache ignores ATEN_CPU_CAPABILITY: code built for AVX-512 was reused
+    under a forced AVX2 and gave garbage for half the elements. Forced ISA -> no graph cache."""
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setattr(inductor_config, "fx_graph_cache", True)
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
+    fusion._no_graph_cache_across_isas()
+    assert inductor_config.fx_graph_cache is True  # native: left alone
+    for isa in ("avx2", "default"):
+        monkeypatch.setattr(inductor_config, "fx_graph_cache", True)
+        monkeypatch.setenv("ATEN_CPU_CAPABILITY", isa)
+        fusion._no_graph_cache_across_isas()
+        assert inductor_config.fx_graph_cache is False

@@ -147,6 +147,60 @@ def test_bad_input_is_a_clear_error() -> None:
         generate.next_token_probs(torch.zeros(3), 0.0)
     with pytest.raises(ValueError, match="top_k"):
         generate.top_k_logits(torch.zeros(3, 5), 0)
+    with pytest.raises(ValueError, match="top_k"):
+        generate.top_k_logits(torch.zeros(3, 5), 2.5)  # used to pass through when >= V
+    with pytest.raises(ValueError, match="vocabulary"):
+        list(generate.generate(model, [1, model.cfg.vocab_size], 3))
+    with pytest.raises(ValueError, match="vocabulary"):
+        list(generate.generate(model, [-1, 2], 3))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"n_embd": 10**6}, "GiB"),  # a model of width 10^6: ~48 trillion parameters, refused
+        ({"n_layer": 10**4, "n_embd": 1024}, "GiB"),
+        ({"n_embd": 0}, "n_embd"),
+        ({"n_head": -4}, "n_head"),
+        ({"n_embd": 100, "n_head": 3}, "divisible"),
+        ({"vocab_size": 2.5}, "vocab_size"),
+    ],
+)
+def test_gpt_config_refuses_bad_or_huge_sizes_before_allocating(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        gpt.GPTConfig(**kwargs)
+
+
+def test_gpt_config_parameter_estimate_matches_the_model() -> None:
+    cfg = gpt.GPTConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=16)
+    real = sum(p.numel() for p in gpt.CharGPT(cfg).parameters())
+    assert abs(real - cfg.approx_parameters()) / real < 0.1  # biases and LayerNorms not counted
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((4, -4, 24, 320, 4), "n_head"),  # gave a negative byte count
+        ((-4, 4, 24, 320, 4), "n_layer"),
+        ((4, 4, 24, -320, 4), "tokens"),
+        ((4, 4, 24, 320, 2.5), "bytes_per_element"),
+    ],
+)
+def test_kv_cache_bytes_refuses_negative_sizes(args, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        generate.kv_cache_bytes(*args)
+
+
+def test_serving_inputs_are_checked() -> None:
+    model = tiny_model()
+    with pytest.raises(ValueError, match="GiB"):  # would prefill a ~20 GiB cache
+        generate.decode_step_seconds(model, batch=10**7, context=8)
+    with pytest.raises(ValueError, match="n must"):
+        generate.poisson_requests(-5, rate=2.0)
+    with pytest.raises(ValueError, match="min_tokens"):
+        generate.poisson_requests(10, rate=2.0, min_tokens=64, max_tokens=8)
+    with pytest.raises(ValueError, match="rate"):
+        generate.poisson_requests(10, rate=-1.0)
 
 
 def test_streaming_yields_one_token_at_a_time() -> None:
@@ -243,3 +297,19 @@ def test_quantized_model_generates_and_is_smaller(trained: gpt.CharGPT) -> None:
     out = list(generate.generate(qmodel, [10, 11, 12], 20))
     assert len(out) == 20
     assert math.isfinite(gpt.val_loss(qmodel, batches=2))
+
+
+def test_int8_matmul_is_exact_on_the_worst_case_codes() -> None:
+    """torch._int_mm saturates int16 pair sums on CPUs without VNNI (found under forced
+    AVX2 / SSE4: errors of 57,432 on random codes); int8_matmul must be exact everywhere."""
+    a = torch.full((3, 96), 127, dtype=torch.int8)
+    b = torch.full((96, 5), 127, dtype=torch.int8)
+    b[:, 1] = -127
+    got = generate.int8_matmul(a, b)
+    assert got.dtype == torch.int32
+    assert torch.equal(got.long(), a.long() @ b.long())
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-127, 128, (17, 96), dtype=torch.int8, generator=g)
+    w = torch.randint(-127, 128, (96, 40), dtype=torch.int8, generator=g)
+    assert torch.equal(generate.int8_matmul(x, w).long(), x.long() @ w.long())
+    assert isinstance(generate.int_mm_is_exact(), bool)

@@ -118,9 +118,11 @@ def test_run_pipeline_chains_every_stage(tiny, tmp_path) -> None:
     # the ONNX FP32 file runs the QAT model's rounded weights: logits close to its INT8 twin
     fp32, int8 = by["ONNX FP32"].run(x[:16]), by["ONNX INT8 QDQ"].run(x[:16])
     assert fp32.shape == int8.shape == (16, 10)
-    lat = pipeline.latencies(stages[-2:], x, batches=(1, 4), repeats=2)
-    assert set(lat) == {"ONNX FP32", "ONNX INT8 QDQ"}
-    assert all(set(v) == {"ms_b1", "ms_b4"} and min(v.values()) > 0 for v in lat.values())
+    comps = pipeline.compare_stages(stages[-2:], x, batches=(1, 4), rounds=3, repeats=1)
+    assert set(comps) == {"ms_b1", "ms_b4"}
+    timed = pipeline.with_latency(rows[-2:], comps)
+    assert all(r["ms_b1"] > 0 and r["ms_b4"] > 0 for r in timed)
+    assert timed[0]["faster_b1"] == 1.0 and timed[0]["clear_b1"]  # the baseline
 
 
 def _row(name, acc, nbytes, b1, b32=None):
@@ -179,13 +181,61 @@ def test_pareto_stages_and_figure() -> None:
     assert list(fig.data[1].x) == [0.5, 1.5, 3.0]
 
 
+class _FakeComparison:
+    """What with_latency reads from a labkit.bench.Comparison."""
+
+    def __init__(self, ms, spread):
+        self.baseline = next(iter(ms))
+        self.median_ms = ms
+        self.speedup = {n: ms[self.baseline] / v for n, v in ms.items()}
+        self.spread = spread
+
+    def clear(self, name):
+        lo, hi = self.spread[name]
+        return not lo <= 1.0 <= hi
+
+
 def test_with_latency_merges_without_mutating() -> None:
-    rows = [{"stage": "a", "accuracy": 1.0, "bytes": 1}]
-    merged = pipeline.with_latency(rows, {"a": {"ms_b1": 0.1}})
-    assert merged[0]["ms_b1"] == 0.1 and "ms_b1" not in rows[0]
+    rows = [
+        {"stage": "a", "accuracy": 1.0, "bytes": 1},
+        {"stage": "b", "accuracy": 1.0, "bytes": 1},
+    ]
+    comp = _FakeComparison({"a": 0.2, "b": 0.1}, {"a": (1.0, 1.0), "b": (1.8, 2.2)})
+    merged = pipeline.with_latency(rows, {"ms_b1": comp})
+    assert merged[1]["ms_b1"] == 0.1 and "ms_b1" not in rows[1]
+    assert merged[1]["faster_b1"] == 2.0 and merged[1]["iqr_b1"] == (1.8, 2.2)
+    assert merged[1]["clear_b1"] and merged[0]["clear_b1"]
+    with pytest.raises(ValueError, match="not timed"):
+        pipeline.with_latency([{"stage": "zzz", "accuracy": 1, "bytes": 1}], {"ms_b1": comp})
 
 
-def test_latencies_rejects_a_batch_larger_than_the_images() -> None:
+def test_pareto_front_ignores_differences_within_the_noise() -> None:
+    # "int8" is 0.02 ms faster than "fp32" but their speed-up IQRs overlap: within the noise
+    # they are equally fast, so the more accurate "fp32" dominates it (the medians alone
+    # would keep both, and which one looks faster would change from run to run).
+    rows = [
+        {**_row("base", 0.99, 9000, 1.0), "iqr_b1": (1.0, 1.0)},
+        {**_row("fp32", 0.985, 5000, 0.21), "iqr_b1": (4.4, 5.0)},
+        {**_row("int8", 0.98, 2000, 0.19), "iqr_b1": (4.8, 5.6)},
+        {**_row("slow", 0.97, 5000, 2.0), "iqr_b1": (0.45, 0.55)},
+    ]
+    assert pipeline.pareto_stages(rows) == ["fp32", "base"]
+    assert pipeline.pareto_stages(rows, noise_aware=False) == ["int8", "fp32", "base"]
+    rows[2]["accuracy"] = 0.985  # equal accuracy, within noise: both stay
+    assert pipeline.pareto_stages(rows) == ["int8", "fp32", "base"]
+    rows[2]["iqr_b1"] = (5.1, 5.6)  # now clearly faster at equal accuracy: fp32 dominated
+    assert pipeline.pareto_stages(rows) == ["int8", "base"]
+    assert pipeline.clearly_faster(rows[2], rows[1]) and not pipeline.clearly_faster(
+        rows[1], rows[2]
+    )
+
+
+def test_compare_stages_rejects_bad_input() -> None:
     st = pipeline.Stage("id", lambda x: x, 1, 0)
+    st2 = pipeline.Stage("id2", lambda x: x, 1, 0)
     with pytest.raises(ValueError, match="batch"):
-        pipeline.latencies([st], torch.zeros(4, 1, 8, 8), batches=(8,))
+        pipeline.compare_stages([st, st2], torch.zeros(4, 1, 8, 8), batches=(8,))
+    with pytest.raises(ValueError, match="2\\+ stages"):
+        pipeline.compare_stages([st], torch.zeros(4, 1, 8, 8))
+    with pytest.raises(ValueError, match="unique"):
+        pipeline.compare_stages([st, st], torch.zeros(4, 1, 8, 8))

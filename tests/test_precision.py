@@ -234,3 +234,61 @@ def test_cuda_path_needs_a_gpu() -> None:
     else:
         with pytest.raises(MissingDependency, match="GPU"):
             precision.cuda_fp16_training(model, x, y)
+
+
+def test_loss_scale_guards() -> None:
+    """Issue 13: an update with scale -1 returned a negative scale; now it is refused."""
+    for bad in (-1.0, 0.0, math.inf, math.nan, 1e39, "2"):
+        with pytest.raises(ValueError, match="scale"):
+            precision.update_scale(bad, 0, False)
+    with pytest.raises(ValueError, match="backed off to 0"):
+        precision.update_scale(0.0, 0, True)
+    with pytest.raises(ValueError, match="growth_tracker"):
+        precision.update_scale(8.0, -1, False)
+    with pytest.raises(ValueError, match="growth_tracker"):
+        precision.update_scale(8.0, 5, False, growth_interval=3)
+    with pytest.raises(ValueError, match="growth_interval"):
+        precision.update_scale(8.0, 0, False, growth_interval=0)
+    with pytest.raises(ValueError, match="growth_factor"):
+        precision.update_scale(8.0, 0, False, growth_factor=0.5)
+    with pytest.raises(ValueError, match="backoff_factor"):
+        precision.update_scale(8.0, 0, True, backoff_factor=-0.5)
+    with pytest.raises(ValueError, match="init_scale"):
+        precision.DynamicLossScaler(init_scale=-1.0)
+    with pytest.raises(ValueError, match="init_scale"):
+        precision.DynamicLossScaler(init_scale=math.inf)
+    with pytest.raises(ValueError, match="growth_interval"):
+        precision.DynamicLossScaler(growth_interval=0)
+
+
+def test_format_and_size_guards() -> None:
+    with pytest.raises(ValueError, match="floating-point torch.dtype"):
+        precision.round_trip(torch.ones(3), torch.int8)
+    with pytest.raises(ValueError, match="floating-point torch.dtype"):
+        precision.underflow_fraction(torch.ones(3), "fp16")
+    with pytest.raises(ValueError, match="steps"):
+        precision.running_sum(1e-4, -1, torch.float16)
+    with pytest.raises(ValueError, match="steps"):
+        precision.running_sum(1e-4, 10**9, torch.float16)
+    with pytest.raises(ValueError, match="2 GB"):
+        precision.gradient_sequence(steps=10**5, size=10**5)  # refused before allocating
+    with pytest.raises(ValueError, match="size"):
+        precision.gradient_sequence(size=0)
+    with pytest.raises(ValueError, match="steps"):
+        precision.cuda_fp16_training(
+            nn.Linear(2, 2), torch.ones(2, 2), torch.zeros(2).long(), steps=0
+        )
+
+
+def test_bf16_support_and_verdict() -> None:
+    support = precision.bf16_support()
+    assert set(support) == {"avx512_bf16", "amx_tile", "torch_kernels", "onednn_bf16"}
+    native = {**support, "onednn_bf16": True}
+    emulated = {**support, "onednn_bf16": False}
+    assert "as expected" in precision.bf16_verdict(native, {"matmul": (1.8, True)})
+    assert "not what the flags predict" in precision.bf16_verdict(native, {"matmul": (0.5, True)})
+    assert "as expected" in precision.bf16_verdict(
+        emulated, {"matmul": (0.05, True), "step": (1.01, False)}
+    )
+    text = precision.bf16_verdict(emulated, {"matmul": (2.0, True)})
+    assert "not what the flags predict" in text and "faster on matmul" in text

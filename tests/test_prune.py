@@ -263,3 +263,66 @@ def test_prune_conv_pair_with_bias_and_no_bn() -> None:
         assert torch.allclose(b2(a2(x)), b(h), atol=1e-5)
     with pytest.raises(ValueError, match="channel indices"):
         prune.prune_conv_pair(a, None, b, torch.tensor([6]))
+
+
+# ----------------------------------------------------------------------------- guards
+@pytest.mark.parametrize("bad", [-0.5, 1.0, 2, float("nan")])
+def test_bad_sparsity_names_the_parameter_everywhere(bad: float) -> None:
+    model = _random_cnn(4)
+    for call in (
+        lambda: prune.global_masks(prune.prunable_weights(model), bad),
+        lambda: prune.sensitivity_scan(model, [], [0.5, bad]),
+        lambda: prune.sparsity_schedule(bad, 3),
+        lambda: prune.sparse_matmul_latency(8, 8, 2, [bad]),
+    ):
+        with pytest.raises(ValueError, match="sparsity must be in"):
+            call()
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"epochs": 1.5}, "epochs"),
+        ({"lr": 0.0}, "lr"),
+        ({"lr": -1e-3}, "lr"),
+    ],
+)
+def test_fine_tune_bad_arguments(kwargs: dict, match: str) -> None:
+    loader = DataLoader(TensorDataset(torch.randn(4, 1, 8, 8), torch.zeros(4).long()), batch_size=2)
+    with pytest.raises(ValueError, match=match):
+        prune.fine_tune(_random_cnn(4), loader, **kwargs)
+
+
+def test_other_guards() -> None:
+    loader = DataLoader(TensorDataset(torch.randn(4, 1, 8, 8), torch.zeros(4).long()), batch_size=2)
+    with pytest.raises(ValueError, match="batches"):
+        prune.recalibrate_bn(_random_cnn(4), loader, batches=0)
+    with pytest.raises(ValueError, match="sparsities"):
+        prune.sensitivity_scan(_random_cnn(4), loader, [])
+    with pytest.raises(ValueError, match="lam"):
+        prune.l1_loss_fn(float("nan"))
+    with pytest.raises(ValueError, match="value_bytes"):
+        prune.storage_bytes(torch.randn(4, 4), value_bytes=0)
+    with pytest.raises(ValueError, match="steps"):
+        prune.sparsity_schedule(0.5, 0)
+    with pytest.raises(ValueError, match="n < m"):
+        prune.nm_mask(torch.randn(4, 8), 4, 4)
+
+
+def test_sparse_matmul_refuses_huge_sizes_before_allocating() -> None:
+    with pytest.raises(ValueError, match="GiB"):
+        prune.sparse_matmul_latency(1_000_000, 1_000_000, 32, [0.9])
+    with pytest.raises(ValueError, match="rows must be a positive integer"):
+        prune.sparse_matmul_latency(0, 8, 2, [0.5])
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+def test_sparse_matmul_times_one_dense_baseline() -> None:
+    rows, cmp = prune.sparse_matmul_latency(64, 64, 4, [0.5, 0.9], rounds=3, repeats=1)
+    assert cmp.baseline == "dense"
+    assert list(cmp.median_ms) == ["dense", "csr 0.5", "csr 0.9"]  # dense timed once
+    assert [r["sparsity"] for r in rows] == [0.5, 0.9]
+    for r in rows:
+        assert r["iqr_low"] <= r["speedup"] <= r["iqr_high"] or r["iqr_low"] <= r["iqr_high"]
+        assert r["verdict"] in {"CSR faster", "dense faster", "no clear difference"}

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from labkit import data, fusion, models, qat, train
+from labkit import data, models, qat, train
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +224,15 @@ def test_bad_input_raises_clear_errors(digits_mlp) -> None:
         qat.qat_finetune(qat.qat_model(model, calib, 4), [], epochs=0)
     with pytest.raises(ValueError, match="nn.Module"):
         qat.prepare("model")
+    with pytest.raises(ValueError, match="num_batches"):
+        qat.calibration_batches([(calib[0], None)], num_batches=0)
+    with pytest.raises(ValueError, match="no batches"):
+        qat.calibration_batches([], num_batches=4)
+    x_val = torch.cat(calib)
+    with pytest.raises(ValueError, match="y_val"):
+        qat.sensitivity(model, calib, x_val, torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="bits must be an integer"):
+        qat.sensitivity(model, calib, x_val, torch.zeros(len(x_val), dtype=torch.long), (1,))
 
 
 # --------------------------------------------------------------------------- size
@@ -244,7 +253,7 @@ def test_size_bytes_arithmetic() -> None:
 
 def test_size_bytes_folds_batchnorm_first() -> None:
     cnn = models.cnn(width=4, depth=2)
-    folded = fusion.fold_model(cnn)
+    folded = models.fold_batchnorm(cnn)
     n = sum(p.numel() for p in folded.parameters())
     assert qat.size_bytes(cnn) == 4 * n
     assert qat.size_bytes(cnn, 8) < qat.size_bytes(cnn) / 2
@@ -304,7 +313,7 @@ def test_sensitivity_grows_as_bits_shrink(digits_mlp) -> None:
     model, calib, splits = digits_mlp
     val = splits["val"]
     sens = qat.sensitivity(model, calib, val.x, val.y, bits_list=(2, 8))
-    assert set(sens) == set(qat.quantizable_layers(fusion.fold_model(model)))
+    assert set(sens) == set(qat.quantizable_layers(models.fold_batchnorm(model)))
     for s in sens.values():
         assert abs(s[8]) < 0.05 and s[2] > s[8]
     choice = qat.assign_bits(model, sens, qat.size_bytes(model, {n: 2 for n in sens} | {"1": 8}))
@@ -332,14 +341,27 @@ def test_runtime_table_rows(digits_mlp) -> None:
     pytest.importorskip("onnxruntime")
     model, calib, splits = digits_mlp
     test = splits["test"]
-    rows = qat.runtime_table(
-        model, calib, test.x, test.y, qat.static_ptq(model, calib, 8), repeats=2
+    rows, timings = qat.runtime_table(
+        model, calib, test.x, test.y, qat.static_ptq(model, calib, 8), rounds=3, repeats=1
     )
     names = [r["method"] for r in rows]
     assert names[0].startswith("FP32") and "ORT quantize_static" in names
     fp32 = rows[0]
     for r in rows:
         assert abs(r["accuracy"] - fp32["accuracy"]) <= 0.03, r
-        assert r["ms"] > 0
         if "int8" in r["method"] or "quantize" in r["method"]:
             assert r["bytes"] < fp32["bytes"] / 2, r
+    # every method timed exactly once, by bench.compare, against its own runtime's FP32
+    assert set(timings) == {"PyTorch", "ONNX Runtime"}
+    assert timings["PyTorch"].baseline == "FP32 (PyTorch eager)"
+    assert timings["ONNX Runtime"].baseline == "ORT FP32"
+    timed = [n for c in timings.values() for n in c.median_ms]
+    assert sorted(timed) == sorted(names)
+    assert all(ms > 0 for c in timings.values() for ms in c.median_ms.values())
+
+
+def test_runtime_table_rejects_a_batch_larger_than_the_test_set(digits_mlp) -> None:
+    model, calib, splits = digits_mlp
+    test = splits["test"]
+    with pytest.raises(ValueError, match="batch"):
+        qat.runtime_table(model, calib, test.x[:8], test.y[:8], model, batch=32)

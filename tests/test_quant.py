@@ -353,3 +353,278 @@ def test_pow2_codes_are_powers_of_two() -> None:
 def test_bad_input_gives_clear_value_error(call, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ---------------------------------------------------------------- issue 13: planted bugs, sources
+
+
+def test_per_channel_along_axis_1_of_a_square_tensor() -> None:
+    """axis=1 on a square tensor must give per-COLUMN scales (a planted `axis=0` is the same
+    shape, so only the values tell them apart)."""
+    x = torch.tensor([[1.0, -8.0, 0.5], [2.0, 4.0, -0.25], [-3.0, 1.0, 0.125]])
+    q1, qp1 = quant.quantize_tensor(x, 8, symmetric=True, axis=1)
+    want_scale = x.abs().amax(dim=0) / 127  # one per column
+    assert torch.allclose(qp1.scale, want_scale)
+    ref = torch.fake_quantize_per_channel_affine(x, qp1.scale, qp1.zero_point.int(), 1, -128, 127)
+    assert torch.equal(quant.fake_quantize(x, qp1.scale, qp1.zero_point, -128, 127, axis=1), ref)
+    assert torch.equal(quant.dequantize(q1, qp1.scale, qp1.zero_point, axis=1), ref)
+    _, qp0 = quant.quantize_tensor(x, 8, symmetric=True, axis=0)
+    assert not torch.allclose(qp0.scale, qp1.scale)  # rows differ from columns here
+    obs = quant.MinMaxObserver(axis=1).observe(x)
+    assert torch.allclose(obs.qparams(8, True).scale, want_scale)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, 3])
+def test_per_channel_minmax_matches_pytorch_observer_test(axis: int) -> None:
+    """Source: pytorch/pytorch test/quantization/core/test_workflow_module.py,
+    TestObserver.test_per_channel_observers (PerChannelMinMaxObserver, quint8,
+    per_channel_affine): the reference min/max, scales and zero points for ch_axis 0-3."""
+    x = torch.tensor(
+        [
+            [[[1.0, 2.0], [2.0, 2.5]], [[3.0, 4.0], [4.5, 6.0]]],
+            [[[-4.0, -3.0], [5.0, 5.0]], [[6.0, 3.0], [7.0, 8.0]]],
+        ]
+    )
+    ref_min = [[1.0, -4.0], [-4.0, 3.0], [-4.0, 2.0], [-4.0, -3.0]][axis]
+    ref_max = [[6.0, 8.0], [5.0, 8.0], [6.0, 8.0], [7.0, 8.0]][axis]
+    ref_scale = [
+        [0.02352941, 0.04705882],
+        [0.03529412, 0.03137255],
+        [0.03921569, 0.03137255],
+        [0.04313726, 0.04313726],
+    ][axis]
+    ref_zp = [[0, 85], [113, 0], [102, 0], [93, 70]][axis]
+    obs = quant.MinMaxObserver(axis=axis).observe(x)
+    assert obs.min_val.tolist() == ref_min and obs.max_val.tolist() == ref_max
+    qp = obs.qparams(8, symmetric=False)
+    assert torch.allclose(qp.scale, torch.tensor(ref_scale), rtol=1e-5, atol=1e-4)
+    assert qp.zero_point.tolist() == ref_zp
+
+
+def test_per_tensor_minmax_matches_pytorch_observer_test() -> None:
+    """Source: pytorch/pytorch test_workflow_module.py, TestObserver.test_per_tensor_observers:
+    x = [1, 2, 2, 3, 4, 5, 6], y = [4, 5, 5, 6, 7, 8] -> min 1, max 8; quint8 per_tensor_affine
+    widens to [0, 8]: scale 8 / 255, zero point 0."""
+    obs = quant.MinMaxObserver()
+    obs.observe(torch.tensor([1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+    obs.observe(torch.tensor([4.0, 5.0, 5.0, 6.0, 7.0, 8.0]))
+    assert obs.range(8, False) == (1.0, 8.0)
+    qp = obs.qparams(8, False)
+    assert qp.scale == pytest.approx(8.0 / 255, abs=1e-5) and qp.zero_point == 0
+
+
+def test_observer_axis_outside_the_tensor_is_a_clear_error() -> None:
+    """axis=5 on a 2-D tensor used to wrap to axis 1 silently."""
+    with pytest.raises(ValueError, match="axis=5"):
+        quant.MinMaxObserver(axis=5).observe(torch.ones(3, 4))
+    with pytest.raises(ValueError, match="axis"):
+        quant.MinMaxObserver(axis=-3).observe(torch.ones(3, 4))
+    with pytest.raises(ValueError, match="axis"):
+        quant.MinMaxObserver(axis=1.0)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="axis"):
+        quant.quantize_tensor(torch.ones(3, 4), 8, True, axis=5)
+    assert quant.MinMaxObserver(axis=-1).observe(torch.ones(3, 4)).min_val.shape == (4,)
+
+
+def test_percentile_observer_lands_on_the_exact_quantile_at_a_count_boundary() -> None:
+    """99.9 / 100 is stored as 0.9990000000000001 > 999 / 1000: with 1,000 samples a float
+    comparison skips the 999th value and returns the max. The rank is an exact integer now."""
+    x = torch.randn(1000, generator=torch.Generator().manual_seed(0)).double()
+    obs = quant.PercentileObserver(99.9).observe(x)
+    _, t = obs.range(8, True)
+    exact = float(np.quantile(x.abs().numpy(), 0.999, method="inverted_cdf"))  # 999th of 1000
+    assert exact <= t <= exact + obs.width  # the upper edge of the bin holding it
+    assert t < float(x.abs().max()) - obs.width  # not the maximum
+    torch_q = float(torch.quantile(x.abs(), 0.999))  # linear interpolation, same value here
+    assert abs(t - torch_q) <= obs.width + abs(torch_q - exact)
+    # the same boundary on the asymmetric path: (100 - p) / 2 = 0.05 % of 2,000 is one value
+    y = torch.randn(2000, generator=torch.Generator().manual_seed(1)).double()
+    lo, hi = quant.PercentileObserver(99.9).observe(y).range(8, False)
+    s = y.sort().values
+    assert float(s[-2]) <= hi < float(s[-1])  # the 1,999th value of 2,000, not the max
+    assert lo == float(s[0])  # rank ceil(2000 * 0.0005) = 1: the minimum itself
+
+
+@pytest.mark.parametrize(
+    ("batches", "percentile", "expected"),
+    [
+        ([torch.arange(100.0)], 90.0, 89.0),
+        ([torch.arange(100.0)], 80.0, 79.0),
+        ([torch.arange(100.0), torch.arange(0, 50, 0.5)], 99.0, 97.0),
+    ],
+)
+def test_percentile_matches_nvidia_calibrator_tests(batches, percentile, expected) -> None:
+    """Source: NVIDIA/TensorRT tools/pytorch-quantization/tests/calibrator_test.py,
+    TestPercentileCalibrator (test_one_tensor, test_unsigned_one_tensor, test_two_tensor):
+    amax within 100 / 1024 of 89, 79 and 97."""
+    obs = quant.PercentileObserver(percentile)
+    for b in batches:
+        obs.observe(b)
+    _, t = obs.range(8, True)
+    assert abs(t - expected) < 100 / 1024
+
+
+def test_mse_observer_clips_an_outlier_within_half_a_percent_of_the_max() -> None:
+    """Source: NVIDIA/TensorRT tools/pytorch-quantization/tests/calibrator_test.py,
+    TestMSECalibrator.test_unsigned_one_tensor: 692 values of 512 and one of 513, unsigned
+    8 bits -> amax closer to 512 than to 513. A grid of max/200 has no candidate there and kept
+    513 with a mean squared error 55x above the best one."""
+    x = torch.ones(11, 7, 3, 3) * 512.0
+    x[1, 1, 1, 1] = 513.0
+    lo, hi = quant.MSEObserver().observe(x).range(8, False)
+    assert lo == 0.0 and abs(hi - 512.0) < abs(hi - 513.0)
+
+    def mse(top: float) -> float:
+        qp = quant.compute_qparams(0.0, top, 8, False)
+        x_hat = quant.fake_quantize(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax)
+        return float((x_hat - x).double().pow(2).mean())
+
+    best = min(mse(t) for t in torch.linspace(500, 513, 1301).tolist())
+    assert mse(hi) <= 2 * best < mse(513.0) / 10
+
+
+def test_mse_observer_matches_nvidia_signed_one_tensor_case() -> None:
+    """Source: NVIDIA calibrator_test.py, TestMSECalibrator.test_one_tensor and test_two_tensor
+    (signed, i.e. symmetric here): 255s with one 256 -> amax closer to 255."""
+    x = torch.ones(11, 7, 3, 3) * 255.0
+    x[1, 1, 1, 1] = 256.0
+    obs = quant.MSEObserver().observe(x)
+    _, t = obs.range(8, True)
+    assert abs(t - 255.0) < abs(t - 256.0)
+    obs.observe(torch.ones(11, 7, 3, 3) * 255.0)
+    _, t = obs.range(8, True)
+    assert abs(t - 255.0) < abs(t - 256.0)
+
+
+def test_entropy_drops_a_single_outlier_like_nvidia_calibrator_test() -> None:
+    """Source: NVIDIA calibrator_test.py, TestEntropyCalibrator.test_one_tensor /
+    test_unsigned: uniform (0, 1) values and one outlier of 10 -> amax < 1.1."""
+    x = torch.rand(11, 7, 3, 3, generator=torch.Generator().manual_seed(12345))
+    x[1, 1, 1, 1] = 10.0
+    obs = quant.EntropyObserver().observe(x)
+    assert obs.range(8, True)[1] < 1.1
+    assert obs.range(8, False)[1] < 1.1
+
+
+def _kl_by_hand(hist: list[float], n: int) -> int:
+    """An independent, plain-Python KL search (NVIDIA grouping: bin j -> group j * n // i)."""
+    best_i, best = -1, math.inf
+    for i in range(n, len(hist) + 1):
+        p = list(hist[:i])
+        p[-1] += sum(hist[i:])
+        q = [0.0] * i
+        for g in range(n):
+            members = [j for j in range(i) if j * n // i == g]
+            nonzero = [j for j in members if hist[j] > 0]
+            for j in nonzero:
+                q[j] = sum(hist[k] for k in members) / len(nonzero)
+        sp, sq = sum(p), sum(q)
+        kl = 0.0
+        for pj, qj in zip(p, q, strict=True):
+            if pj > 0:
+                kl += pj / sp * math.log((pj / sp) / max(qj / sq, 1e-10))
+        if kl < best:
+            best_i, best = i, kl
+    return best_i
+
+
+def test_kl_threshold_exact_bin_matches_an_independent_implementation() -> None:
+    """The exact bin, not a loose bound: a planted change of the grouping, the outlier
+    folding or the loop range moves the answer on these histograms."""
+    g = torch.Generator().manual_seed(3)
+    cases = []
+    for n_bins, levels, scale in ((96, 8, 20.0), (120, 16, 30.0), (200, 8, 15.0)):
+        c = torch.arange(n_bins, dtype=torch.float64) + 0.5
+        h = torch.round(1000 * torch.exp(-c / scale)) + torch.randint(0, 3, (n_bins,), generator=g)
+        h[torch.randint(0, n_bins, (n_bins // 8,), generator=g)] = 0  # some empty bins
+        h[-1] += 5  # a few outliers at the top
+        cases.append((h, levels))
+    answers = []
+    for h, levels in cases:
+        got = quant.kl_threshold(h, levels)
+        assert got == _kl_by_hand(h.tolist(), levels)
+        answers.append(got)
+    assert len(set(answers)) > 1 and all(
+        levels < a for a, (_, levels) in zip(answers, cases, strict=True)
+    )
+
+
+def test_kl_threshold_rejects_histograms_with_nan_or_negative_counts() -> None:
+    h = torch.ones(64)
+    for bad in (math.nan, -1.0, math.inf):
+        hb = h.clone()
+        hb[5] = bad
+        with pytest.raises(ValueError, match="hist"):
+            quant.kl_threshold(hb, 8)
+    with pytest.raises(ValueError, match="dimensions"):
+        quant.kl_threshold(torch.ones(4, 16), 8)
+    with pytest.raises(ValueError, match="num_quantized_bins"):
+        quant.kl_threshold(h, 8.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("m", "tflite_q", "tflite_shift"),
+    [
+        (0.25, 1073741824, -1),
+        (0.5 - 5e-9, 2147483627, -1),
+        (0.5 - 1e-10, 1073741824, 0),
+        (0.5, 1073741824, 0),
+        (0.75, 1610612736, 0),
+        (1 - 1e-9, 2147483646, 0),
+        (1 + 1e-11, 1073741824, 1),
+        (1.25, 1342177280, 1),
+        (1.75, 1879048192, 1),
+        (2 - 1e-9, 2147483647, 1),
+        (2 - 1e-11, 1073741824, 2),
+        (4.0, 1073741824, 3),
+    ],
+)
+def test_quantize_multiplier_matches_tflite(m: float, tflite_q: int, tflite_shift: int) -> None:
+    """Source: tensorflow/tensorflow tensorflow/lite/kernels/internal/quantization_util_test.cc
+    (QuantizeMultiplierSmallerThanOneExp, QuantizeMultiplierGreaterThanOne, QuantizeMultiplier):
+    TFLite writes m = q / 2^31 * 2^shift; ours is m = q / 2^(31 - shift)."""
+    assert quant.quantize_multiplier(m) == (tflite_q, 31 - tflite_shift)
+
+
+@pytest.mark.parametrize(
+    ("x", "m", "expected"),
+    [
+        (10000, 0.00097656, 10),
+        (-10000, 0.00097656, -10),
+        (-(2**31), 0.00001, -21475),
+        (2**31 - 1, 0.00001, 21475),
+    ],
+)
+def test_rounding_shift_matches_tflite_multiply_by_quantized_multiplier(x, m, expected) -> None:
+    """Source: TFLite quantization_util_test.cc, MultiplyByQuantizedMultiplierInt32."""
+    mult, shift = quant.quantize_multiplier(m)
+    out = quant.rounding_shift(torch.tensor([x]), torch.tensor([mult]), torch.tensor([shift]))
+    assert int(out) == expected
+
+
+def test_rounding_shift_refuses_products_that_overflow_int64() -> None:
+    """TFLite's 64-bit case x = 2^47 - 1, m = 1e-5 (1407385600 there): acc * multiplier is
+    about 2^77, which int64 cannot hold - raise instead of wrapping around."""
+    mult, shift = quant.quantize_multiplier(0.00001)
+    acc = torch.tensor([2**47 - 1], dtype=torch.int64)
+    with pytest.raises(ValueError, match="overflow"):
+        quant.rounding_shift(acc, torch.tensor([mult]), torch.tensor([shift]))
+    with pytest.raises(ValueError, match="shift"):
+        quant.rounding_shift(torch.tensor([5]), torch.tensor([mult]), torch.tensor([0]))
+    with pytest.raises(ValueError, match="integer"):
+        quant.rounding_shift(torch.tensor([5.0]), torch.tensor([mult]), torch.tensor([31]))
+    # an int32 -2^31 (whose abs() wraps in int32) is seen as 2^31
+    i32_min = torch.tensor([-(2**31)], dtype=torch.int32)
+    assert int(quant.rounding_shift(i32_min, torch.tensor([mult]), torch.tensor([shift]))) == -21475
+    # the largest int32 accumulator with the largest multiplier is fine and exact
+    big = quant.rounding_shift(
+        torch.tensor([2**31 - 1]), torch.tensor([2**31 - 1]), torch.tensor([62])
+    )
+    assert int(big) == ((2**31 - 1) ** 2 + 2**61) >> 62
+
+
+def test_histogram_observers_refuse_huge_sizes_before_allocating() -> None:
+    with pytest.raises(ValueError, match="bins"):
+        quant.PercentileObserver(99.9, bins=2**30)
+    with pytest.raises(ValueError, match="grid"):
+        quant.MSEObserver(grid=10**9)

@@ -47,3 +47,35 @@ def test_changing_the_value_updates_bits_and_error() -> None:
     ex.controls["value"].value = 70000.0  # overflows
     assert bits_msb_first(ex) == [int(c) for c in f"{0x7C00:016b}"]
     assert "inf" in ex.figure.layout.title.text
+
+
+def test_update_figure_works_on_a_plain_figure_too() -> None:
+    """The explorer may redraw a go.Figure (not a FigureWidget): the update is the same."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(wp.float_format_figure())
+    wp.update_figure(fig, {"format": "bf16", "value": 1.0})
+    pos_to_bit = {}
+    for t in fig.data:
+        pos_to_bit.update(zip(t.x, t.y, strict=True))
+    assert [pos_to_bit[p] for p in sorted(pos_to_bit, reverse=True)] == [
+        int(c) for c in f"{0x3F80:016b}"
+    ]
+    assert fig.layout.margin.t >= 80  # the two-line title is not cut off
+
+
+def test_non_finite_and_saturating_values_have_a_title() -> None:
+    ex = wp.float_format_explorer(value=500.0, fmt="fp8_e4m3")
+    assert "stored as 448" in ex.figure.layout.title.text  # torch's cast saturates
+    for value in (float("nan"), float("inf")):
+        ex.controls["value"].value = value
+        assert "relative error nan" not in ex.figure.layout.title.text
+    ex.controls["format"].value = "fp16"
+    assert "inf" in ex.figure.layout.title.text
+
+
+def test_unknown_format_is_a_clear_error() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="unknown float format"):
+        wp.float_format_explorer(fmt="fp12")

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from labkit import generate
 from labkit.widgets import temperature as wt
 
 LOGITS = torch.tensor([4.0, 1.0, 0.5, -1.0, 2.5])
@@ -52,7 +53,7 @@ def test_higher_t_raises_the_entropy() -> None:
 
 
 def test_top_k_slider_masks_all_but_the_k_largest() -> None:
-    ex = wt.temperature_explorer(LOGITS, LABELS, top_k=0)
+    ex = wt.temperature_explorer(LOGITS, LABELS, top_k=0, probs=generate.next_token_probs)
     assert heights(ex) == pytest.approx(torch.softmax(LOGITS, -1).tolist(), abs=1e-6)  # 0 = off
     ex.controls["top_k"].value = 2  # keeps 'a' (4.0) and 'e' (2.5)
     ex.controls["T"].value = 2.0
@@ -69,7 +70,9 @@ def test_top_k_slider_masks_all_but_the_k_largest() -> None:
 def test_character_labels_and_many_classes() -> None:
     chars = [" ", "\n", "e", "t"] + [chr(ord("A") + i) for i in range(26)]
     logits = torch.linspace(-2, 3, len(chars))
-    ex = wt.temperature_explorer(logits, chars, top_k=5, xlabel="next character")
+    ex = wt.temperature_explorer(
+        logits, chars, top_k=5, xlabel="next character", probs=generate.next_token_probs
+    )
     assert list(ex.figure.data[0].x)[:2] == ["␣", "⏎"]
     assert ex.figure.data[0].text is None  # too many bars to print each value
     assert sum(v > 0 for v in heights(ex)) == 5
@@ -92,4 +95,10 @@ def test_character_labels_and_many_classes() -> None:
 )
 def test_bad_input_raises_value_error(logits, labels, kwargs, match) -> None:
     with pytest.raises(ValueError, match=match):
-        wt.temperature_explorer(logits, labels, **kwargs)
+        wt.temperature_explorer(logits, labels, probs=generate.next_token_probs, **kwargs)
+
+
+def test_top_k_without_a_masking_function_is_refused() -> None:
+    """03 teaches only the temperature; top-k is 11's lesson, passed in as probs=."""
+    with pytest.raises(ValueError, match="probs="):
+        wt.temperature_explorer(LOGITS, LABELS, top_k=2)

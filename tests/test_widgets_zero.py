@@ -3,7 +3,7 @@
 import pytest
 
 from labkit.distributed import zero_memory
-from labkit.widgets.zero import PARTS, zero_explorer
+from labkit.widgets.zero import MODEL_SIZES_B, PARTS, fmt_billions, size_options, zero_explorer
 
 
 def bars(ex) -> dict[str, list[float]]:
@@ -42,5 +42,42 @@ def test_offload_moves_the_optimizer_off_the_gpu() -> None:
         in ex.figure.layout.title.text
     )
     ex.controls["k"].value = 16
-    ex.controls["params_billion"].value = 1.0
-    assert bars(ex)["params"][0] == pytest.approx(2.0)
+    ex.controls["params_billion"].value = 1.5
+    assert bars(ex)["params"][0] == pytest.approx(3.0)
+
+
+def test_the_papers_7_5_b_is_reachable_exactly() -> None:
+    """Issue 14: the log slider snapped 7.5 B to 7.94 B; every listed size is exact now."""
+    ex = zero_explorer()
+    slider = ex.controls["params_billion"]
+    assert slider.value == 7.5 and slider.label == "7.5 B"
+    assert 7.5 in MODEL_SIZES_B and 13 in MODEL_SIZES_B
+    slider.value = 100.0
+    slider.value = 7.5  # back to the paper's example: exactly, not a neighbour
+    assert slider.value == 7.5
+    assert bars(ex)["optimizer"][0] == pytest.approx(12 * 7.5)
+
+
+def test_slider_label_and_title_use_one_formatting() -> None:
+    """Issue 14: the title said '13 B' beside a slider showing 12.6."""
+    ex = zero_explorer()
+    slider = ex.controls["params_billion"]
+    for label, value in size_options():
+        slider.value = value
+        assert slider.label == label == fmt_billions(value)
+        assert ex.figure.layout.title.text.startswith(f"{label} parameters on 64 GPUs")
+    odd = zero_explorer(params_billion=12.6)  # a size that is not in the list is added, exactly
+    assert odd.controls["params_billion"].label == "12.6 B"
+    assert odd.figure.layout.title.text.startswith("12.6 B parameters")
+    assert [fmt_billions(v) for v in (0.35, 7.5, 13, 175, 1000)] == [
+        "0.35 B", "7.5 B", "13 B", "175 B", "1000 B",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"params_billion": -1}, {"params_billion": 0}, {"n_gpus": 0}, {"n_gpus": 2.5}, {"k": -1}],
+)
+def test_bad_arguments_raise_a_clear_error(kwargs) -> None:
+    with pytest.raises(ValueError, match=next(iter(kwargs))):
+        zero_explorer(**kwargs)

@@ -99,16 +99,22 @@ EXERCISES = {
         reference=accumulate_gradients,
         cases=_accumulate_cases,
         compare=close(atol=1e-6, rtol=1e-4),
-        hint="model.zero_grad() first; for each micro-batch call "
-        "(cross_entropy(model(xb), yb) * len(xb) / len(x)).backward(); return "
-        "[p.grad.clone() for p in model.parameters()].",
+        hint="The big batch's loss is a mean over all N examples. What weight does one "
+        "micro-batch's mean loss need so the weights add up to that mean - also when the last "
+        "micro-batch is short? And what is in .grad before you start?",
+        formula="model.zero_grad() once; for each micro-batch (xb, yb): "
+        "(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward(); "
+        "return [p.grad.clone() for p in model.parameters()].",
     ),
     "accumulation.clip_accumulated": Exercise(
         reference=clip_accumulated,
         cases=_clip_cases,
         compare=close(atol=1e-6, rtol=1e-4),
-        hint="backward on scaler.scale(loss * len(xb) / len(x)) for every micro-batch, then "
-        "scaler.unscale_(optimizer) BEFORE torch.nn.utils.clip_grad_norm_: the scaled "
-        "gradient's norm is S times too big.",
+        hint="Clipping compares the gradient's norm with max_norm: which gradient must it see, "
+        "the one multiplied by the loss scale or the true one? Clip once, after the last "
+        "micro-batch.",
+        formula="zero_grad; for each micro-batch: scaler.scale(F.cross_entropy(model(xb), yb) "
+        "* len(xb) / len(x)).backward(); then scaler.unscale_(opt) BEFORE "
+        "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).",
     ),
 }

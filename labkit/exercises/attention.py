@@ -29,6 +29,14 @@ def _softmax_cases() -> list[Case]:
         ),
         Case((torch.tensor([[-INF, 2.0, 0.5, -INF]]),), label="masked entries (-inf)"),
         Case((_x(2, 3, 17, seed=1, scale=50.0),), label="3-D input, values up to ~150"),
+        Case(
+            (torch.tensor([[1000.0, 1001.0], [0.0, 1.0]]),),
+            label="rows on very different scales ([[1000, 1001], [0, 1]]: one max per row)",
+        ),
+        Case(
+            (torch.tensor([[0.0, 1.0, 2.0], [3.0, 2.0, 1.0]]),),
+            label="a (2, 3) batch (softmax over the LAST dim)",
+        ),
     ]
 
 
@@ -45,6 +53,8 @@ def _tile_cases() -> list[Case]:
     o, m, l = _state(3, 2, 10)  # noqa: E741
     bigger = _x(3, 4, seed=20) + 5.0  # this tile's scores exceed the running max
     masked = _x(3, 4, seed=21).masked_fill(torch.tensor([False, True, True, False]), -INF)
+    # causal masking: the first key tile can be entirely in the future for some query rows
+    row_masked = _x(3, 4, seed=22).masked_fill(torch.tensor([[False], [True], [False]]), -INF)
     return [
         Case(
             (*first, _x(3, 4, seed=0), _x(4, 2, seed=1)), label="the first tile (o=0, m=-inf, l=0)"
@@ -57,6 +67,14 @@ def _tile_cases() -> list[Case]:
         ),
         Case((o, m, l, masked, _x(4, 2, seed=5)), label="a tile with masked (-inf) columns"),
         Case((*_state(5, 3, 30), _x(5, 1, seed=6), _x(1, 3, seed=7)), label="a tile one key wide"),
+        Case(
+            (*first, row_masked, _x(4, 2, seed=8)),
+            label="the first tile with row 1 fully masked (it must stay o=0, m=-inf, l=0, no nan)",
+        ),
+        Case(
+            (*_state(2, 3, 40), _x(2, 4, seed=9) + 100.0, _x(4, 3, seed=11)),
+            label="scores 100 above the running max (exp would overflow without m_new)",
+        ),
     ]
 
 
@@ -65,15 +83,22 @@ EXERCISES = {
         reference=attention.online_softmax,
         cases=_softmax_cases,
         compare=close(atol=1e-6, rtol=1e-5),
-        hint="keep m (running max) and l (running sum of exp(x - m)); when a new max arrives, "
-        "multiply l by exp(m_old - m_new) before adding exp(x_j - m_new); finally exp(x - m) / l. "
-        "While a row has seen only -inf, m_new is -inf too: subtract 0 then, not -inf (nan).",
+        hint="Each row needs its OWN running max and running sum (shape x.shape[:-1]). When the "
+        "max of a row grows, the sum collected so far was computed against the old max: it must "
+        "be corrected before you add the new term. Try a row that starts with -inf.",
+        formula="m_new = max(m, x_j);  l = l·exp(m − m_new) + exp(x_j − m_new);  m = m_new;  "
+        "result exp(x − m[..., None]) / l[..., None]. While m_new is −inf, subtract 0 instead "
+        "(−inf − (−inf) is nan).",
     ),
     "attention.tile_update": Exercise(
         reference=attention.tile_update,
         cases=_tile_cases,
         compare=close(atol=1e-5, rtol=1e-4),
-        hint="m_new = max(m, s.amax(-1)); alpha = exp(m - m_new); p = exp(s - m_new[:, None]); "
-        "return (alpha[:, None] * o + p @ v, m_new, alpha * l + p.sum(-1)).",
+        hint="Find the new running max per row first; everything accumulated so far (o AND l) was "
+        "computed against the old max and must shrink by the same factor. Do not divide by l "
+        "here. A row whose scores are all -inf so far must stay o=0, m=-inf, l=0.",
+        formula="m_new = max(m, s.amax(-1));  m_safe = 0 where m_new is −inf else m_new;  "
+        "α = exp(m − m_safe);  p = exp(s − m_safe[..., None]);  "
+        "return (α[..., None]·o + p @ v, m_new, α·l + p.sum(-1)).",
     ),
 }

@@ -88,6 +88,20 @@ def _parity_cases() -> list[Case]:
         Case((torch.zeros(2, 3), torch.full((2, 3), 2e-4)), label="zeros vs 2e-4: outside atol"),
         Case((e, nan), label="a NaN in got"),
         Case((e, e + 0.01), {"atol": 0.02, "rtol": 0.0}, label="custom atol=0.02, rtol=0"),
+        Case(
+            (torch.ones(2, 2), torch.full((2, 2), 1.8)),
+            {"atol": 0.0, "rtol": 0.5},
+            label="rtol scales |expected| (1.0), not |got| (1.8): 0.8 > 0.5 is outside",
+        ),
+        Case(
+            (torch.zeros(3), torch.full((3,), 0.25)),
+            {"atol": 0.25, "rtol": 0.0},
+            label="a difference exactly equal to atol is inside (<=, not <)",
+        ),
+        Case(
+            (torch.tensor([1000.0, 0.0]), torch.tensor([1000.0, 0.5])),
+            label="a large logit must not loosen the tolerance of a small one (elementwise)",
+        ),
     ]
 
 
@@ -95,14 +109,19 @@ EXERCISES = {
     "deploy.calibration_reader": Exercise(
         reference=calibration_reader,
         custom=_check_reader,
-        hint="split x.numpy().astype(np.float32) into batches in __init__; get_next returns "
-        "{input_name: batch} and moves an index on, then None when the index passes the end.",
+        hint="Prepare every batch in __init__ and keep a position; get_next hands out the next "
+        "one. Check the last partial batch, the dtype ORT expects, and what happens at the end.",
+        formula="batches = [a[i : i + batch_size] for i in range(0, len(a), batch_size)] with "
+        "a = x.numpy().astype(np.float32); get_next: {input_name: batches[pos]}, pos += 1, "
+        "None once pos == len(batches).",
     ),
     "deploy.parity_check": Exercise(
         reference=parity_check,
         cases=_parity_cases,
         compare=close(atol=1e-9, rtol=1e-6),
-        hint="diff = abs(got - expected); return diff.max(), and ok = every element has "
-        "diff <= atol + rtol * abs(expected) (a NaN must make ok False).",
+        hint="Compare element by element, in absolute value, with the tolerance of that "
+        "element; think about which side rtol multiplies, about <= vs <, and about NaN.",
+        formula="diff = |got - expected| (float64); max_abs_diff = diff.max(); "
+        "ok = all(diff <= atol + rtol * |expected|), and NaN compares False.",
     ),
 }

@@ -76,14 +76,20 @@ EXERCISES = {
     "distributed.ring_schedule": Exercise(
         reference=distributed.ring_schedule,
         custom=_check_ring,
-        hint="reduce-scatter (steps s = 0..n-2): worker i sends chunk (i - s) % n; all-gather "
-        "(s = 0..n-2 again): worker i sends chunk (i + 1 - s) % n; each step is a list of n "
-        "(sender, chunk) pairs and the receiver is (sender + 1) % n.",
+        hint="Two phases of n-1 steps each. In every step each worker passes on the chunk it "
+        "received in the step before; at the start of the second phase, which chunk does "
+        "worker i hold the complete sum of?",
+        formula="reduce-scatter, s = 0..n-2: worker i sends chunk (i - s) % n; all-gather, "
+        "s = 0..n-2: worker i sends chunk (i + 1 - s) % n; receiver = (sender + 1) % n.",
     ),
     "distributed.zero_memory_per_gpu": Exercise(
         reference=zero_memory_per_gpu,
         cases=_zero_cases,
         compare=close(atol=1e-3, rtol=1e-9),
-        hint="bytes = 2*Psi/(N if stage >= 3) + 2*Psi/(N if stage >= 2) + K*Psi/(N if stage >= 1).",
+        hint="Three terms: fp16 parameters, fp16 gradients, K bytes of optimizer state per "
+        "parameter, in bytes (not GB). Each stage divides one more term by n_gpus: which one "
+        "does stage 1 partition first?",
+        formula="bytes = 2*Psi/(N if stage >= 3 else 1) + 2*Psi/(N if stage >= 2 else 1) "
+        "+ K*Psi/(N if stage >= 1 else 1).",
     ),
 }

@@ -24,6 +24,7 @@ def _low_rank_cases() -> list[Case]:
         Case((torch.randn(7, 3, generator=gen), 1), label="rank 1"),
         Case((rank2, 2), label="a matrix of true rank 2: exact at rank 2"),
         Case((torch.randn(10, 16, generator=gen), 3), label="a wide 10x16 matrix, rank 3"),
+        Case((torch.randn(9, 6, generator=gen) * 4, 4), label="a tall 9x6 matrix, rank 4"),
     ]
 
 
@@ -42,6 +43,16 @@ def _compare_factors(got: Any, expected: Any) -> str | None:
     prod, want = (left @ right).double(), (el @ er).double()
     if not torch.allclose(prod, want, atol=1e-4, rtol=1e-4):
         return f"left @ right is not the rank-r SVD approximation (largest difference {(prod - want).abs().max():.3g})"
+    # split evenly: each column of left and each row of right has norm sqrt(s_i) (sign-free)
+    root = el.double().norm(dim=0)
+    if not (
+        torch.allclose(left.double().norm(dim=0), root, atol=1e-4, rtol=1e-4)
+        and torch.allclose(right.double().norm(dim=1), root, atol=1e-4, rtol=1e-4)
+    ):
+        return (
+            "left @ right is right, but S is not split evenly: left = U_r * sqrt(S_r) and "
+            "right = sqrt(S_r) * Vh_r (each factor's column/row norms are sqrt(s_i))"
+        )
     return None
 
 
@@ -74,6 +85,10 @@ def _kmeans_cases() -> list[Case]:
             (torch.randn(200, generator=gen) ** 3, 3, 1),
             label="one iteration on skewed weights: assign to the UPDATED centroids",
         ),
+        Case(
+            (torch.tensor([0.0, 1.0, 2.0]), 1, 1),
+            label="a weight exactly between two centroids goes to the LOWER index",
+        ),
     ]
 
 
@@ -100,15 +115,20 @@ EXERCISES = {
         reference=low_rank,
         cases=_low_rank_cases,
         compare=_compare_factors,
-        hint="U, S, Vh = torch.linalg.svd(W, full_matrices=False); keep the r LARGEST singular "
-        "values: left = U[:, :r] * S[:r].sqrt(), right = S[:r].sqrt()[:, None] * Vh[:r].",
+        hint="The SVD sorts singular values from largest to smallest; keep the r that matter "
+        "most, and give each factor an equal share of them. Check the shapes: (out, r), (r, in).",
+        formula="U, S, Vh = torch.linalg.svd(W, full_matrices=False); "
+        "left = U[:, :r] * S[:r].sqrt(); right = S[:r].sqrt()[:, None] * Vh[:r].",
     ),
     "edge.kmeans_share": Exercise(
         reference=kmeans_share,
         cases=_kmeans_cases,
         compare=_compare_codebook,
-        hint="k = 2**bits centroids from torch.linspace(w.min(), w.max(), k); repeat iters times: "
-        "idx = |w - c|.argmin, c_j = mean of the weights with idx == j (keep c_j if none); "
-        "return the final assignment too.",
+        hint="Lloyd's algorithm in 1-D: how many centroids do `bits` give, where do they start, "
+        "what happens to a centroid nobody picks, and which centroids is the returned "
+        "assignment made against?",
+        formula="c = linspace(w.min(), w.max(), 2**bits); iters times: idx = |w[:, None] - c|"
+        ".argmin(1); c_j = mean(w[idx == j]) if any else c_j; finally idx = |w - c|.argmin "
+        "again, reshaped like weight.",
     ),
 }

@@ -24,7 +24,8 @@ def _random_bn(c: int, seed: int, eps: float = 1e-5) -> nn.BatchNorm2d:
 
 def _conv(c_in: int, c_out: int, k: int, seed: int, **kw: Any) -> nn.Conv2d:
     torch.manual_seed(seed)
-    return nn.Conv2d(c_in, c_out, k, padding=k // 2, **kw).eval()
+    kw.setdefault("padding", k // 2)
+    return nn.Conv2d(c_in, c_out, k, **kw).eval()
 
 
 def _same_module(example: torch.Tensor, kind: type[nn.Module]) -> Any:
@@ -49,6 +50,21 @@ def _fold_cases() -> list[Case]:
         Case(
             (_conv(4, 4, 1, 6, groups=4), _random_bn(4, 7, eps=0.5)), label="depthwise 1x1, eps=0.5"
         ),
+        Case(
+            (_conv(4, 6, 3, 8, stride=2), _random_bn(6, 9)), label="stride 2 (a downsampling conv)"
+        ),
+        Case(
+            (_conv(4, 4, 3, 10, padding=0, bias=False), _random_bn(4, 11)),
+            label="no padding (padding=0)",
+        ),
+        Case(
+            (_conv(4, 4, 3, 12, padding=2, dilation=2), _random_bn(4, 13)),
+            label="dilated conv (dilation=2, padding=2)",
+        ),
+        Case(
+            (_conv(4, 8, 3, 14, stride=(2, 1), padding=(1, 0), groups=4), _random_bn(8, 15)),
+            label="stride (2, 1), padding (1, 0), groups=4",
+        ),
     ]
 
 
@@ -65,6 +81,14 @@ def _qkv_cases() -> list[Case]:
             (_linear(8, 8, 6), _linear(8, 2, 7), _linear(8, 2, 8)),
             label="smaller K and V (8, 2, 2)",
         ),
+        Case(
+            (_linear(8, 4, 9), _linear(8, 6, 10), _linear(8, 2, 11)),
+            label="three different widths (4, 6, 2)",
+        ),
+        Case(
+            (_linear(8, 8, 12, bias=False), _linear(8, 8, 13), _linear(8, 8, 14, bias=False)),
+            label="only K has a bias (a missing bias counts as zeros)",
+        ),
     ]
 
 
@@ -75,8 +99,12 @@ EXERCISES = {
         compare=_same_module(
             torch.randn(2, 4, 5, 5, generator=torch.Generator().manual_seed(9)), nn.Conv2d
         ),
-        hint="scale = γ / sqrt(running_var + eps) per output channel; W' = W·scale[:, None, None, None]; "
-        "b' = (b − running_mean)·scale + β, with b = 0 when the conv has no bias.",
+        hint="In eval mode BN is a fixed scale and shift per OUTPUT channel; find both from the running "
+        "statistics, then push them into the conv's weight and bias. The new conv must keep "
+        "every setting of the old one (kernel, stride, padding, dilation, groups).",
+        formula="s = γ / sqrt(running_var + eps);  W' = W · s[:, None, None, None];  "
+        "b' = (b − running_mean) · s + β  (b = 0 when conv.bias is None); easiest: "
+        "copy.deepcopy(conv) and overwrite its weight and bias.",
     ),
     "fusion.fuse_qkv": Exercise(
         reference=fusion.fuse_qkv,
@@ -84,7 +112,10 @@ EXERCISES = {
         compare=_same_module(
             torch.randn(3, 8, generator=torch.Generator().manual_seed(10)), nn.Linear
         ),
-        hint="stack the weights along the OUTPUT dim: torch.cat([Wq, Wk, Wv], dim=0) has shape "
-        "(d_q + d_k + d_v, d_in); concatenate the biases the same way (or use bias=False).",
+        hint="nn.Linear stores weight as (out_features, in_features). The three layers read the "
+        "same input, so which dimension grows when you put their outputs side by side? Mind "
+        "the biases too: some layers may have none.",
+        formula="W = torch.cat([Wq, Wk, Wv], dim=0) of shape (d_q + d_k + d_v, d_in); "
+        "b = torch.cat([b_q, b_k, b_v]) with zeros for a missing bias (bias=False if none has one).",
     ),
 }

@@ -44,6 +44,10 @@ def _topk_cases() -> list[Case]:
         Case((logits, 10, 1.0), label="k = vocabulary size (plain softmax)"),
         Case((logits, 4, 0.5), label="k=4, T=0.5 (sharper)"),
         Case((batch, 5, 2.0), label="a batch of 3 rows, k=5, T=2"),
+        Case(
+            (torch.tensor([2.0, 1.0, 1.0, 1.0, 0.0, -1.0]), 2, 1.0),
+            label="ties with the k-th logit are kept (k=2 keeps 2.0 and all three 1.0s)",
+        ),
     ]
 
 
@@ -52,15 +56,20 @@ EXERCISES = {
         reference=generate.kv_attention_step,
         cases=_kv_cases,
         compare=close(atol=1e-5, rtol=1e-4),
-        hint="concatenate the cache and the new k/v on dim=2 (the sequence axis; None = empty), "
-        "scores = q @ k.transpose(-2, -1) / sqrt(head_dim), softmax over the last dim, @ v; "
-        "return (out, k, v).",
+        hint="The new key and value join the cache along the sequence axis, and the new token "
+        "attends over every cached position (no mask). Check which dimension of "
+        "(B, H, S, head_dim) is the sequence, and what the scores are divided by.",
+        formula="k = cat([cache_k, k_new], dim=2) (k_new alone if the cache is None), same for v; "
+        "out = softmax(q @ k.transpose(-2, -1) / sqrt(head_dim), dim=-1) @ v; return (out, k, v).",
     ),
     "generate.top_k_probs": Exercise(
         reference=lambda logits, k, temperature: generate.next_token_probs(logits, temperature, k),
         cases=_topk_cases,
         compare=close(atol=1e-6, rtol=1e-5),
-        hint="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; set logits < kth to -inf; "
-        "then softmax(logits / temperature, dim=-1). Filter along the LAST dim of a batch.",
+        hint="Mask before the softmax, not after (the kept probabilities must sum to 1), find "
+        "the k-th largest value of each row separately, and remember the statement: ties with "
+        "the k-th are kept. Do not change `logits` in place.",
+        formula="kth = torch.topk(logits, k, dim=-1).values[..., -1:]; "
+        "masked = logits.masked_fill(logits < kth, -inf); softmax(masked / temperature, dim=-1).",
     ),
 }

@@ -75,15 +75,18 @@ EXERCISES = {
         reference=compression_summary,
         cases=_summary_cases,
         compare=close(atol=1e-9, rtol=1e-6),
-        hint="smaller = base['bytes'] / row['bytes'], faster = base[latency_key] / "
-        "row[latency_key] (both > 1 when row is better), accuracy_drop_points = "
-        "100 * (base['accuracy'] - row['accuracy']) (points, negative when row is better).",
+        hint="Both ratios are > 1 when the row is better than the base; the drop is in "
+        "percentage points, with a sign (a more accurate row has a negative drop). Use the "
+        "latency column the caller names.",
+        formula="smaller = base['bytes'] / row['bytes']; faster = base[latency_key] / "
+        "row[latency_key]; accuracy_drop_points = 100 * (base['accuracy'] - row['accuracy']).",
     ),
     "pipeline.pick_stage": Exercise(
         reference=pick_stage,
         cases=_pick_cases,
-        hint="keep rows with row['bytes'] <= max_bytes AND row[latency_key] <= max_ms (a row "
-        "on the budget fits); return the one with the highest accuracy, on ties the fewest "
-        "bytes; return None when no row fits.",
+        hint="Filter first (both budgets, and a row exactly on a budget fits), then choose; "
+        "think about equal accuracies and about a budget that nothing fits.",
+        formula="fits = [r for r in rows if r['bytes'] <= max_bytes and r[latency_key] <= max_ms]; "
+        "return max(fits, key=lambda r: (r['accuracy'], -r['bytes'])) if fits else None.",
     ),
 }

@@ -68,15 +68,21 @@ EXERCISES = {
         reference=precision.update_scale,
         cases=_update_cases,
         compare=close(atol=0.0, rtol=1e-6),
-        hint="inf found -> (scale * backoff_factor, 0). Else tracker += 1; when it equals "
-        "growth_interval -> (scale * growth_factor, 0), but keep the old scale if the new one "
-        "is not finite in float32 (> torch.finfo(torch.float32).max).",
+        hint="Two branches: an overflow (what happens to the scale and to the count of good "
+        "steps?) and a good step (when exactly does the count reach the interval?). The scale "
+        "lives in float32, whose largest value is far below float64's.",
+        formula="found_inf: return (scale * backoff_factor, 0). Else tracker += 1; if tracker "
+        "== growth_interval: grown = scale * growth_factor, keep it only if grown <= "
+        "torch.finfo(torch.float32).max, and return (scale, 0). Otherwise (scale, tracker).",
     ),
     "precision.decode": Exercise(
         reference=decode,
         cases=_decode_cases,
         compare=close(atol=0.0, rtol=0.0),
-        hint="bias = 2**(E-1) - 1. Exponent field 0: subnormal, 2**(1-bias) * m / 2**M. "
-        "All ones: inf if m == 0 else NaN. Otherwise 2**(e-bias) * (1 + m / 2**M). Sign: bit E+M.",
+        hint="Split the pattern into sign, exponent and mantissa fields with shifts and masks; "
+        "then treat the exponent field's two extreme values (all zeros, all ones) separately.",
+        formula="bias = 2**(E-1) - 1; e == 0: sign * 2**(1 - bias) * m / 2**M (subnormal); "
+        "e == 2**E - 1: inf if m == 0 else NaN; else sign * 2**(e - bias) * (1 + m / 2**M). "
+        "The sign is bit E + M.",
     ),
 }

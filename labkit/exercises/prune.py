@@ -36,6 +36,15 @@ def _mask_cases() -> list[Case]:
             label="7 weights, sparsity 0.8: round(5.6) = 6 pruned",
         ),
         Case((torch.randn(20, 10, generator=gen), 0.95), label="(20, 10) weight, sparsity 0.95"),
+        Case(
+            (torch.tensor([[-0.1, -5.0, -0.2], [-3.0, -0.05, -4.0]]), 0.5),
+            label="all-negative weights [[-0.1, -5, -0.2], [-3, -0.05, -4]], sparsity 0.5",
+        ),
+        Case(
+            (torch.tensor([[0.1, 0.2, 0.3, 0.4], [5.0, 6.0, 7.0, 8.0]]), 0.5),
+            label="rows of different scale [[0.1 .. 0.4], [5 .. 8]], sparsity 0.5 "
+            "(rank the whole tensor, not each row)",
+        ),
     ]
 
 
@@ -139,14 +148,18 @@ EXERCISES = {
         reference=magnitude_mask,
         cases=_mask_cases,
         compare=_compare_mask,
-        hint="k = round(sparsity * weight.numel()); the k smallest of weight.abs().flatten() "
-        "(torch.topk(..., largest=False)) get mask 0; k = 0 prunes nothing.",
+        hint="rank the weights by size whatever their sign, count how many to prune with "
+        "round(), and do not change the weight you were given (no in-place abs_).",
+        formula="k = round(sparsity * weight.numel()); the k smallest of weight.abs().flatten() "
+        "(torch.topk(..., k, largest=False).indices) get mask False; k = 0 prunes nothing.",
     ),
     "prune.remove_output_channels": Exercise(
         reference=remove_output_channels,
         custom=_check_remove,
-        hint="new conv: nn.Conv2d(conv.in_channels, len(keep), same kernel/stride/padding), "
-        "weight = conv.weight[keep], bias = conv.bias[keep]; next: weight = next_conv.weight[:, keep], "
-        "bias unchanged.",
+        hint="build two NEW layers: the first loses output channels, the second loses the "
+        "matching INPUT channels; copy every constructor setting and the biases that belong.",
+        formula="nn.Conv2d(conv.in_channels, len(keep), conv.kernel_size, conv.stride, "
+        "conv.padding, conv.dilation, bias=...): weight = conv.weight[keep], bias = "
+        "conv.bias[keep]; next: weight = next_conv.weight[:, keep], bias unchanged.",
     ),
 }

@@ -133,16 +133,19 @@ EXERCISES = {
     "qat.ste_fake_quant": Exercise(
         reference=ste_fake_quant,
         custom=_check_ste,
-        hint="subclass torch.autograd.Function: forward computes q = torch.round(x / S) + Z, "
-        "saves the mask (qmin <= q) & (q <= qmax) with ctx.save_for_backward, returns "
-        "S * (q.clamp(qmin, qmax) - Z); backward returns grad_out * mask and None for "
-        "S, Z, qmin, qmax. Return YourFunction.apply(x, scale, zero_point, qmin, qmax).",
+        hint="forward: the same fake quantisation as notebook 05, plus remember (ctx) WHERE the "
+        "code landed inside [qmin, qmax]. backward: what should the gradient be for a value the "
+        "clamp did not touch, and for one it clipped? Return one gradient per forward input.",
+        formula="forward: q = torch.round(x / S) + Z; ctx.save_for_backward((q >= qmin) & "
+        "(q <= qmax)); return S * (q.clamp(qmin, qmax) - Z).  backward: (mask,) = "
+        "ctx.saved_tensors; return grad_out * mask, None, None, None, None.",
     ),
     "qat.qat_step": Exercise(
         reference=qat_step,
         custom=_check_qat_step,
-        hint="model.train() (QAT observers update only in train mode); loss = "
-        "F.cross_entropy(model(x), y); optimizer.zero_grad(); loss.backward(); "
-        "optimizer.step(); return loss.item().",
+        hint="The usual PyTorch training step - but in which mode must the model be for the "
+        "QAT observers to update, and what must happen to last step's gradients?",
+        formula="model.train(); loss = F.cross_entropy(model(x), y); optimizer.zero_grad(); "
+        "loss.backward(); optimizer.step(); return loss.item()",
     ),
 }

@@ -37,6 +37,10 @@ def _quantize_cases() -> list[Case]:
             label="a negative zero point",
         ),
         Case((rand, 0.05, 7, -128, 127), label="random normal data, S = 0.05"),
+        Case(
+            (torch.tensor([2.0, 1.28, 2.55, -0.5]), 0.01, 0, 0, 255),
+            label="uint8 codes above 127 (stored as int8 they wrap: 200 becomes -56)",
+        ),
     ]
 
 
@@ -113,6 +117,10 @@ def _kl_cases() -> list[Case]:
             (_smooth_hist(256, "outlier", 0.1), 32),
             label="Laplace with an outlier bump, 256 bins -> 32 levels",
         ),
+        Case(
+            (torch.full((64,), 50.0), 8),
+            label="a flat histogram: nothing to clip, the answer is the last candidate len(hist)",
+        ),
     ]
 
 
@@ -121,7 +129,13 @@ def _kl_compare(got: object, expected: object) -> str | None:
         got = got.item()
     if isinstance(got, bool) or not isinstance(got, (int, float)) or got != int(got):
         return f"return the number of kept bins as a whole number, got {got!r}"
-    return None if abs(int(got) - int(expected)) <= 1 else "a different threshold bin"  # type: ignore[call-overload]
+    if int(got) == int(expected):  # type: ignore[call-overload]
+        return None
+    return (
+        f"kept {int(got)} bins, expected {int(expected)}: check the grouping of Q "  # type: ignore[call-overload]
+        "(bin j -> group j * num_quantized_bins // i), the clipped mass in P's last bin, "
+        "and that the loop includes i = len(hist)"
+    )
 
 
 EXERCISES = {
@@ -129,21 +143,28 @@ EXERCISES = {
         reference=quantize,
         cases=_quantize_cases,
         compare=close(atol=0, rtol=0),
-        hint="q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax); torch.round "
-        "rounds halves to even (2.5 -> 2), floor(x + 0.5) does not; return an integer tensor.",
+        hint="Three steps: divide by the scale, shift by the zero point, keep the result inside "
+        "[qmin, qmax]. Which rounding does PyTorch use for exact halves, and which integer dtype "
+        "can hold every code from qmin to qmax?",
+        formula="q = torch.clamp(torch.round(x / scale) + zero_point, qmin, qmax).to(torch.int32)"
+        "  (torch.round sends halves to even: 2.5 -> 2; int8 cannot hold uint8 codes > 127)",
     ),
     "quant.dequantize": Exercise(
         reference=dequantize,
         cases=_dequantize_cases,
         compare=close(atol=1e-6, rtol=1e-6),
-        hint="r = (q.float() - zero_point) * scale: convert q to float (or int32) BEFORE "
-        "subtracting, a uint8 tensor wraps around below 0.",
+        hint="Undo quantize: first remove the zero point, then apply the scale. What happens to "
+        "a uint8 tensor when the subtraction goes below 0?",
+        formula="r = (q.to(torch.float32) - zero_point) * scale  (convert BEFORE subtracting)",
     ),
     "quant.compute_qparams": Exercise(
         reference=compute_qparams,
         cases=_qparams_cases,
         compare=close(atol=1e-7, rtol=1e-6),
-        hint="lo, hi = min(xmin, 0), max(xmax, 0). Asymmetric: qmin, qmax = 0, 2**bits - 1, "
+        hint="First make sure the range contains 0.0. Then pick the integer range (signed for "
+        "symmetric, unsigned for asymmetric) and map the real range's ends onto it; the zero "
+        "point must be an integer.",
+        formula="lo, hi = min(xmin, 0), max(xmax, 0). Asymmetric: qmin, qmax = 0, 2**bits - 1, "
         "scale = (hi - lo) / (qmax - qmin), zero_point = qmin - round(lo / scale). Symmetric: "
         "qmin, qmax = -2**(bits-1), 2**(bits-1) - 1, scale = max(-lo, hi) / qmax, zero_point 0.",
     ),
@@ -151,9 +172,12 @@ EXERCISES = {
         reference=kl_threshold,
         cases=_kl_cases,
         compare=_kl_compare,
-        hint="for i in range(num_quantized_bins, len(hist) + 1): P = hist[:i] with sum(hist[i:]) "
+        hint="Loop over every candidate i (both ends included). P must keep the clipped mass; Q "
+        "must describe what num_quantized_bins levels can represent of hist[:i]. Compare the "
+        "normalised P and Q with KL(P || Q), not KL(Q || P), and return i itself.",
+        formula="for i in range(num_quantized_bins, len(hist) + 1): P = hist[:i] with sum(hist[i:]) "
         "added to P[-1]; Q: bin j of hist[:i] belongs to group j * num_quantized_bins // i, each "
-        "group's total is spread evenly over its non-empty bins; minimise KL(P || Q) = "
-        "sum P log(P / Q) of the normalised histograms (not KL(Q || P)).",
+        "group's total is spread evenly over its non-empty bins; minimise "
+        "sum P log(P / Q) over the bins where P > 0.",
     ),
 }

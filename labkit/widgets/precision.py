@@ -52,13 +52,18 @@ def float_format_figure() -> go.Figure:
         yaxis_title="bit value (0 or 1)",
         yaxis_range=[0, 1.3],
         bargap=0.1,
-        height=320,
+        height=340,
+        margin=dict(t=90, b=60, l=60, r=20),  # room for the two-line title
     )
     return fig
 
 
-def update_figure(fig: go.FigureWidget, values: dict[str, Any]) -> None:
-    """Redraw the bit bars and the title for values {'format', 'value'}."""
+def update_figure(fig: go.Figure, values: dict[str, Any]) -> None:
+    """Redraw the bit bars and the title for values {'format', 'value'}.
+
+    Works on a plain go.Figure and on a FigureWidget alike (it only sets trace and layout
+    properties), so it fits whichever figure labkit.widgets.explorer redraws.
+    """
     fmt, value = values["format"], float(values["value"])
     f = precision.get_format(fmt)
     bits, kinds = bit_list(value, fmt), bit_fields(fmt)

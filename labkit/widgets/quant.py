@@ -3,9 +3,15 @@
 Sliders: tensor, bits, scale, zero point, symmetric. The figure shows the tensor's histogram,
 the histogram after fake quantisation (every value moved to its grid point), the grid itself
 and the clipping range; the title reports clipped mass, RMS rounding error and SQNR (dB).
+
+Choosing a tensor or ticking "symmetric" resets S and Z to that tensor's MinMax values; the
+zero-point slider only offers the valid codes [qmin, qmax] of the current bits and is
+disabled under "symmetric" (Z = 0 there).
 """
 
 from __future__ import annotations
+
+import math
 
 import ipywidgets as W
 import plotly.graph_objects as go
@@ -29,7 +35,11 @@ def quant_stats(
     lo / hi: the representable range.
     """
     qmin, qmax = quant.qrange(bits, symmetric)
-    zero_point = 0 if symmetric else min(max(int(zero_point), qmin), qmax)
+    zero_point = 0 if symmetric else int(zero_point)
+    if not qmin <= zero_point <= qmax:  # never clamp silently: the slider shows what is used
+        raise ValueError(
+            f"zero_point={zero_point} is not a {bits}-bit code; use a value in [{qmin}, {qmax}]."
+        )
     x_hat = quant.fake_quantize(x, scale, zero_point, qmin, qmax)
     lo, hi = scale * (qmin - zero_point), scale * (qmax - zero_point)
     inside = (x >= lo - scale / 2) & (x <= hi + scale / 2)
@@ -60,29 +70,75 @@ def quant_explorer(
 ) -> Explorer:
     """Explorer over named float tensors (e.g. {"conv1 weights": w, "activation": a}).
 
-    The scale slider starts at the MinMax scale of the first tensor for ``bits``; the zero
-    point slider is ignored (Z = 0) when symmetric is ticked.
+    The scale and zero point start at the MinMax values of the first tensor for ``bits`` and
+    are reset to the chosen tensor's MinMax values when the tensor or the scheme changes. The
+    zero-point slider spans the valid codes [qmin, qmax] of the current bits and is disabled
+    when symmetric is ticked (Z = 0).
     """
     if not tensors:
         raise ValueError("quant_explorer needs at least one named tensor.")
     data = {k: check_tensor(v, k).detach().reshape(-1).float() for k, v in tensors.items()}
-    first = next(iter(data.values()))
-    qp = quant.compute_qparams(float(first.min()), float(first.max()), bits, symmetric)
+    if isinstance(bins, bool) or not isinstance(bins, int) or not 4 <= bins <= 10_000:
+        raise ValueError(f"bins must be an int in [4, 10000] (histogram bars), got {bins!r}.")
+    if any(x.numel() == 0 for x in data.values()):
+        raise ValueError("every tensor needs at least one value.")
+
+    def minmax(name: str, b: int, sym: bool) -> quant.QParams:
+        x = data[name]
+        return quant.compute_qparams(float(x.min()), float(x.max()), b, sym)
+
+    first = next(iter(data))
+    qp = minmax(first, bits, symmetric)
+    # the scale slider spans every tensor's MinMax scale from 8 down to 2 bits, with a decade spare
+    scales = [minmax(k, b, True).scale for k in data for b in (2, 8)]
+    lo_exp = math.floor(math.log10(min(scales))) - 1
+    hi_exp = math.ceil(math.log10(max(scales))) + 1
+    qmin, qmax = quant.qrange(bits, symmetric)
     controls: dict[str, W.ValueWidget] = {
-        "tensor": W.Dropdown(options=list(data), value=next(iter(data)), description="tensor"),
+        "tensor": W.Dropdown(options=list(data), value=first, description="tensor"),
         "bits": W.IntSlider(value=bits, min=2, max=8, description="bits"),
         "scale": W.FloatLogSlider(
             value=qp.scale,
             base=10,
-            min=-4,
-            max=1,
+            min=lo_exp,
+            max=hi_exp,
             step=0.01,
             description="scale S",
             readout_format=".4g",
         ),
-        "zero_point": W.IntSlider(value=qp.zero_point, min=-128, max=255, description="zero pt Z"),
+        "zero_point": W.IntSlider(
+            value=int(qp.zero_point),
+            min=qmin,
+            max=qmax,
+            description="zero pt Z",
+            disabled=symmetric,
+        ),
         "symmetric": W.Checkbox(value=symmetric, description="symmetric (Z = 0)"),
     }
+    zp_slider = controls["zero_point"]
+
+    def set_zp_range(b: int, sym: bool) -> None:
+        """Limit Z to the valid codes of b bits (the slider clamps its value visibly)."""
+        lo, hi = quant.qrange(b, sym)
+        if lo > zp_slider.max:
+            zp_slider.max, zp_slider.min = hi, lo
+        else:
+            zp_slider.min, zp_slider.max = lo, hi
+        zp_slider.disabled = sym
+
+    def reset_to_minmax(_change: object = None) -> None:
+        """A new tensor or scheme: start from its MinMax scale and zero point."""
+        b, sym = int(controls["bits"].value), bool(controls["symmetric"].value)
+        set_zp_range(b, sym)
+        p = minmax(str(controls["tensor"].value), b, sym)
+        controls["scale"].value = p.scale
+        zp_slider.value = 0 if sym else int(p.zero_point)
+
+    controls["tensor"].observe(reset_to_minmax, names="value")
+    controls["symmetric"].observe(reset_to_minmax, names="value")
+    controls["bits"].observe(
+        lambda ch: set_zp_range(int(ch["new"]), bool(controls["symmetric"].value)), names="value"
+    )
     fig = go.Figure(
         [
             go.Bar(name="x (float)", marker_color="steelblue", opacity=0.6),
@@ -100,7 +156,8 @@ def quant_explorer(
         xaxis_title=f"{unit} (same unit as the tensor)",
         yaxis_title="count (values per bin, log scale)",
         yaxis_type="log",
-        height=420,
+        height=460,
+        margin={"t": 90},  # room for the two-line title
         legend={"orientation": "h", "y": -0.25},
     )
 
@@ -150,11 +207,12 @@ def quant_explorer(
                 "line": {"width": 0},
             },
         ]
-        f.layout.title.text = (
-            f"{v['tensor']}: {b}-bit {'symmetric' if sym else 'asymmetric'}, S={s:.4g}, Z={z} | "
+        f.layout.title.text = (  # two short lines: one long line is cut off in narrow cells
+            f"{v['tensor']}: {b}-bit {'symmetric' if sym else 'asymmetric'}, S={s:.4g}, Z={z}<br>"
             f"clipped {100 * st['clipped']:.2f} % | rounding RMS {st['rounding_rms']:.3g} | "
             f"SQNR {st['sqnr_db']:.1f} dB"
         )
+        f.layout.title.font = {"size": 14}
 
     note = (
         "Red bands: values clipped to the end of the grid. Black ticks: the grid S(q - Z). "

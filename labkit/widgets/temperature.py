@@ -4,19 +4,22 @@ A slider sets the temperature T; the bars are p_i = exp(z_i / T) / sum_j exp(z_j
 the given labels (classes of a classifier, or characters of a language model) and the
 title reports the entropy H = -sum p log2 p in bits (max log2 C for C labels). With
 ``top_k`` a second slider keeps only the k largest logits (k = 0: off) before the softmax,
-as in sampling (notebook 11). Used in notebook 03 (teacher logits) and 11 (next character).
+as in sampling: notebook 11 passes its own ``generate.next_token_probs`` as ``probs``
+(this widget belongs to 03 and imports nothing taught later). Used in notebook 03 (teacher
+logits) and 11 (next character).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as W
 import plotly.graph_objects as go
 import torch
 
-from labkit import distill, generate
+from labkit import distill
 from labkit.errors import check_tensor
 from labkit.widgets import Explorer, explorer
 
@@ -30,12 +33,24 @@ def display_labels(labels: list[str]) -> list[str]:
     return [VISIBLE.get(str(lab), str(lab)) for lab in labels]
 
 
+Probs = Callable[[torch.Tensor, float, int | None], torch.Tensor]
+
+
+def softmax_probs(logits: torch.Tensor, T: float, top_k: int | None = None) -> torch.Tensor:
+    """softmax(logits / T) (notebook 03's soft targets); no top-k: pass ``probs`` for that."""
+    if top_k:
+        raise ValueError(
+            "top_k needs probs=<a function that masks>, e.g. generate.next_token_probs."
+        )
+    return distill.softmax_t(logits, T)
+
+
 def temperature_probs(
-    logits: torch.Tensor, T: float, top_k: int | None = None
+    logits: torch.Tensor, T: float, top_k: int | None = None, probs: Probs = softmax_probs
 ) -> tuple[torch.Tensor, float]:
-    """(softmax(top_k(logits) / T), entropy in bits) for 1-D logits (C,); top_k 0/None = off."""
-    probs = generate.next_token_probs(logits, T, top_k or None)
-    return probs, float(distill.entropy_bits(probs))
+    """(probs(logits, T, top_k), entropy in bits) for 1-D logits (C,); top_k 0/None = off."""
+    p = probs(logits, T, top_k or None)
+    return p, float(distill.entropy_bits(p))
 
 
 def title_text(title: str, T: float, entropy: float, n_labels: int, top_k: int | None) -> str:
@@ -88,14 +103,22 @@ def temperature_explorer(
     *,
     T: float = 1.0,
     xlabel: str = "class (label)",
+    probs: Probs | None = None,
 ) -> Explorer:
     """Slider T (0.5..20) -> bar chart of softmax(logits / T) over ``labels``, entropy in the title.
 
     logits: 1-D float tensor (C,); labels: C distinct names. top_k (0..C, 0 = off) adds a
     top-k slider that masks all but the k largest logits before the softmax; None: no
-    slider. Renders a static figure where widgets cannot (builds, nbval).
+    slider; it needs ``probs(logits, T, k)`` that applies the mask (notebook 11 passes
+    ``generate.next_token_probs``). Renders a static figure where widgets cannot.
     """
     z, shown = _check_inputs(logits, labels, top_k)
+    if top_k is not None and probs is None:
+        raise ValueError(
+            "top_k needs probs=: a function (logits, T, k) -> probabilities that keeps the k "
+            "largest logits, e.g. probs=generate.next_token_probs (notebook 11)."
+        )
+    probs_fn = probs or softmax_probs
     if not T_MIN <= T <= T_MAX:
         raise ValueError(f"T must be in [{T_MIN}, {T_MAX}], got {T!r}.")
     controls: dict[str, W.ValueWidget] = {
@@ -120,10 +143,10 @@ def temperature_explorer(
 
     def update(fig: go.FigureWidget, values: dict[str, Any]) -> None:
         k = int(values.get("top_k") or 0) or None
-        probs, entropy = temperature_probs(z, float(values["T"]), k)
+        p, entropy = temperature_probs(z, float(values["T"]), k, probs_fn)
         bar = fig.data[0]
-        bar.y = probs.tolist()
-        bar.text = [f"{p:.2f}" for p in probs.tolist()] if len(shown) <= MAX_BAR_TEXT else None
+        bar.y = p.tolist()
+        bar.text = [f"{q:.2f}" for q in p.tolist()] if len(shown) <= MAX_BAR_TEXT else None
         fig.layout.title = title_text(title, float(values["T"]), entropy, len(shown), k)
 
     return explorer(

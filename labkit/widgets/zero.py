@@ -13,6 +13,25 @@ from labkit.widgets import Explorer, explorer
 
 STAGES = ["DDP (stage 0)", "ZeRO-1 (P_os)", "ZeRO-2 (P_os+g)", "ZeRO-3 (P_os+g+p)"]
 PARTS = ("params", "grads", "optimizer")
+# Model sizes in billions of parameters: the ZeRO papers' examples (1.5, 7.5, 13, 100, 1000 B)
+# and common open models (GPT-2 XL 1.5, Llama 7/13/70, GPT-3 175 ...). A slider over this
+# list reaches each size exactly (a log slider cannot land on 7.5 B).
+MODEL_SIZES_B = (
+    0.1, 0.35, 0.76, 1.3, 1.5, 2.7, 3, 6.7, 7, 7.5, 8, 13, 20, 30, 34, 40, 60, 65, 70, 100,
+    175, 405, 530, 1000,
+)  # fmt: skip
+
+
+def fmt_billions(value: float) -> str:
+    """One formatting for the slider and the title: up to 3 significant digits, no trailing
+    zeros ('7.5 B', '13 B', '0.35 B', '1000 B')."""
+    return f"{float(value):.3g} B" if value < 1000 else f"{float(value):.0f} B"
+
+
+def size_options(extra: float | None = None) -> list[tuple[str, float]]:
+    """(label, value) pairs for the parameter slider, ``extra`` added where it is missing."""
+    sizes = set(MODEL_SIZES_B) | ({float(extra)} if extra is not None else set())
+    return [(fmt_billions(v), float(v)) for v in sorted(sizes)]
 
 
 def stage_gb(values: dict[str, object]) -> dict[str, list[float]]:
@@ -36,10 +55,24 @@ def stage_gb(values: dict[str, object]) -> dict[str, list[float]]:
 def zero_explorer(
     params_billion: float = 7.5, n_gpus: int = 64, k: int = 12, offload: bool = False
 ) -> Explorer:
-    """Sliders for parameters (billions), GPUs, K and offload; stacked bars of GB per GPU."""
+    """Sliders for parameters (billions, over MODEL_SIZES_B), GPUs, K and offload; stacked
+    bars of GB per GPU. The slider's label and the title use the same fmt_billions."""
+    if not 0 < params_billion <= 10_000:
+        raise ValueError(
+            f"params_billion must be in (0, 10000] (billions of parameters), got {params_billion!r}."
+        )
+    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or not 1 <= n_gpus <= 1024:
+        raise ValueError(f"n_gpus must be an integer from 1 to 1024, got {n_gpus!r}.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 24:
+        raise ValueError(
+            f"k (optimizer bytes per parameter) must be an integer from 0 to 24, got {k!r}."
+        )
     controls = {
-        "params_billion": W.FloatLogSlider(
-            value=params_billion, base=10, min=-1, max=3, step=0.05, description="params (B)"
+        "params_billion": W.SelectionSlider(
+            options=size_options(params_billion),
+            value=float(params_billion),
+            description="params",
+            continuous_update=False,
         ),
         "n_gpus": W.IntSlider(value=n_gpus, min=1, max=1024, description="GPUs N_d"),
         "k": W.IntSlider(value=k, min=0, max=24, description="K bytes"),
@@ -64,10 +97,8 @@ def zero_explorer(
             else ""
         )
         f.layout.title = (
-            f"{values['params_billion']:.2g} B parameters on {values['n_gpus']} GPUs, K = {values['k']}: "
-            + ", ".join(f"{v:.1f}" for v in gb["gpu"])
-            + " GB per GPU"
-            + cpu
+            f"{fmt_billions(values['params_billion'])} parameters on {values['n_gpus']} GPUs, "
+            f"K = {values['k']}: " + ", ".join(f"{v:.1f}" for v in gb["gpu"]) + " GB per GPU" + cpu
         )
 
     return explorer(
