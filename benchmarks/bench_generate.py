@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from labkit import bench, data, env, generate, gpt, qat
+from labkit import bench, data, env, generate, qat
+from labkit.generate import gpt
 
 NEW_TOKENS = 256
 PROMPT = "Assignment statements are used to (re)bind names to values and"  # as notebook 11

@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> int:
-    from labkit.env import format_report
+    from labkit.core.env import format_report
 
     parts = [
         "# Benchmark report\n",

@@ -1,5 +1,10 @@
 """labkit: the helper package of the Efficient Deep Learning Lab.
 
+Layout: ``labkit/core/`` is the shared plumbing (env, errors, data, plots, checks, the widget
+base, train, bench, models); ``labkit/<topic>/`` is one chapter's lesson (``__init__.py``),
+its ``exercises.py`` and its ``widget.py``; ``labkit/course/`` is tooling (set-up, builds).
+A topic imports core and topics taught before it, never a later one (tests/test_architecture.py).
+
 Submodules load on first use (``labkit.bench``, ``from labkit import quant``), so the course
 commands ``python3 -m labkit setup`` / ``test`` run with the standard library alone, before
 torch is installed.
@@ -23,9 +28,10 @@ __all__ = [
     "MissingDependency",
     "expect",
 ]
+_CORE = {"bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "train"}
 _LAZY = {
-    "MissingDependency": ("labkit.errors", "MissingDependency"),
-    "expect": ("labkit.checks", "expect"),
+    "MissingDependency": ("labkit.core.errors", "MissingDependency"),
+    "expect": ("labkit.core.checks", "expect"),
 }
 
 
@@ -33,6 +39,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
+    if name in _CORE:
+        return importlib.import_module(f"labkit.core.{name}")
     try:
         return importlib.import_module(f"labkit.{name}")
     except ModuleNotFoundError as exc:

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return getattr(cli, cmd)(rest)
     if cmd == "doctor":
-        from labkit.env import doctor
+        from labkit.core.env import doctor
 
         return doctor()
     if cmd == "gpu-check":

@@ -15,27 +15,20 @@ from pathlib import Path
 import pytest
 
 LABKIT = Path(__file__).resolve().parent.parent / "labkit"
-CORE = {"bench", "checks", "data", "env", "errors", "models", "plots", "train", "widgets"}
-# Course order: notebook number of each topic (interview_prep comes last).
+# Shared plumbing: labkit/core/ (its modules are also reachable as labkit.bench, labkit.env, ...).
+CORE = {"bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "train", "explorer"}
+# Course order: the notebook that teaches each topic package (interview_prep comes last).
 TOPICS = {
     "precision": 1, "accumulation": 2, "distill": 3, "prune": 4, "quant": 5, "qat": 6,
-    "fusion": 7, "attention": 8, "deploy": 9, "deploy_trt": 9, "edge": 10, "gpt": 11,
-    "generate": 11, "distributed": 12, "distributed_worker": 12, "pipeline": 13, "interview": 14,
+    "fusion": 7, "attention": 8, "deploy": 9, "edge": 10, "generate": 11, "distributed": 12,
+    "pipeline": 13, "interview": 14,
 }  # fmt: skip
-WIDGET_TOPIC = {"precision": "precision", "quant": "quant", "temperature": "distill",
-                "zero": "distributed", "quiz": "interview"}  # fmt: skip
-TOOLING = {"course", "build_notebooks", "train_assets", "__main__"}
+TOOLING = {"course", "__main__"}
 
 
 def unit(path: Path, root: Path) -> str:
-    """The architectural unit of a labkit source file: a core module, a topic or tooling."""
+    """The architectural unit of a labkit source file: 'core', a topic, or tooling."""
     parts = path.relative_to(root).with_suffix("").parts
-    if parts[-1] == "__init__" and len(parts) == 2 and parts[0] in ("exercises", "widgets"):
-        return "core"  # the package markers
-    if parts[0] in ("exercises",) and len(parts) > 1:
-        return parts[1]
-    if parts[0] == "widgets" and len(parts) > 1 and parts[1] != "__init__":
-        return WIDGET_TOPIC.get(parts[1], parts[1])
     if parts[0] in ("core", "__init__"):
         return "core"
     return parts[0]
@@ -67,8 +60,17 @@ def imports(path: Path) -> list[tuple[str, int]]:
 
 def target_unit(module: str, root: Path) -> str:
     parts = module.split(".")[1:]
-    fake = root.joinpath(*parts).with_suffix(".py")
-    return unit(fake, root) if parts else "core"
+    if not parts or parts[0] in CORE:  # `from labkit import bench`: core by another name
+        return "core"
+    return unit(root.joinpath(*parts).with_suffix(".py"), root)
+
+
+def exists(module: str, root: Path) -> bool:
+    parts = module.split(".")[1:]
+    if parts and parts[0] in CORE | {"MissingDependency", "expect"}:
+        return True
+    path = root.joinpath(*parts)
+    return path.with_suffix(".py").exists() or (path / "__init__.py").exists()
 
 
 def violations(root: Path = LABKIT) -> list[str]:
@@ -78,15 +80,11 @@ def violations(root: Path = LABKIT) -> list[str]:
         src = unit(path, root)
         for module, line in imports(path):
             dst = target_unit(module, root)
-            if dst == src or module in ("labkit.MissingDependency", "labkit.expect"):
-                continue
             where = f"{path.relative_to(root.parent)}:{line}: {src} -> {dst}"
-            if (
-                not (root / Path(*module.split(".")[1:])).with_suffix(".py").exists()
-                and not (root / Path(*module.split(".")[1:])).is_dir()
-            ):
-                if kind(dst) != "unknown" or module.count(".") == 1:
-                    found.append(f"{where} (imports {module}, which does not exist)")
+            if not exists(module, root):
+                found.append(f"{where} (imports {module}, which does not exist)")
+                continue
+            if dst == src:
                 continue
             ks, kd = kind(src), kind(dst)
             if ks == "core" and kd != "core":
@@ -95,7 +93,9 @@ def violations(root: Path = LABKIT) -> list[str]:
                 found.append(f"{where} (a topic must not import course tooling)")
             elif ks == "topic" and kd == "topic" and TOPICS[dst] > TOPICS[src]:
                 found.append(f"{where} (taught later: {TOPICS[dst]:02d} after {TOPICS[src]:02d})")
-            edges.setdefault(module_name(path, root), set()).add(module)
+            parts = module.split(".")
+            real = f"labkit.core.{parts[1]}" if len(parts) == 2 and parts[1] in CORE else module
+            edges.setdefault(module_name(path, root), set()).add(real)
     found += [f"import circle: {' -> '.join(c)}" for c in cycles(edges)]
     return found
 
@@ -145,11 +145,14 @@ def copy_of_labkit(tmp_path: Path) -> Path:
 
 
 def test_a_planted_back_import_fails(copy_of_labkit: Path) -> None:
-    quant = copy_of_labkit / "quant.py"
+    quant = copy_of_labkit / "quant" / "__init__.py"
     quant.write_text(quant.read_text() + "\nfrom labkit import generate  # planted\n")
     broken = violations(copy_of_labkit)
-    assert any("quant.py" in b and "quant -> generate" in b and "taught later" in b for b in broken)
-    env = copy_of_labkit / "env.py"
+    assert any(
+        "quant/__init__.py" in b and "quant -> generate" in b and "taught later" in b
+        for b in broken
+    )
+    env = copy_of_labkit / "core" / "env.py"
     env.write_text(env.read_text() + "\nfrom labkit import quant  # planted\n")
     assert any(
         "env.py" in b and "core must not import a topic" in b for b in violations(copy_of_labkit)
@@ -158,14 +161,14 @@ def test_a_planted_back_import_fails(copy_of_labkit: Path) -> None:
 
 def test_deleting_a_topic_names_what_depends_on_it(copy_of_labkit: Path) -> None:
     before = set(violations(copy_of_labkit))
-    (copy_of_labkit / "fusion.py").unlink()
-    (copy_of_labkit / "exercises" / "fusion.py").unlink()
+    shutil.rmtree(copy_of_labkit / "quant")
     new = set(violations(copy_of_labkit)) - before
     dependents = {b.split(":")[0] for b in new}
     users = {
         f"labkit/{p.relative_to(copy_of_labkit).as_posix()}"
         for p in copy_of_labkit.rglob("*.py")
-        if any(target_unit(m, copy_of_labkit) == "fusion" for m, _ in imports(p))
-    } - {"labkit/exercises/fusion.py", "labkit/fusion.py"}
-    assert new and all("fusion" in b and "does not exist" in b for b in new), new
+        if any(target_unit(m, copy_of_labkit) == "quant" for m, _ in imports(p))
+        and "quant" not in p.relative_to(copy_of_labkit).parts
+    }
+    assert new and all("quant" in b and "does not exist" in b for b in new), new
     assert dependents == users, (dependents, users)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labkit.build_notebooks import ROOT, colab_cell_source, notebook_paths, repo_url
+from labkit.course.build_notebooks import ROOT, colab_cell_source, notebook_paths, repo_url
 
 PLANNED = [
     "00_setup_and_measurement", "01_mixed_precision", "02_gradient_accumulation",

@@ -12,7 +12,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from labkit.build_notebooks import COLAB_MARK, NOTEBOOKS, TIMES, colab_cell_source, notebook_paths
+from labkit.course.build_notebooks import (
+    COLAB_MARK,
+    NOTEBOOKS,
+    TIMES,
+    colab_cell_source,
+    notebook_paths,
+)
 
 PATHS = notebook_paths()
 NAMES = [p.name for p in PATHS]
@@ -163,7 +169,7 @@ def test_every_figure_has_a_static_image_and_the_notebook_is_small(path: Path) -
             if "application/vnd.plotly.v1+json" in data:
                 assert "image/png" in data or "image/svg+xml" in data, (
                     f"cell {i}: plotly figure without a static image; rebuild with "
-                    "python -m labkit.build_notebooks"
+                    "python -m labkit.course.build_notebooks"
                 )
     size = path.stat().st_size
     assert size < 2_000_000, f"{path.name} is {size / 1e6:.1f} MB (limit 2 MB)"
@@ -173,7 +179,7 @@ def test_build_times_under_two_minutes() -> None:
     times = json.loads(TIMES.read_text())
     for name in NAMES:
         assert name in times, (
-            f"{name} has no recorded build time; run python -m labkit.build_notebooks"
+            f"{name} has no recorded build time; run python -m labkit.course.build_notebooks"
         )
         assert times[name] <= 90, f"{name} took {times[name]} s to run (limit 90 s on 2 cores)"
     assert sum(times[n] for n in NAMES) < 15 * 60

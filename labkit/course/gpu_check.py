@@ -134,7 +134,7 @@ def rows() -> list[Row]:
             last = traceback.format_exception_only(type(exc), exc)[-1].strip()
             out.append((name, "FAIL", last[:160]))
     try:
-        from labkit import deploy_trt
+        from labkit.deploy import trt as deploy_trt
 
         out.extend(deploy_trt.gpu_check_rows())
     except Exception as exc:

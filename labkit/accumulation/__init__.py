@@ -1,0 +1,451 @@
+"""Gradient accumulation: a big batch's gradient from k small micro-batches.
+
+For a mean loss over a batch of N examples split into micro-batches B_1..B_k (sizes n_i),
+
+    grad (1/N) sum_j l_j  =  sum_i (n_i / N) * grad mean_{j in B_i} l_j
+
+so each micro-batch's mean loss is multiplied by n_i / N before backward() (loss / k when all
+micro-batches have the same size), gradients add up in .grad, and the optimizer steps once.
+Only one micro-batch's activations are alive at a time: peak memory falls with the micro-batch.
+It is exact only for layers that treat examples independently: BatchNorm (statistics per
+micro-batch) and dropout (fresh masks) break the equality.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from labkit import bench
+from labkit.core.errors import check_positive, check_tensor
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def gradients(model: nn.Module) -> list[torch.Tensor]:
+    """Copies of every parameter's .grad (zeros where a parameter got no gradient)."""
+    return [
+        p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
+        for p in model.parameters()
+    ]
+
+
+def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """max over tensors of max |a - b| (two gradient lists of the same model)."""
+    if len(a) != len(b):
+        raise ValueError(f"gradient lists differ in length: {len(a)} vs {len(b)}.")
+    return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
+
+
+def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """max |a - b| / max |b| over all tensors: the error relative to b's scale."""
+    return max_abs_diff(a, b) / max(float(t.abs().max()) for t in b)
+
+
+def allclose(
+    a: list[torch.Tensor], b: list[torch.Tensor], rtol: float = 1e-5, atol: float = 1e-6
+) -> bool:
+    """torch.allclose on every pair of tensors."""
+    return len(a) == len(b) and all(
+        torch.allclose(x, y, rtol=rtol, atol=atol) for x, y in zip(a, b, strict=True)
+    )
+
+
+def micro_batches(
+    x: torch.Tensor, y: torch.Tensor, micro_batch_size: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Consecutive slices of (x, y) of ``micro_batch_size`` rows (the last may be smaller)."""
+    check_tensor(x, "x", floating=False)
+    if not isinstance(micro_batch_size, int) or micro_batch_size < 1:
+        raise ValueError(f"micro_batch_size must be a positive int, got {micro_batch_size!r}.")
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
+    return [
+        (x[i : i + micro_batch_size], y[i : i + micro_batch_size])
+        for i in range(0, len(x), micro_batch_size)
+    ]
+
+
+def big_batch_gradients(
+    model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
+) -> list[torch.Tensor]:
+    """Gradients of loss_fn(model(x), y) on the whole batch at once (the reference)."""
+    model.zero_grad(set_to_none=True)
+    loss_fn(model(x), y).backward()
+    return gradients(model)
+
+
+def accumulate_gradients(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    micro_batch_size: int,
+) -> list[torch.Tensor]:
+    """Gradients accumulated over micro-batches, each mean loss weighted by n_i / N.
+
+    Equal to big_batch_gradients for a mean loss (up to float rounding) whatever the sizes.
+    """
+    model.zero_grad(set_to_none=True)
+    n = len(x)
+    for xb, yb in micro_batches(x, y, micro_batch_size):
+        (loss_fn(model(xb), yb) * (len(xb) / n)).backward()
+    return gradients(model)
+
+
+def accumulate_wrong(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    micro_batch_size: int,
+    mistake: str,
+) -> list[torch.Tensor]:
+    """The two classic mistakes, for demonstration.
+
+    mistake="no_divide":   backward(mean loss of each micro-batch): k times the gradient.
+    mistake="divide_by_k": backward(loss / k) even when the last micro-batch is smaller:
+                           its examples get too much weight.
+    """
+    chunks = micro_batches(x, y, micro_batch_size)
+    if mistake not in ("no_divide", "divide_by_k"):
+        raise ValueError(f"mistake must be 'no_divide' or 'divide_by_k', got {mistake!r}.")
+    model.zero_grad(set_to_none=True)
+    for xb, yb in chunks:
+        loss = loss_fn(model(xb), yb)
+        (loss if mistake == "no_divide" else loss / len(chunks)).backward()
+    return gradients(model)
+
+
+def train(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    steps: int,
+    lr: float,
+    micro_batch_size: int | None = None,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+) -> nn.Module:
+    """``steps`` SGD steps on the batch (x, y): one backward, or accumulation over micro-batches.
+
+    Same data, same lr: accumulation gives the same weights as the big batch.
+    """
+    check_positive(lr, "lr")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0 (optimizer steps), got {steps!r}.")
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        if micro_batch_size is None:
+            big_batch_gradients(model, loss_fn, x, y)
+        else:
+            accumulate_gradients(model, loss_fn, x, y, micro_batch_size)
+        opt.step()
+    return model
+
+
+def _bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        raise ValueError("model has no BatchNorm layer; use labkit.models.cnn for this demo.")
+    if any(bn.momentum is None or not bn.track_running_stats for bn in bns):
+        raise ValueError(
+            "this demo needs BatchNorm with running stats and a momentum (the default)."
+        )
+    return bns
+
+
+def _rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """max over layers of ||a - b|| / ||b||."""
+    return max(float((p - q).norm() / q.norm()) for p, q in zip(a, b, strict=True))
+
+
+def batchnorm_effect(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    micro_batch_size: int,
+    warmup_updates: int = 50,
+) -> dict[str, float]:
+    """How BatchNorm (train mode) breaks accumulation, on the gradient and on the running stats.
+
+    Gradient: each micro-batch is normalised with its own mean and variance, not the big
+    batch's -> "grad_rel_error" = max |g_acc - g_big| / max |g_big|.
+
+    Running statistics r <- (1 - m) r + m * stat (momentum m = 0.1) are updated once per step
+    with the big batch, but k times per step with accumulation. Right after initialisation
+    (r = 0 for the mean) that alone makes them differ: one update gives m * mu, k updates give
+    (1 - (1 - m)^k) * mu, a relative difference of (1 - (1 - m)^k) / m - 1 ("ema_prediction")
+    that is the EMA warming up, not an effect of accumulation ("cold_mean_rel_diff", measured).
+
+    The fair comparison is between warmed-up EMAs (weights fixed). The big-batch regime's EMA
+    converges to the big batch's own statistics (set here directly: one forward pass with
+    m = 1). The accumulation regime starts there and runs whole steps of k micro-batch updates
+    until at least ``warmup_updates`` updates have happened ((1 - m)^50 < 1 %: the start is
+    forgotten). "warm_mean_rel_diff" / "warm_var_rel_diff" = max over layers of
+    ||r_acc - r_big|| / ||r_big||. What is left is real: the accumulated EMA is weighted
+    towards the last micro-batches and carries the noise of their small-sample statistics.
+    """
+    bns = _bn_layers(model)
+    if not isinstance(warmup_updates, int) or warmup_updates < 1:
+        raise ValueError(f"warmup_updates must be a positive int, got {warmup_updates!r}.")
+    chunks = micro_batches(x, y, micro_batch_size)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    momentum = [bn.momentum for bn in bns]
+    model.train()
+    ref = big_batch_gradients(model, nn.functional.cross_entropy, x, y)
+    cold_big = [bn.running_mean.clone() for bn in bns]
+    model.load_state_dict(state)
+    acc = accumulate_gradients(model, nn.functional.cross_entropy, x, y, micro_batch_size)
+    cold_acc = [bn.running_mean.clone() for bn in bns]
+    with torch.no_grad():
+        model.load_state_dict(state)
+        for bn in bns:
+            bn.momentum = 1.0  # r <- the big batch's statistics: the big regime's fixed point
+        model(x)
+        for bn, m in zip(bns, momentum, strict=True):
+            bn.momentum = m
+        big_mean = [bn.running_mean.clone() for bn in bns]
+        big_var = [bn.running_var.clone() for bn in bns]
+        for _ in range(max(2, -(-warmup_updates // len(chunks)))):  # whole steps, >= 2
+            for xb, _yb in chunks:
+                model(xb)
+        acc_mean = [bn.running_mean.clone() for bn in bns]
+        acc_var = [bn.running_var.clone() for bn in bns]
+    model.load_state_dict(state)
+    m, k = float(momentum[0]), len(chunks)
+    return {
+        "grad_rel_error": max_rel_diff(acc, ref),
+        "cold_mean_rel_diff": _rel_diff(cold_acc, cold_big),
+        "ema_prediction": (1 - (1 - m) ** k) / m - 1,
+        "warm_mean_rel_diff": _rel_diff(acc_mean, big_mean),
+        "warm_var_rel_diff": _rel_diff(acc_var, big_var),
+    }
+
+
+def dropout_effect(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batch_size: int, seed: int = 0
+) -> dict[str, float]:
+    """Dropout with accumulation: same seed, yet micro-batches draw different masks.
+
+    Returns {"grad_rel_error": accumulated vs big batch (same seed, train mode),
+             "eval_rel_error": the same with dropout off (model.eval()): float rounding only}.
+    """
+    model.train()
+    torch.manual_seed(seed)
+    ref = big_batch_gradients(model, nn.functional.cross_entropy, x, y)
+    torch.manual_seed(seed)
+    acc = accumulate_gradients(model, nn.functional.cross_entropy, x, y, micro_batch_size)
+    model.eval()
+    ref_eval = big_batch_gradients(model, nn.functional.cross_entropy, x, y)
+    acc_eval = accumulate_gradients(model, nn.functional.cross_entropy, x, y, micro_batch_size)
+    model.train()
+    return {
+        "grad_rel_error": max_rel_diff(acc, ref),
+        "eval_rel_error": max_rel_diff(acc_eval, ref_eval),
+    }
+
+
+def clip_order_effect(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    micro_batch_size: int,
+    max_norm: float,
+    init_scale: float = 2.0**16,
+) -> dict[str, float]:
+    """AMP + accumulation + clipping: clip the *unscaled* gradient.
+
+    Accumulates scaled micro-batch losses with a torch.amp.GradScaler("cpu") and returns the
+    gradient norms {"true_norm", "right_order" (unscale_ then clip: <= max_norm),
+    "wrong_order" (clip the scaled gradient, then unscale: max_norm / S, far too small)}.
+    """
+    check_positive(max_norm, "max_norm")
+    check_positive(init_scale, "init_scale")
+    out = {}
+    for order in ("right_order", "wrong_order"):
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+        model.zero_grad(set_to_none=True)
+        for xb, yb in micro_batches(x, y, micro_batch_size):
+            loss = nn.functional.cross_entropy(model(xb), yb) * (len(xb) / len(x))
+            scaler.scale(loss).backward()
+        if order == "right_order":
+            scaler.unscale_(opt)
+            out["true_norm"] = grad_norm(model)
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        else:
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            scaler.unscale_(opt)
+        out[order] = grad_norm(model)
+        scaler.step(opt)
+        scaler.update()
+    return out
+
+
+def grad_norm(model: nn.Module) -> float:
+    """Global L2 norm of all gradients: sqrt(sum_p ||grad_p||^2)."""
+    return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters())))
+
+
+# --------------------------------------------------------------------------- DDP
+
+
+def accumulation_step_ddp(
+    ddp_model: nn.Module,
+    chunks: list[tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+) -> None:
+    """One optimizer step of accumulation under DistributedDataParallel.
+
+    The first k-1 backward passes run inside ``ddp_model.no_sync()``: gradients only add up
+    locally; the last backward all-reduces the accumulated gradient once (1 all-reduce per
+    bucket per step instead of k). Equal-size micro-batches: loss / k.
+    """
+    optimizer.zero_grad(set_to_none=True)
+    k = len(chunks)
+    for i, (xb, yb) in enumerate(chunks):
+        ctx = ddp_model.no_sync() if i < k - 1 else contextlib.nullcontext()
+        with ctx:
+            (loss_fn(ddp_model(xb), yb) / k).backward()
+    optimizer.step()
+
+
+@contextlib.contextmanager
+def single_process_group() -> Iterator[None]:
+    """A one-process gloo process group (in-memory store), so DDP runs on one CPU."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        raise ValueError("a process group already exists; call this outside distributed code.")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def count_allreduces(
+    model: nn.Module, chunks: list[tuple[torch.Tensor, torch.Tensor]], use_no_sync: bool
+) -> dict[str, Any]:
+    """Wrap ``model`` in DDP (one gloo process) and count gradient all-reduces of one
+    accumulation step over ``chunks``, with or without no_sync; also return the gradients."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    calls = [0]
+
+    def counting_hook(state, bucket):  # noqa: ANN001 (DDP checks these annotations itself)
+        calls[0] += 1
+        fut: torch.futures.Future[torch.Tensor] = torch.futures.Future()
+        fut.set_result(bucket.buffer())  # one process: the all-reduced sum is the buffer itself
+        return fut
+
+    with single_process_group():
+        ddp = DDP(model)
+        ddp.register_comm_hook(None, counting_hook)
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.0)
+        if use_no_sync:
+            accumulation_step_ddp(ddp, chunks, opt)
+        else:
+            opt.zero_grad(set_to_none=True)
+            for xb, yb in chunks:
+                (nn.functional.cross_entropy(ddp(xb), yb) / len(chunks)).backward()
+        grads = gradients(model)
+    return {"allreduces": calls[0], "grads": grads}
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def saved_activation_bytes(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    loss_fn: LossFn = nn.functional.cross_entropy,
+) -> int:
+    """Bytes of the tensors autograd saves for backward during one forward on (x, y).
+
+    Counted with torch.autograd.graph.saved_tensors_hooks: numel * element_size of each saved
+    tensor, a tensor saved twice counted once, views of parameters excluded (they live anyway). This is the activation memory that
+    accumulation shrinks: it scales with the micro-batch size.
+    """
+    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    seen: dict[tuple[int, tuple[int, ...]], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in param_ptrs:
+            seen[(t.data_ptr(), tuple(t.shape))] = t.numel() * t.element_size()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn(model(x), y)
+    del loss
+    return sum(seen.values())
+
+
+def fixed_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
+    """Make glibc serve every allocation >= nbytes with mmap and unmap it on free (Linux).
+
+    By default glibc raises its mmap threshold after big blocks are freed and then keeps
+    later blocks in the heap, so freed activation memory stays resident and CPU peak-RSS
+    readings (bench.peak_memory) of later runs show nothing. Fixing the threshold makes
+    freed blocks go back to the OS. Returns False where it does not apply (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, int(nbytes)))  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
+def _accumulation_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, micro_batch_size: int
+) -> None:
+    """Accumulate into existing .grad buffers (no new gradient memory, no copies)."""
+    model.zero_grad(set_to_none=False)
+    for xb, yb in micro_batches(x, y, micro_batch_size):
+        (nn.functional.cross_entropy(model(xb), yb) * (len(xb) / len(x))).backward()
+
+
+def peak_memory_sweep(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    micro_batch_sizes: list[int],
+) -> list[dict[str, Any]]:
+    """Equal effective batch len(x), different micro-batch sizes: one accumulation step each.
+
+    Rows {micro_batch, k, saved_activations_mb (exact), peak_mb (bench.peak_memory of one
+    step whose gradient buffers already exist: CUDA allocator peak on a GPU, peak RSS growth
+    on CPU, where fixed_mmap_threshold() is applied first so freed memory is returned)}.
+    Measured smallest micro-batch first.
+    """
+    for mb in micro_batch_sizes:
+        if isinstance(mb, bool) or not isinstance(mb, int) or mb < 1:
+            raise ValueError(
+                f"micro_batch_size must be a positive int, got {mb!r} in {micro_batch_sizes}."
+            )
+    if x.device.type == "cpu":
+        fixed_mmap_threshold()
+    _accumulation_step(model, x[:1], y[:1], 1)  # allocate the .grad buffers once
+    rows = []
+    for mb in sorted(micro_batch_sizes):
+        saved = saved_activation_bytes(model, x[:mb], y[:mb])
+        peak = bench.peak_memory(_accumulation_step, model, x, y, mb)
+        rows.append(
+            {
+                "micro_batch": mb,
+                "k": -(-len(x) // mb),
+                "saved_activations_mb": saved / 2**20,
+                "peak_mb": peak / 2**20,
+            }
+        )
+    return rows

@@ -1,0 +1,1 @@
+"""Shared plumbing that two or more topics use and that knows no topic."""

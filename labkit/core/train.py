@@ -1,0 +1,100 @@
+"""Training and evaluation loops shared by every notebook.
+
+fit: for each epoch, for each batch: loss = loss_fn(model, x, y); loss.backward(); step.
+The default loss_fn is cross-entropy of model(x) against y. A tqdm bar shows progress,
+except under tests and notebook builds (labkit.env.quiet()).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from labkit.core.env import quiet
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The default loss: mean cross-entropy of model(x) against labels y."""
+    return F.cross_entropy(model(x), y)
+
+
+def fit(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    epochs: int = 10,
+    lr: float = 1e-2,
+    loss_fn: LossFn = cross_entropy_loss,
+    optimizer: torch.optim.Optimizer | None = None,
+    weight_decay: float = 0.0,
+    progress: bool | None = None,
+    device: torch.device | str = "cpu",
+) -> list[float]:
+    """Train ``model`` in place with Adam (or the given optimizer); return mean loss per epoch."""
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs!r}.")
+    model.to(device)
+    opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    show = (not quiet()) if progress is None else progress
+    history: list[float] = []
+    bar = tqdm(range(epochs), desc="train", disable=not show, leave=False)
+    for _ in bar:
+        model.train()
+        total, count = 0.0, 0
+        for x, y in loader:
+            x, y = x.to(device), y.to(device)
+            loss = loss_fn(model, x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(y)
+            count += len(y)
+        history.append(total / count)
+        bar.set_postfix(loss=f"{history[-1]:.4f}")
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module | Callable[[torch.Tensor], torch.Tensor],
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
+    """Accuracy (fraction correct) and mean cross-entropy loss of ``model`` on ``loader``."""
+    if isinstance(model, nn.Module):
+        model.eval().to(device)
+    correct, loss, count = 0, 0.0, 0
+    for x, y in loader:
+        x, y = x.to(device), y.to(device)
+        logits = model(x)
+        loss += F.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    return {"accuracy": correct / count, "loss": loss / count}
+
+
+@torch.no_grad()
+def accuracy(
+    model: nn.Module | Callable[[torch.Tensor], Any], x: torch.Tensor, y: torch.Tensor
+) -> float:
+    """Fraction of rows of ``x`` whose arg-max prediction equals ``y``.
+
+    ``model``: an nn.Module (put in eval mode) or any function returning logits (N, C) as a
+    tensor or NumPy array, e.g. an ONNX Runtime runner. The one accuracy of the course.
+    """
+    if isinstance(model, nn.Module):
+        model.eval()
+    logits = torch.as_tensor(np.asarray(model(x)) if not isinstance(model, nn.Module) else model(x))
+    if logits.ndim != 2 or len(logits) != len(y):
+        raise ValueError(f"expected logits of shape ({len(y)}, C), got {tuple(logits.shape)}.")
+    return float((logits.argmax(1) == y).float().mean())

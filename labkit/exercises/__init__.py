@@ -1,1 +1,0 @@
-"""Exercise specifications, one module per topic: ``EXERCISES = {"<topic>.<name>": Exercise}``."""

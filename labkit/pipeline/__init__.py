@@ -1,0 +1,455 @@
+"""The capstone: one model through every compression stage, measured the same way at each.
+
+    FP32 teacher --distill--> student --prune_channels + fine-tune--> pruned
+      --QAT (8-bit fake quantisation, STE)--> QAT model --unwrap, export--> ONNX FP32
+      --ONNX Runtime quantize_static (QDQ, calibrated)--> ONNX INT8, run by ONNX Runtime
+
+This module only chains what the topic modules own (labkit.distill, prune, qat, fusion,
+deploy, bench, edge) and keeps the books. A stage is measured by
+
+- accuracy: fraction of the digits test split classified correctly;
+- bytes: the serialized file (torch.save of the state_dict for a PyTorch model, the .onnx
+  file for ONNX Runtime), what a deployment would ship;
+- MACs: multiply-accumulates of one image (labkit.bench.count_macs; BN/ReLU/pool count 0);
+- ms_b1 / ms_b32: median single-thread latency at batch 1 and batch 32, all stages timed
+  interleaved in one run (labkit.bench.compare, compare_stages) so machine noise hits all
+  alike; each ratio comes with its spread over rounds.
+
+Ratios of a row r against a baseline row b (usually the FP32 teacher):
+
+    smaller = bytes_b / bytes_r,   faster = ms_b / ms_r,   drop = 100 * (acc_b - acc_r)  points
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from labkit import bench, deploy, distill, edge, models, prune, qat, train
+from labkit.core.errors import check_fraction, check_positive, check_tensor
+
+LATENCY_KEYS = ("ms_b1", "ms_b32")
+TARGET = {"smaller": 8.0, "faster": 2.0, "max_drop_points": 1.5}
+
+
+class Stage(NamedTuple):
+    """One pipeline stage: how to run it (x (N, 1, 8, 8) -> logits (N, 10)), what it ships,
+    and its MACs per image."""
+
+    name: str
+    run: Callable[[torch.Tensor], Any]
+    bytes: int
+    macs: int
+    note: str = ""
+
+
+# --------------------------------------------------------------------------- the steps
+
+
+def distill_student(
+    teacher: nn.Module,
+    loader: DataLoader,
+    *,
+    width: int = 24,
+    depth: int = 3,
+    epochs: int = 8,
+    lr: float = 3e-3,
+    T: float = 4.0,
+    alpha: float = 0.9,
+    seed: int = 0,
+) -> nn.Sequential:
+    """A fresh ``labkit.models.cnn(width, depth)`` (seeded) trained on the teacher's soft labels.
+
+    Loss per batch: labkit.distill.kd_loss_fn = (1 - alpha) CE + alpha T^2 KL(p_t(T) || p_s(T))
+    on shift-augmented digits. A CNN (not distill.student_model's MLP) so that the next step
+    can remove whole channels. Returns the student in eval mode.
+    """
+    torch.manual_seed(seed)
+    student = models.cnn(width=width, depth=depth)
+    loss = distill.kd_loss_fn(teacher, T=T, alpha=alpha, seed=seed)
+    train.fit(student, loader, epochs=epochs, lr=lr, loss_fn=loss)
+    return student.eval()
+
+
+def prune_and_finetune(
+    model: nn.Sequential,
+    loader: DataLoader,
+    teacher: nn.Module | None = None,
+    *,
+    ratio: float = 0.5,
+    epochs: int = 3,
+    lr: float = 3e-3,
+    T: float = 4.0,
+    alpha: float = 0.9,
+    seed: int = 0,
+) -> nn.Sequential:
+    """Structured pruning: ``labkit.prune.prune_channels`` removes ``ratio`` of every conv's
+    output channels (smallest L1 filters), BatchNorm statistics are re-estimated
+    (prune.recalibrate_bn), then prune.fine_tune trains ``epochs`` more, with the teacher's
+    distillation loss when a teacher is given (else cross-entropy). ``model`` is unchanged.
+    """
+    check_fraction(ratio, "ratio")
+    torch.manual_seed(seed)
+    small = prune.prune_channels(model, ratio)
+    prune.recalibrate_bn(small, loader)
+    loss = (
+        distill.kd_loss_fn(teacher, T=T, alpha=alpha, seed=seed)
+        if teacher is not None
+        else train.cross_entropy_loss
+    )
+    prune.fine_tune(small, loader, epochs=epochs, lr=lr, loss_fn=loss)
+    return small.eval()
+
+
+def quantization_aware(
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    bits: int = 8,
+    epochs: int = 2,
+    lr: float = 1e-4,
+    calib_batches: int = 4,
+    seed: int = 0,
+) -> nn.Module:
+    """QAT: fold BN, wrap every Conv2d/Linear in a fake quantiser (weights per channel,
+    activations calibrated on ``calib_batches`` batches) with labkit.qat.qat_model, then
+    labkit.qat.qat_finetune for ``epochs`` (straight-through gradients). Eval mode."""
+    torch.manual_seed(seed)
+    q = qat.qat_model(model, qat.calibration_batches(loader, calib_batches), bits=bits)
+    qat.qat_finetune(q, loader, epochs=epochs, lr=lr)
+    return q.eval()
+
+
+def export_float(qmodel: nn.Module) -> nn.Module:
+    """The float model a deployer exports from a QAT model: every labkit.qat.QuantLayer is
+    replaced by its Conv2d/Linear, whose weight is set to the fake-quantised weight
+    W_hat = S_c * clamp(round(W / S_c), -128, 127), the 8-bit grid QAT trained for: a converter
+    using the same per-channel grid leaves it unchanged (deploy.quantize_static_int8 on a CPU
+    without VNNI keeps weights in [-64, 64], a coarser grid: see its reduce_range).
+    BN was folded by qat.prepare. ``qmodel`` is unchanged.
+    """
+    layers = qat.quant_layers(qmodel)
+    if not layers:
+        raise ValueError("export_float needs a model prepared by labkit.qat (no QuantLayer found).")
+    out = copy.deepcopy(qmodel).eval()
+    for name, ql in qat.quant_layers(out).items():
+        plain = ql.layer
+        with torch.no_grad():
+            plain.weight.copy_(ql.quantized_weight())
+        parent, _, child = name.rpartition(".")
+        setattr(out.get_submodule(parent) if parent else out, child, plain)
+    return out
+
+
+def export_onnx_int8(
+    model: nn.Module,
+    example: torch.Tensor,
+    calib_x: torch.Tensor,
+    workdir: str | Path,
+    name: str,
+    *,
+    reduce_range: bool | None = None,
+) -> tuple[Path, Path]:
+    """Export ``model`` to ``workdir/name_fp32.onnx`` (labkit.deploy.export_onnx, dynamic
+    batch) and quantise it with ONNX Runtime's static INT8 (QDQ, per-channel symmetric int8
+    weights, uint8 activations, MinMax calibration on ``calib_x``) to ``workdir/name_int8.onnx``.
+    reduce_range: 7-bit weights; None = deploy.quantize_static_int8's choice (on where the
+    CPU has no VNNI)."""
+    check_tensor(calib_x, "calib_x", ndim=4)
+    workdir = Path(workdir)
+    fp32 = deploy.export_onnx(model, example, workdir / f"{name}_fp32.onnx")
+    int8 = deploy.quantize_static_int8(
+        fp32, workdir / f"{name}_int8.onnx", calib_x, reduce_range=reduce_range
+    )
+    return fp32, int8
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def torch_stage(name: str, model: nn.Module, example: torch.Tensor, note: str = "") -> Stage:
+    """A PyTorch-eager stage: bytes = torch.save(state_dict), MACs of ``example[:1]``.
+
+    A QAT model's fake quantisers call F.conv2d/F.linear directly, which count_macs cannot
+    see, so its MACs are counted on export_float(model) (the same arithmetic).
+    """
+    check_tensor(example, "example")
+    counted = export_float(model) if qat.quant_layers(model) else model
+    return Stage(
+        name,
+        prune.inference_fn(model),
+        bench.serialized_size_bytes(model),
+        bench.count_macs(counted.eval(), example[:1]),
+        note,
+    )
+
+
+def onnx_stage(name: str, path: str | Path, macs: int, note: str = "") -> Stage:
+    """An ONNX Runtime stage on one intra-op thread: bytes = the .onnx file's size."""
+    run = deploy.ort_runner(deploy.ort_session(path, threads=1))
+    return Stage(name, run, deploy.file_size(path), int(macs), note)
+
+
+def run_pipeline(
+    teacher: nn.Module,
+    loader: DataLoader,
+    calib_x: torch.Tensor,
+    workdir: str | Path,
+    *,
+    width: int = 24,
+    distill_epochs: int = 8,
+    prune_ratio: float = 0.5,
+    finetune_epochs: int = 3,
+    qat_epochs: int = 2,
+    bits: int = 8,
+    teacher_onnx: bool = False,
+) -> list[Stage]:
+    """teacher -> distilled student -> pruned + fine-tuned -> QAT -> ONNX FP32 -> ONNX INT8.
+
+    Returns the stages in that order (with ``teacher_onnx`` also the teacher exported to
+    ONNX Runtime FP32, right after the teacher: how much the runtime alone buys).
+    ``calib_x`` (N, 1, 8, 8): training images for ONNX Runtime's INT8 calibration.
+    """
+    check_tensor(calib_x, "calib_x", ndim=4)
+    example = calib_x[:2]
+    student = distill_student(teacher, loader, width=width, epochs=distill_epochs)
+    pruned = prune_and_finetune(student, loader, teacher, ratio=prune_ratio, epochs=finetune_epochs)
+    q = quantization_aware(pruned, loader, bits=bits, epochs=qat_epochs)
+    fp32_path, int8_path = export_onnx_int8(export_float(q), example, calib_x, workdir, "pipeline")
+    stages = [torch_stage("FP32 teacher", teacher, example, "PyTorch eager")]
+    if teacher_onnx:
+        path = deploy.export_onnx(teacher, example, Path(workdir) / "teacher_fp32.onnx")
+        stages.append(onnx_stage("FP32 teacher (ORT)", path, stages[0].macs, "ONNX Runtime"))
+    stages += [
+        torch_stage("distilled student", student, example, "PyTorch eager"),
+        torch_stage("pruned + fine-tuned", pruned, example, "PyTorch eager"),
+        torch_stage("QAT INT8 (simulated)", q, example, "fake-quant, float32 file"),
+    ]
+    macs = stages[-1].macs
+    stages += [
+        onnx_stage("ONNX FP32", fp32_path, macs, "ONNX Runtime"),
+        onnx_stage("ONNX INT8 QDQ", int8_path, macs, "ONNX Runtime"),
+    ]
+    return stages
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def accuracy_rows(
+    stages: Sequence[Stage], x: torch.Tensor, y: torch.Tensor
+) -> list[dict[str, Any]]:
+    """Deterministic columns per stage: {"stage", "accuracy", "bytes", "MACs", "note"}."""
+    check_tensor(x, "x")
+    rows = []
+    for s in stages:
+        with torch.inference_mode():
+            acc = deploy.accuracy(s.run, x, y)
+        rows.append(
+            {"stage": s.name, "accuracy": acc, "bytes": s.bytes, "MACs": s.macs, "note": s.note}
+        )
+    return rows
+
+
+def compare_stages(
+    stages: Sequence[Stage],
+    x: torch.Tensor,
+    *,
+    batches: Sequence[int] = (1, 32),
+    rounds: int = 9,
+    repeats: int = 5,
+) -> dict[str, bench.Comparison]:
+    """{"ms_b<batch>": labkit.bench.compare of every stage against the first one} on ONE thread.
+
+    Each batch size is one interleaved comparison (stages timed in alternating order every
+    round, so machine noise hits all alike); ONNX Runtime sessions were opened with one
+    intra-op thread. Per stage s: median ms, speed-up t(first)/t(s) and its IQR over rounds.
+    """
+    check_tensor(x, "x")
+    if len(stages) < 2:
+        raise ValueError(f"compare_stages needs 2+ stages, got {len(stages)}.")
+    names = [s.name for s in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f"stage names must be unique, got {names}.")
+    out: dict[str, bench.Comparison] = {}
+    for b in batches:
+        if not 1 <= b <= len(x):
+            raise ValueError(f"batch {b} needs 1 <= batch <= {len(x)} (the images given).")
+        xb = x[:b]  # (b, 1, 8, 8)
+        fns = {s.name: functools.partial(s.run, xb) for s in stages}
+        out[f"ms_b{b}"] = bench.compare(
+            fns, baseline=names[0], rounds=rounds, repeats=repeats, threads=1
+        )
+    return out
+
+
+def with_latency(
+    rows: Sequence[Mapping[str, Any]], comparisons: Mapping[str, bench.Comparison]
+) -> list[dict[str, Any]]:
+    """The accuracy rows with columns from ``compare_stages`` added (new dicts): per key
+    "ms_b<batch>" the median ms, "faster_b<batch>" = t(first stage) / t(stage) (the
+    bench.compare ratio), "iqr_b<batch>" its (25 %, 75 %) spread and "clear_b<batch>"
+    (True when that spread excludes 1.0)."""
+    out = []
+    for r in rows:
+        row = dict(r)
+        for key, comp in comparisons.items():
+            b = key.removeprefix("ms_b")
+            name = r["stage"]
+            if name not in comp.median_ms:
+                raise ValueError(
+                    f"stage {name!r} was not timed in {key} (timed: {list(comp.median_ms)})."
+                )
+            row[key] = comp.median_ms[name]
+            row[f"faster_b{b}"] = comp.speedup[name]
+            row[f"iqr_b{b}"] = comp.spread[name]
+            row[f"clear_b{b}"] = name == comp.baseline or comp.clear(name)
+        out.append(row)
+    return out
+
+
+def compression_summary(
+    base: Mapping[str, float], row: Mapping[str, float], latency_key: str = "ms_b1"
+) -> dict[str, float]:
+    """How ``row`` compares with ``base``:
+
+    smaller = base["bytes"] / row["bytes"];  faster = base[latency_key] / row[latency_key]
+    (omitted when either row has no ``latency_key``);
+    accuracy_drop_points = 100 * (base["accuracy"] - row["accuracy"]) (negative = a gain).
+    """
+    for r, what in ((base, "base"), (row, "row")):
+        for key in ("bytes", "accuracy"):
+            if key not in r:
+                raise ValueError(f"{what} needs a {key!r} entry (a row of accuracy_rows).")
+        check_positive(r["bytes"], f"{what}['bytes']")
+    out = {
+        "smaller": base["bytes"] / row["bytes"],
+        "accuracy_drop_points": 100.0 * (base["accuracy"] - row["accuracy"]),
+    }
+    if latency_key in base and latency_key in row:
+        check_positive(row[latency_key], f"row[{latency_key!r}]")
+        out["faster"] = base[latency_key] / row[latency_key]
+    return out
+
+
+def meets_target(
+    summary: Mapping[str, float], target: Mapping[str, float] = TARGET
+) -> dict[str, bool]:
+    """Which parts of the target a compression_summary meets: {"size", "speed", "accuracy"}
+    (speed only when the summary has "faster")."""
+    out = {
+        "size": summary["smaller"] >= target["smaller"],
+        "accuracy": summary["accuracy_drop_points"] <= target["max_drop_points"],
+    }
+    if "faster" in summary:
+        out["speed"] = summary["faster"] >= target["faster"]
+    return out
+
+
+def pick_stage(
+    rows: Sequence[Mapping[str, Any]],
+    max_bytes: float,
+    max_ms: float,
+    latency_key: str = "ms_b1",
+) -> Mapping[str, Any] | None:
+    """The most accurate row with bytes <= max_bytes and row[latency_key] <= max_ms
+    (ties: fewer bytes, then lower latency); None when no row fits both budgets."""
+    check_positive(max_bytes, "max_bytes")
+    check_positive(max_ms, "max_ms")
+    ok = [r for r in rows if r["bytes"] <= max_bytes and r[latency_key] <= max_ms]
+    if not ok:
+        return None
+    return max(ok, key=lambda r: (r["accuracy"], -r["bytes"], -r[latency_key]))
+
+
+def clearly_faster(a: Mapping[str, Any], b: Mapping[str, Any], latency_key: str = "ms_b1") -> bool:
+    """True when row ``a`` is faster than row ``b`` beyond the timing noise.
+
+    With the "iqr_b<batch>" columns of ``with_latency`` (speed-ups against the same baseline,
+    measured in the same interleaved rounds): a's lower quartile above b's upper quartile.
+    Without them: a plain comparison of the medians.
+    """
+    b_ = latency_key.removeprefix("ms_b")
+    iqr = f"iqr_b{b_}"
+    if iqr in a and iqr in b:
+        return a[iqr][0] > b[iqr][1]
+    return a[latency_key] < b[latency_key]
+
+
+def pareto_stages(
+    rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1", noise_aware: bool = True
+) -> list[str]:
+    """Names of the stages on the accuracy-vs-latency Pareto front, fastest first.
+
+    A stage is dominated when another is at least as accurate and at least as fast, and
+    better in one of the two. With ``noise_aware`` (and the IQR columns of ``with_latency``)
+    "faster" means clearly_faster: two stages within each other's timing noise count as
+    equally fast, so the front does not depend on which way their medians happened to fall.
+    Without IQR columns this is labkit.edge.pareto_front on the medians.
+    """
+    b_ = latency_key.removeprefix("ms_b")
+    if not (noise_aware and all(f"iqr_b{b_}" in r for r in rows)):
+        front = edge.pareto_front([(r[latency_key], r["accuracy"]) for r in rows])
+        return [rows[i]["stage"] for i in front]
+
+    def dominated(r: Mapping[str, Any]) -> bool:
+        for o in rows:
+            if o is r:
+                continue
+            faster = clearly_faster(o, r, latency_key)
+            not_slower = faster or not clearly_faster(r, o, latency_key)
+            if (o["accuracy"] > r["accuracy"] and not_slower) or (
+                o["accuracy"] >= r["accuracy"] and faster
+            ):
+                return True
+        return False
+
+    keep = [r for r in rows if not dominated(r)]
+    return [r["stage"] for r in sorted(keep, key=lambda r: r[latency_key])]
+
+
+def pareto_figure(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1") -> Any:
+    """Plotly scatter: x = single-thread latency (ms, log axis), y = test accuracy (%),
+    marker area proportional to the file size, the Pareto front joined by a line."""
+    import plotly.graph_objects as go
+
+    biggest = max(r["bytes"] for r in rows)
+    sizes = [8 + 52 * math.sqrt(r["bytes"] / biggest) for r in rows]
+    front = set(pareto_stages(rows, latency_key))
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[r[latency_key] for r in rows],
+        y=[100 * r["accuracy"] for r in rows],
+        mode="markers+text",
+        text=[r["stage"] for r in rows],
+        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(rows))],
+        marker={"size": sizes, "sizemode": "diameter", "opacity": 0.7},
+        customdata=[r["bytes"] for r in rows],
+        hovertemplate="%{text}<br>%{x:.3f} ms, %{y:.2f} %<br>%{customdata:,} bytes<extra></extra>",
+        name="stages (marker area ~ file bytes)",
+    )
+    on_front = sorted((r for r in rows if r["stage"] in front), key=lambda r: r[latency_key])
+    fig.add_scatter(
+        x=[r[latency_key] for r in on_front],
+        y=[100 * r["accuracy"] for r in on_front],
+        mode="lines",
+        line={"dash": "dot"},
+        name="Pareto front",
+    )
+    batch = latency_key.removeprefix("ms_b")
+    fig.update_layout(
+        title="Every stage: accuracy vs latency (marker area = file size)",
+        xaxis_title=f"latency, 1 thread, batch {batch} (ms, log scale)",
+        yaxis_title="test accuracy (%)",
+        template="plotly_white",
+    )
+    fig.update_xaxes(type="log")
+    return fig

@@ -1,0 +1,165 @@
+"""Exercises of notebook 04 (pruning)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from labkit import prune
+from labkit.core.checks import Case, Exercise
+
+
+# ----------------------------------------------------------------------------- magnitude mask
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """Reference: bool mask, False at the round(sparsity * numel) smallest |w|."""
+    return prune.magnitude_mask(weight, sparsity)
+
+
+def _mask_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(0)
+    big_negative = torch.randn(6, 5, generator=gen)
+    big_negative[0, :3] = torch.tensor([-9.0, -8.0, -7.0])
+    return [
+        Case((torch.randn(10, generator=gen), 0.3), label="10 weights, sparsity 0.3 (prune 3)"),
+        Case((big_negative, 0.5), label="a (6, 5) weight whose largest magnitudes are negative"),
+        Case(
+            (torch.randn(4, 2, 3, 3, generator=gen), 0.8),
+            label="a conv weight (4, 2, 3, 3), sparsity 0.8",
+        ),
+        Case((torch.randn(5, 4, generator=gen), 0.0), label="sparsity 0.0 (prune nothing)"),
+        Case(
+            (torch.randn(7, generator=gen), 0.8),
+            label="7 weights, sparsity 0.8: round(5.6) = 6 pruned",
+        ),
+        Case((torch.randn(20, 10, generator=gen), 0.95), label="(20, 10) weight, sparsity 0.95"),
+        Case(
+            (torch.tensor([[-0.1, -5.0, -0.2], [-3.0, -0.05, -4.0]]), 0.5),
+            label="all-negative weights [[-0.1, -5, -0.2], [-3, -0.05, -4]], sparsity 0.5",
+        ),
+        Case(
+            (torch.tensor([[0.1, 0.2, 0.3, 0.4], [5.0, 6.0, 7.0, 8.0]]), 0.5),
+            label="rows of different scale [[0.1 .. 0.4], [5 .. 8]], sparsity 0.5 "
+            "(rank the whole tensor, not each row)",
+        ),
+    ]
+
+
+def _compare_mask(got: Any, expected: torch.Tensor) -> str | None:
+    if not isinstance(got, torch.Tensor):
+        return f"return a torch.Tensor mask, got {type(got).__name__}"
+    if got.shape != expected.shape:
+        return f"mask shape {tuple(got.shape)} but the weight has shape {tuple(expected.shape)}"
+    if not torch.isin(got.detach().double(), torch.tensor([0.0, 1.0], dtype=torch.float64)).all():
+        return "a mask holds only 0/1 (or False/True) values"
+    got_b = got.bool()
+    n_got, n_exp = int((~got_b).sum()), int((~expected).sum())
+    if n_got != n_exp:
+        return f"{n_got} weights pruned but round(sparsity * numel) = {n_exp}"
+    if not torch.equal(got_b, expected):
+        return "the right number is pruned, but not the weights of smallest |w|"
+    return None
+
+
+# ----------------------------------------------------------------------------- channel removal
+def remove_output_channels(
+    conv: nn.Conv2d, next_conv: nn.Conv2d, keep: torch.Tensor
+) -> tuple[nn.Conv2d, nn.Conv2d]:
+    """Reference: new (conv, next_conv) keeping only output channels ``keep`` of ``conv``."""
+    small, _, nxt = prune.prune_conv_pair(conv, None, next_conv, keep)
+    assert isinstance(nxt, nn.Conv2d)
+    return small, nxt
+
+
+def _pairs() -> list[tuple[str, nn.Conv2d, nn.Conv2d, torch.Tensor]]:
+    torch.manual_seed(0)
+    return [
+        (
+            "Conv2d(3, 6) -> Conv2d(6, 4), with biases, keep [0, 2, 5]",
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.Conv2d(6, 4, 3, padding=1),
+            torch.tensor([0, 2, 5]),
+        ),
+        (
+            "no biases, keep a single channel [1]",
+            nn.Conv2d(2, 4, 3, padding=1, bias=False),
+            nn.Conv2d(4, 3, 3, padding=1, bias=False),
+            torch.tensor([1]),
+        ),
+        (
+            "stride 2 and a 1x1 next conv, keep [1, 2, 3, 6]",
+            nn.Conv2d(3, 8, 3, stride=2, padding=1),
+            nn.Conv2d(8, 5, 1),
+            torch.tensor([1, 2, 3, 6]),
+        ),
+    ]
+
+
+def _check_remove(learner: Callable[..., Any]) -> str | None:
+    for label, conv, nxt, keep in _pairs():
+        before = (copy.deepcopy(conv.state_dict()), copy.deepcopy(nxt.state_dict()))
+        got = learner(conv, nxt, keep.clone())
+        if not (isinstance(got, tuple | list) and len(got) == 2):
+            return f"{label}: return a tuple (new_conv, new_next_conv), got {type(got).__name__}"
+        a, b = got
+        if not (isinstance(a, nn.Conv2d) and isinstance(b, nn.Conv2d)):
+            return f"{label}: both returned layers must be nn.Conv2d"
+        for old, state in zip((conv, nxt), before, strict=True):
+            now = old.state_dict()
+            if any(now[k].shape != v.shape or not torch.equal(now[k], v) for k, v in state.items()):
+                return f"{label}: you changed the original layers; build new ones (torch.no_grad + copy_)"
+        k = len(keep)
+        if a.out_channels != k or a.weight.shape[0] != k:
+            return f"{label}: new conv has out_channels={a.out_channels}, weight {tuple(a.weight.shape)}; expected {k} channels"
+        if b.in_channels != k or b.weight.shape[1] != k:
+            return (
+                f"{label}: next conv has in_channels={b.in_channels}, weight {tuple(b.weight.shape)}; "
+                f"slice its INPUT dimension (weight[:, keep]) to {k}"
+            )
+        if (a.bias is None) != (conv.bias is None) or (b.bias is None) != (nxt.bias is None):
+            return f"{label}: keep a bias exactly where the original layer had one"
+        x = torch.randn(2, conv.in_channels, 9, 9, generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            h = conv(x)
+            ha = a(x)
+            if ha.shape != h[:, keep].shape:
+                return f"{label}: new conv output {tuple(ha.shape)} vs {tuple(h[:, keep].shape)}; copy stride/padding"
+            if not torch.allclose(ha, h[:, keep], atol=1e-5):
+                return (
+                    f"{label}: new conv(x) is not conv(x)[:, keep]; slice weight AND bias by keep"
+                )
+            cut = torch.zeros_like(h)
+            cut[:, keep] = h[:, keep]
+            expected = nxt(cut)
+            out = b(ha)
+            if out.shape != expected.shape or not torch.allclose(out, expected, atol=1e-5):
+                return (
+                    f"{label}: next conv's output differs from the original fed with the removed "
+                    "channels set to 0; slice weight[:, keep] and keep its bias whole"
+                )
+    return None
+
+
+EXERCISES = {
+    "prune.magnitude_mask": Exercise(
+        reference=magnitude_mask,
+        cases=_mask_cases,
+        compare=_compare_mask,
+        hint="rank the weights by size whatever their sign, count how many to prune with "
+        "round(), and do not change the weight you were given (no in-place abs_).",
+        formula="k = round(sparsity * weight.numel()); the k smallest of weight.abs().flatten() "
+        "(torch.topk(..., k, largest=False).indices) get mask False; k = 0 prunes nothing.",
+    ),
+    "prune.remove_output_channels": Exercise(
+        reference=remove_output_channels,
+        custom=_check_remove,
+        hint="build two NEW layers: the first loses output channels, the second loses the "
+        "matching INPUT channels; copy every constructor setting and the biases that belong.",
+        formula="nn.Conv2d(conv.in_channels, len(keep), conv.kernel_size, conv.stride, "
+        "conv.padding, conv.dilation, bias=...): weight = conv.weight[keep], bias = "
+        "conv.bias[keep]; next: weight = next_conv.weight[:, keep], bias unchanged.",
+    ),
+}

@@ -1,0 +1,183 @@
+"""Planted wrong answers to notebook 03's exercises must be rejected."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from labkit import checks
+from solutions.n03_knowledge_distillation import distillation_loss, softmax_t
+
+
+def _kd(
+    s, t, y, T, alpha, *, t2=True, reverse=False, probs=False, reduction="batchmean", swap=False
+):
+    """The KD loss with one planted mistake switched on."""
+    t = t.detach()
+    hard = F.cross_entropy(s, y)
+    if probs:  # softmax where kl_div expects log-probabilities
+        inp = F.softmax(s / T, dim=-1)
+    else:
+        inp = F.log_softmax(s / T, dim=-1)
+    target = F.softmax(t / T, dim=-1)
+    if reverse:  # KL(p_s || p_t)
+        inp, target = F.log_softmax(t / T, dim=-1), F.softmax(s / T, dim=-1)
+    soft = F.kl_div(inp, target, reduction=reduction) * (T * T if t2 else 1.0)
+    a = 1 - alpha if swap else alpha
+    return (1 - a) * hard + a * soft
+
+
+def test_solutions_pass() -> None:
+    assert checks.check("distill.softmax_t", softmax_t).passed
+    assert checks.check("distill.distillation_loss", distillation_loss).passed
+    assert checks.check("distill.distillation_loss", _kd).passed
+
+
+def test_missing_t_squared_is_rejected() -> None:
+    res = checks.check("distill.distillation_loss", lambda *a: _kd(*a, t2=False))
+    assert not res.passed and "T=4" in res.message
+
+
+def test_reversed_kl_is_rejected() -> None:
+    assert not checks.check("distill.distillation_loss", lambda *a: _kd(*a, reverse=True)).passed
+
+
+def test_softmax_instead_of_log_softmax_is_rejected() -> None:
+    assert not checks.check("distill.distillation_loss", lambda *a: _kd(*a, probs=True)).passed
+
+
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides:UserWarning")
+def test_mean_over_all_elements_is_rejected() -> None:
+    res = checks.check("distill.distillation_loss", lambda *a: _kd(*a, reduction="mean"))
+    assert not res.passed and "wrong value" in res.message
+
+
+def test_sum_reduction_is_rejected() -> None:
+    assert not checks.check("distill.distillation_loss", lambda *a: _kd(*a, reduction="sum")).passed
+
+
+def test_alpha_the_wrong_way_round_is_rejected() -> None:
+    assert not checks.check("distill.distillation_loss", lambda *a: _kd(*a, swap=True)).passed
+
+
+def test_dividing_by_t_squared_is_rejected() -> None:
+    def over_t2(s, t, y, T, alpha):
+        soft = F.kl_div(
+            F.log_softmax(s / T, -1), F.softmax(t.detach() / T, -1), reduction="batchmean"
+        )
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * soft / (T * T)
+
+    assert not checks.check("distill.distillation_loss", over_t2).passed
+
+
+def test_not_attempted_is_reported() -> None:
+    def stub(*a):
+        raise NotImplementedError
+
+    res = checks.check("distill.distillation_loss", stub)
+    assert not res.passed and not res.attempted
+
+
+def test_softmax_without_temperature_is_rejected() -> None:
+    res = checks.check("distill.softmax_t", lambda z, T: torch.softmax(z, dim=-1))
+    assert not res.passed and "T = 4" in res.message
+
+
+def test_softmax_times_t_is_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: torch.softmax(z * T, -1)).passed
+
+
+def test_softmax_over_the_wrong_dim_is_rejected() -> None:
+    res = checks.check("distill.softmax_t", lambda z, T: torch.softmax(z / T, dim=0))
+    assert not res.passed and "batch" in res.message
+
+
+def test_naive_exp_overflows_and_is_rejected() -> None:
+    def naive(z, T):
+        e = torch.exp(z / T)
+        return e / e.sum(-1, keepdim=True)
+
+    res = checks.check("distill.softmax_t", naive)
+    assert not res.passed and "large logits" in res.message
+
+
+def test_stable_manual_softmax_passes() -> None:
+    def manual(z, T):
+        z = z / T
+        e = torch.exp(z - z.max(-1, keepdim=True).values)
+        return e / e.sum(-1, keepdim=True)
+
+    assert checks.check("distill.softmax_t", manual).passed
+
+
+def test_detached_student_is_rejected() -> None:
+    """Issue 13: the right value, but no gradient reaches the student."""
+
+    def detached(s, t, y, T, alpha):
+        return distillation_loss(s.detach(), t, y, T, alpha)
+
+    res = checks.check("distill.distillation_loss", detached)
+    assert not res.passed and res.attempted and "no gradient" in res.message
+
+
+def test_student_detached_in_the_soft_term_only_is_rejected() -> None:
+    def half_detached(s, t, y, T, alpha):
+        soft = F.kl_div(
+            F.log_softmax(s.detach() / T, -1), F.softmax(t.detach() / T, -1), reduction="batchmean"
+        )
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", half_detached)
+    assert not res.passed and "gradient reaching the student" in res.message
+
+
+def test_teacher_not_detached_is_rejected() -> None:
+    def live_teacher(s, t, y, T, alpha):
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t / T, -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", live_teacher)
+    assert not res.passed and "teacher" in res.message
+
+
+def test_temperature_on_the_student_only_is_rejected() -> None:
+    def student_only(s, t, y, T, alpha):
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t.detach(), -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    assert not checks.check("distill.distillation_loss", student_only).passed
+
+
+def test_in_place_division_of_the_teacher_is_rejected() -> None:
+    def in_place(s, t, y, T, alpha):
+        t = t.detach()
+        t /= T  # changes the caller's tensor: detach() shares its storage
+        soft = F.kl_div(F.log_softmax(s / T, -1), F.softmax(t, -1), reduction="batchmean")
+        return (1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * soft
+
+    res = checks.check("distill.distillation_loss", in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_softmax_in_place_division_is_rejected() -> None:
+    def in_place(z, T):
+        z /= T
+        return torch.softmax(z, dim=-1)
+
+    res = checks.check("distill.softmax_t", in_place)
+    assert not res.passed and "in place" in res.message
+
+
+def test_temperature_after_the_softmax_is_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: torch.softmax(z, -1) / T).passed
+
+
+def test_log_softmax_instead_of_softmax_is_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: torch.log_softmax(z / T, -1)).passed
+
+
+def test_hints_do_not_give_the_answer_away() -> None:
+    from labkit.distill.exercises import EXERCISES
+
+    for ex in EXERCISES.values():
+        assert ex.formula and ex.hint
+        assert "softmax(" not in ex.hint and "kl_div(" not in ex.hint
