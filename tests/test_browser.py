@@ -59,6 +59,16 @@ def code_cells(path: Path) -> list[str]:
     return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
 
 
+def shown_code_cells(path: Path) -> int:
+    """Code cells whose input JupyterLab draws (the Colab set-up cell is saved collapsed)."""
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return sum(
+        c["cell_type"] == "code"
+        and not c.get("metadata", {}).get("jupyter", {}).get("source_hidden")
+        for c in cells
+    )
+
+
 def has_widget(path: Path) -> bool:
     """True if a code cell (other than the Colab set-up cell) displays a live widget."""
     return any(WIDGET_CODE.search(src) for src in code_cells(path) if "google.colab" not in src)
@@ -221,7 +231,7 @@ VIEW_JS = """el => ({
     c.querySelectorAll('.hoverlayer').forEach(n => n.remove());
     return c.innerHTML;
   }).join('\\n'),
-  html: [...el.querySelectorAll('.widget-html-content, .widget-output')]
+  html: [...el.querySelectorAll('.widget-html-content, .widget-htmlmath-content, .widget-output')]
     .map(h => h.innerHTML).join('\\n'),
 })"""
 WIDGET_OUTPUT = ".jp-Cell-outputArea > .jp-OutputArea-child > .jp-OutputArea-output"
@@ -366,11 +376,16 @@ def reopen_after_save(page: Any, lab: Lab, notebook: Path, n_widgets: int) -> No
     """Save (what autosave does), stop the kernel, reopen: the widgets show, with their
     figures, from the saved state - not 'Error displaying widget: model not found'."""
     name = notebook.stem
-    page.locator(".jp-Notebook").click()
-    page.keyboard.press("Control+s")
-    poll(
-        lambda: "widgets" in json.loads((lab.root / notebook.name).read_text()).get("metadata", {}),
-        60,
+
+    def saved_with_state() -> bool:
+        meta = json.loads((lab.root / notebook.name).read_text()).get("metadata", {})
+        return "widgets" in meta
+
+    menu(
+        page,
+        "File",
+        "docmanager:save",
+        saved_with_state,
         f"{name}: the save to store the widget state",
     )
     lab.shut_down_kernels()
@@ -419,7 +434,7 @@ def test_notebook_widgets_in_jupyterlab(
         )
         t_open = time.monotonic()
 
-        prompts = run_all(page, name, len(code_cells(notebook)))
+        prompts = run_all(page, name, shown_code_cells(notebook))
         t_run = time.monotonic()
         errors = [e for e in page.evaluate(ERRORS_JS) if ERROR_TEXT.search(e)]
         assert not errors, f"{name}: error output after Run All:\n" + "\n---\n".join(errors)
