@@ -175,6 +175,20 @@ def test_every_figure_has_a_static_image_and_the_notebook_is_small(path: Path) -
     assert size < 2_000_000, f"{path.name} is {size / 1e6:.1f} MB (limit 2 MB)"
 
 
+@pytest.mark.parametrize("path", PATHS, ids=NAMES)
+def test_first_screen_says_time_exercises_and_prerequisites(path: Path) -> None:
+    title = load(path).cells[0].source
+    times = json.loads(TIMES.read_text())
+    m = re.search(r"\*\*Time to run:\*\* (\d+) s on the 2-core machine that built it", title)
+    assert m, (
+        "the title cell needs the line '**Time to run:** ... · **Exercises:** ... · **Assumes:** ...'"
+    )
+    assert int(m.group(1)) == round(times[path.name]), (
+        "time line differs from build_times.json: rebuild"
+    )
+    assert "**Exercises:**" in title and "**Assumes:**" in title
+
+
 def test_build_times_under_two_minutes() -> None:
     times = json.loads(TIMES.read_text())
     for name in NAMES:

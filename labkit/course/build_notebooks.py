@@ -122,6 +122,19 @@ def add_static_images(nb: nbformat.NotebookNode, width: int = 820, height: int =
     return len(outputs)
 
 
+TIME_LINE = re.compile(r"\*\*Time to run:\*\* [^·\n]*")
+
+
+def set_time_line(nb: nbformat.NotebookNode, seconds: float) -> None:
+    """The title cell's first-screen line says how long this build took (README map: same)."""
+    title = nb.cells[0]
+    title.source = TIME_LINE.sub(
+        f"**Time to run:** {round(seconds)} s on the 2-core machine that built it "
+        "(up to a few times longer on an older laptop) ",
+        title.source,
+    )
+
+
 def build(path: Path, timeout: int = 600) -> float:
     """Execute one notebook in place; return its wall time in seconds."""
     nb = nbformat.read(path, as_version=4)
@@ -142,6 +155,7 @@ def build(path: Path, timeout: int = 600) -> float:
     t0 = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - t0
+    set_time_line(nb, seconds)
     nb.metadata.pop("widgets", None)  # live widget state: megabytes, and stale once saved
     add_static_images(nb)
     nbformat.write(nb, path)
