@@ -28,6 +28,10 @@ from torch import nn
 from labkit.core.env import has_vnni
 from labkit.core.errors import check_tensor, require
 
+# torch's exporter logs one warning per torchvision op when torchvision is not installed (the
+# course does not need it): keep that noise out of the notebooks.
+logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+
 if TYPE_CHECKING:  # pragma: no cover
     import onnx
     import onnxruntime as ort
