@@ -66,10 +66,13 @@ def test_in_place_change_of_an_argument_is_caught(monkeypatch) -> None:
 
 
 def test_in_place_change_of_a_module_is_caught(monkeypatch) -> None:
-    spec = Exercise(
-        reference=lambda m: m.weight.abs().sum(),
-        cases=lambda: [Case((torch.nn.Linear(3, 2),))],
-    )
+    def layer() -> torch.nn.Linear:
+        lin = torch.nn.Linear(3, 2)
+        with torch.no_grad():  # fixed weights with negative entries: abs_() must change them
+            lin.weight.copy_(torch.tensor([[-1.0, 2.0, -3.0], [4.0, -5.0, 6.0]]))
+        return lin
+
+    spec = Exercise(reference=lambda m: m.weight.abs().sum(), cases=lambda: [Case((layer(),))])
     _patch(monkeypatch, spec)
     assert checks.check("t.l1", lambda m: m.weight.abs().sum()).passed
     res = checks.check("t.l1", lambda m: m.weight.data.abs_().sum())
