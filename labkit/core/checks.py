@@ -197,11 +197,15 @@ def _same(a: Any, b: Any) -> bool:
     return True
 
 
-def _changed_args(case: Case, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
-    """Names of the arguments a call changed in place (compared with the case's originals)."""
+def _snapshots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Comparable copies of every argument, positional first, then keywords in order."""
+    return [_snapshot(a) for a in args] + [_snapshot(kwargs[k]) for k in kwargs]
+
+
+def _changed_args(before: list[Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """Names of the arguments a call changed in place (``before``: the case's originals)."""
     names = [f"argument {i + 1}" for i in range(len(args))] + [f"`{k}`" for k in kwargs]
-    before = [_snapshot(a) for a in case.args] + [_snapshot(case.kwargs[k]) for k in kwargs]
-    after = [_snapshot(a) for a in args] + [_snapshot(kwargs[k]) for k in kwargs]
+    after = _snapshots(args, kwargs)
     return [n for n, b, a in zip(names, before, after, strict=True) if not _same(b, a)]
 
 
@@ -271,7 +275,8 @@ def check(key: str, fn: Callable[..., Any]) -> Result:
         label = case.label or f"case {i + 1}"
         ref_args, ref_kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
         expected = ex.reference(*ref_args, **ref_kwargs)
-        ref_changed = set(_changed_args(case, ref_args, ref_kwargs))
+        before = _snapshots(case.args, case.kwargs)  # once per case, for both calls
+        ref_changed = set(_changed_args(before, ref_args, ref_kwargs))
         args, kwargs = copy.deepcopy(case.args), copy.deepcopy(case.kwargs)
         try:
             got = fn(*args, **kwargs)
@@ -283,7 +288,7 @@ def check(key: str, fn: Callable[..., Any]) -> Result:
                 ex,
                 f"❌ {key}: your function raised {type(exc).__name__} on {label}: {exc}{_where(exc)}",
             )
-        changed = [n for n in _changed_args(case, args, kwargs) if n not in ref_changed]
+        changed = [n for n in _changed_args(before, args, kwargs) if n not in ref_changed]
         if changed:
             return _miss(
                 key,
