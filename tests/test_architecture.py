@@ -172,3 +172,98 @@ def test_deleting_a_topic_names_what_depends_on_it(copy_of_labkit: Path) -> None
     }
     assert new and all("quant" in b and "does not exist" in b for b in new), new
     assert dependents == users, (dependents, users)
+
+
+# ---------------------------------------------------------------- notebooks and solutions
+
+ROOT = LABKIT.parent
+
+
+def course_number(path: Path) -> int:
+    """The place of a notebook or solution in the course: 05 for 05_*.ipynb / n05_*.py."""
+    digits = path.stem.lstrip("n")[:2]
+    return int(digits) if digits.isdigit() else max(TOPICS.values())
+
+
+def code_of(path: Path) -> str:
+    """A solution's source, or a notebook's code cells with IPython magics commented out."""
+    if path.suffix == ".py":
+        return path.read_text()
+    import nbformat
+
+    cells = nbformat.read(path, as_version=4).cells
+    code = "\n".join(c.source for c in cells if c.cell_type == "code")
+    return "\n".join(
+        "#" + ln if ln.lstrip().startswith(("%", "!")) else ln for ln in code.split("\n")
+    )
+
+
+def topics_used(path: Path) -> set[str]:
+    """Topic packages a notebook or solution imports (import labkit.x / from labkit import x)."""
+    used = set()
+    for node in ast.walk(ast.parse(code_of(path), str(path))):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("labkit"):
+            names = [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        used |= {n.split(".")[1] for n in names if n.startswith("labkit.") and n.count(".") >= 1}
+    return used & set(TOPICS)
+
+
+def course_files(root: Path = ROOT) -> list[Path]:
+    return sorted((root / "notebooks").glob("*.ipynb")) + sorted((root / "solutions").glob("n*.py"))
+
+
+def notebook_violations(root: Path = ROOT, lab: Path = LABKIT) -> list[str]:
+    """A notebook or solution may use only topics taught at or before it, and only ones that exist."""
+    found = []
+    for path in course_files(root):
+        for t in sorted(topics_used(path)):
+            where = f"{path.relative_to(root)}: uses labkit.{t}"
+            if not (lab / t / "__init__.py").exists():
+                found.append(f"{where} (which does not exist)")
+            elif TOPICS[t] > course_number(path):
+                found.append(
+                    f"{where} (taught later: {TOPICS[t]:02d} after {course_number(path):02d})"
+                )
+    return found
+
+
+def test_notebooks_and_solutions_follow_the_course_order() -> None:
+    assert topics_used(ROOT / "notebooks" / "05_quantization_math.ipynb") == {"quant"}
+    broken = notebook_violations()
+    assert not broken, "\n".join(broken)
+
+
+def test_deleting_a_topic_and_its_notebook_names_every_notebook_that_needs_it(
+    copy_of_labkit: Path,
+) -> None:
+    shutil.rmtree(copy_of_labkit / "distill")  # 03; later notebooks build on its teachers
+    named = {b.split(":")[0] for b in notebook_violations(ROOT, copy_of_labkit)}
+    needs = {
+        str(p.relative_to(ROOT))
+        for p in course_files()
+        if "distill" in topics_used(p) and course_number(p) != 3
+    }
+    assert needs, "expected later notebooks to use labkit.distill"
+    assert (
+        named - {str(p.relative_to(ROOT)) for p in course_files() if course_number(p) == 3} == needs
+    )
+
+
+def test_a_notebook_using_a_later_topic_fails(tmp_path: Path) -> None:
+    import nbformat
+
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "solutions").mkdir()
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("%time 1\nfrom labkit import quant")]
+    )
+    nbformat.write(nb, tmp_path / "notebooks" / "02_planted.ipynb")
+    (tmp_path / "solutions" / "n04_planted.py").write_text("import labkit.generate.gpt\n")
+    assert notebook_violations(tmp_path) == [
+        "notebooks/02_planted.ipynb: uses labkit.quant (taught later: 05 after 02)",
+        "solutions/n04_planted.py: uses labkit.generate (taught later: 11 after 04)",
+    ]
