@@ -24,7 +24,10 @@ DEFAULT_THREADS = 2
 
 
 def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
-    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels."""
+    """Seed Python, NumPy and torch; optionally ask torch for deterministic kernels.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "Setup".
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -34,7 +37,10 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
 
 
 def set_threads(n: int = DEFAULT_THREADS) -> int:
-    """Fix torch's intra-op thread count (timings and float sums depend on it)."""
+    """Fix torch's intra-op thread count (timings and float sums depend on it).
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "2. Why naive timing lies".
+    """
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"threads must be a positive integer, got {n!r}.")
     torch.set_num_threads(n)
@@ -43,7 +49,10 @@ def set_threads(n: int = DEFAULT_THREADS) -> int:
 
 @contextlib.contextmanager
 def threads(n: int) -> Iterator[int]:
-    """Context manager: run a block with ``n`` torch threads, then restore the old count."""
+    """Context manager: run a block with ``n`` torch threads, then restore the old count.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "2. Why naive timing lies".
+    """
     old = torch.get_num_threads()
     try:
         yield set_threads(n)
@@ -69,7 +78,10 @@ def quiet() -> bool:
 
 
 def setup(seed: int = 0, threads: int = DEFAULT_THREADS) -> None:
-    """First code cell of every notebook: seeds, threads, plot renderer."""
+    """First code cell of every notebook: seeds, threads, plot renderer.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "Setup".
+    """
     seed_everything(seed)
     set_threads(threads)
 
@@ -82,6 +94,8 @@ def cpu_features() -> dict[str, bool]:
     """Instruction-set extensions of this CPU read from /proc/cpuinfo (Linux).
 
     Falls back to torch's own view (``torch.backends.cpu.get_cpu_capability()``) elsewhere.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "1. The environment doctor".
     """
     flags: set[str] = set()
     try:
@@ -130,7 +144,10 @@ def optional_packages() -> dict[str, str | None]:
 
 
 def report() -> dict[str, object]:
-    """Everything the course needs to know about this machine, as a dict."""
+    """Everything the course needs to know about this machine, as a dict.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "1. The environment doctor".
+    """
     cuda = torch.cuda.is_available()
     return {
         "python": platform.python_version(),
@@ -259,7 +276,10 @@ def problems(rep: dict[str, object] | None = None) -> list[str]:
 
 
 def doctor() -> int:
-    """Print the report and a one-line verdict; 0 when the course is ready to run."""
+    """Print the report and a one-line verdict; 0 when the course is ready to run.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "1. The environment doctor".
+    """
     import labkit
 
     rep = report()

@@ -72,6 +72,8 @@ def export_onnx(
     exporter_optimize=False keeps the graph as PyTorch wrote it (Conv, BatchNormalization, ...)
     so ONNX Runtime's optimiser has something to fuse (notebook 07); convs without a bias then
     get an explicit zero bias (same output), since a computed zero bias blocks ORT's Conv+BN fusion.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
     """
     check_tensor(example, "example")
     onnx = require("onnx", why="ONNX export")
@@ -114,6 +116,8 @@ def check_onnx_file(path: str | Path, name: str = "path") -> Path:
 
     The message names the file and the fix (export it with export_onnx) whether the file is
     missing, a folder, empty, or not an ONNX protobuf (a truncated download, a .pt file...).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
     """
     if not isinstance(path, str | Path):
         raise ValueError(f"{name} must be a file path (str or Path), got {type(path).__name__}.")
@@ -136,7 +140,10 @@ def check_onnx_file(path: str | Path, name: str = "path") -> Path:
 
 
 def available_providers() -> list[str]:
-    """Execution providers this onnxruntime build offers, in ORT's priority order."""
+    """Execution providers this onnxruntime build offers, in ORT's priority order.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
+    """
     return list(require("onnxruntime").get_available_providers())
 
 
@@ -154,6 +161,8 @@ def session_options(
     opt_level: one of ORT_LEVELS ("disable_all" | "basic" | "extended" | "all").
     optimized_path: where ORT writes the graph after its passes, to inspect the fusions.
     inter_op threads = 1 and sequential execution: one operator at a time, like PyTorch eager.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
     """
     ort = require("onnxruntime")
     levels = {
@@ -187,7 +196,10 @@ def ort_session(
     opt_level: str = "all",
     optimized_path: str | Path | None = None,
 ) -> ort.InferenceSession:
-    """An ORT InferenceSession on ``path`` (CPU provider unless ``providers`` is given)."""
+    """An ORT InferenceSession on ``path`` (CPU provider unless ``providers`` is given).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
+    """
     ort = require("onnxruntime")
     path = check_onnx_file(path)
     return ort.InferenceSession(
@@ -218,6 +230,8 @@ def parity(
 
     max_abs_diff = max |g - e|;  max_rel_diff = max |g - e| / (|e| + 1e-12);
     ok = every element satisfies |g - e| <= atol + rtol * |e| (NaN anywhere -> not ok).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
     """
     e = torch.as_tensor(
         np.asarray(expected.detach() if isinstance(expected, torch.Tensor) else expected)
@@ -240,6 +254,8 @@ def calibration_reader(x: torch.Tensor, input_name: str = "x", batch_size: int =
 
     rewind() starts again from the first batch (ORT's Entropy/Percentile calibrators may
     need several passes).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
     """
     check_tensor(x, "x")
     if not isinstance(batch_size, int) or batch_size < 1:
@@ -289,6 +305,8 @@ def quantize_static_int8(
     divergence between float and quantised histograms), "percentile" (99.999th).
     Activations are uint8 with a zero point (asymmetric, good for ReLU outputs on CPU);
     symmetric_activations=True gives int8 with z = 0 and float biases, what TensorRT needs.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
     """
     quant = require("onnxruntime.quantization", "onnxruntime")
     methods = {
@@ -333,6 +351,8 @@ def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
 
     No calibration data; the runtime pays for a min/max pass over each activation, which
     suits transformers (activation ranges vary per input) better than tiny convnets.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
     """
     quant = require("onnxruntime.quantization", "onnxruntime")
     fp32_path = check_onnx_file(fp32_path, "fp32_path")
