@@ -16,6 +16,7 @@ Deselect with `pytest -m "not browser"`.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -51,6 +52,13 @@ WIDGET_CODE = re.compile(
 )
 # Environment variables that put labkit's widgets into their static fallback.
 STATIC_ENV = ("LABKIT_QUIET", "LABKIT_STATIC_WIDGETS", "PYTEST_CURRENT_TEST")
+# Which front end: "lab" (JupyterLab, the default and CI's) or "notebook" (Notebook 7, for a
+# manual check: `pip install notebook; LABKIT_BROWSER_UI=notebook pytest tests/test_browser.py`).
+UI = os.environ.get("LABKIT_BROWSER_UI", "lab")
+APP = {
+    "lab": ("jupyterlab", "LabApp", "lab/tree"),
+    "notebook": ("notebook", "JupyterNotebookApp", "notebooks"),
+}
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|^\s*\w*(Error|Exception)\b", re.M)
 
 
@@ -153,15 +161,19 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         JUPYTER_RUNTIME_DIR=str(cfg / "runtime"),
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
     )
+    assert UI in APP, f"LABKIT_BROWSER_UI must be one of {sorted(APP)}, got {UI!r}"
+    module, app, _ = APP[UI]
+    if UI == "notebook" and importlib.util.find_spec("notebook") is None:
+        pytest.fail("LABKIT_BROWSER_UI=notebook needs Notebook 7: pip install 'notebook>=7'")
     port, token = free_port(), secrets.token_hex(16)
     log = base / "jupyterlab.log"
     cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+        sys.executable, "-m", module, "--no-browser", "--allow-root",
         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        f"--LabApp.user_settings_dir={cfg / 'settings'}",
-        f"--LabApp.workspaces_dir={cfg / 'workspaces'}",
-        "--LabApp.extension_manager=readonly",
+        f"--{app}.user_settings_dir={cfg / 'settings'}",
+        f"--{app}.workspaces_dir={cfg / 'workspaces'}",
+        f"--{app}.extension_manager=readonly",
     ]  # fmt: skip
     with open(log, "wb") as out:
         proc = subprocess.Popen(
@@ -320,7 +332,16 @@ def change(kind: str, control: Any) -> str:
             now = control.get_attribute("aria-valuetext")
             if now != before:
                 return f"slider {before} -> {now}"
-        raise AssertionError(f"slider did not move from {before} with the arrow keys")
+        box = control.bounding_box()  # then drag it with the mouse, as most learners do
+        for dx in (60, -60):
+            control.page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            control.page.mouse.down()
+            control.page.mouse.move(box["x"] + box["width"] / 2 + dx, box["y"] + 2, steps=8)
+            control.page.mouse.up()
+            now = control.get_attribute("aria-valuetext")
+            if now != before:
+                return f"slider dragged {before} -> {now}"
+        raise AssertionError(f"slider did not move from {before} with the arrow keys or the mouse")
     if kind == "dropdown":
         n = control.locator("option").count()
         assert n >= 2, "dropdown has a single option: nothing to change"
@@ -389,7 +410,7 @@ def reopen_after_save(page: Any, lab: Lab, notebook: Path, n_widgets: int) -> No
         f"{name}: the save to store the widget state",
     )
     lab.shut_down_kernels()
-    page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
+    page.goto(f"{lab.url}/{APP[UI][2]}/{notebook.name}?reset&token={lab.token}")
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=OPEN_S * 1000)
     outputs = page.locator(WIDGET_OUTPUT).filter(has=page.locator(".jupyter-widgets"))
     poll(lambda: outputs.count() >= n_widgets, 120, f"{name}: widgets to show after reopening")
@@ -427,7 +448,7 @@ def test_notebook_widgets_in_jupyterlab(
     page.on("console", lambda m: console.append(m.text) if m.type == "error" else None)
     t0 = time.monotonic()
     try:
-        page.goto(f"{lab.url}/lab/tree/{notebook.name}?reset&token={lab.token}")
+        page.goto(f"{lab.url}/{APP[UI][2]}/{notebook.name}?reset&token={lab.token}")
         page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=OPEN_S * 1000)
         page.wait_for_selector(
             ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=OPEN_S * 1000
