@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from labkit import attention, env
+from labkit import attention, env, probes
 
 NS = (512, 1024, 2048, 4096)
 
 
 def main() -> None:
     env.setup(seed=0, threads=2)
-    attention.exact_cpu_memory_accounting()
+    probes.exact_cpu_memory_accounting()
     fns = {
         "naive": attention.naive_attention,
         "tiled": lambda q, k, v: attention.tiled_attention(q, k, v, block_size=256),

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from labkit import bench, env, fusion, models
+from labkit import onnx as lk_onnx
 
 
 def main(threads: int = 1) -> None:
@@ -78,7 +79,10 @@ def main(threads: int = 1) -> None:
     )
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = fusion.export_onnx(model, x, Path(tmp) / "cnn.onnx")
+        # no exporter optimisation, so ORT's levels have the BatchNormalization nodes to fuse
+        path = lk_onnx.export_onnx(
+            model, x, Path(tmp) / "cnn.onnx", dynamic_batch=False, exporter_optimize=False
+        )
         levels = fusion.ort_levels(path, x, threads=threads)
     base = levels[0]
     for r in levels[1:]:

@@ -28,7 +28,7 @@ def main(repeats: int = 3) -> None:
         model, prompt, NEW_TOKENS, use_cache=False, repeats=repeats
     )
     cache = generate.tokens_per_second(model, prompt, NEW_TOKENS, use_cache=True, repeats=repeats)
-    qmodel = generate.quantize_dynamic_int8(model)
+    qmodel = generate.quantize_linear_int8(model)
     q_cache = generate.tokens_per_second(
         qmodel, prompt, NEW_TOKENS, use_cache=True, repeats=repeats
     )

@@ -1,7 +1,7 @@
 """labkit: the helper package of the Efficient Deep Learning Lab.
 
 Layout: ``labkit/core/`` is the shared plumbing (env, errors, data, plots, checks, the widget
-base, train, bench, models); ``labkit/<topic>/`` is one chapter's lesson (``__init__.py``),
+base, train, bench, models, assets); ``labkit/<topic>/`` is one chapter's lesson (``__init__.py``),
 its ``exercises.py`` and its ``widget.py``; ``labkit/course/`` is tooling (set-up, builds).
 A topic imports core and topics taught before it, never a later one (tests/test_architecture.py).
 
@@ -28,7 +28,9 @@ __all__ = [
     "MissingDependency",
     "expect",
 ]
-_CORE = {"bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "train"}
+_CORE = {
+    "assets", "bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "probes", "train",
+}  # fmt: skip
 _LAZY = {
     "MissingDependency": ("labkit.core.errors", "MissingDependency"),
     "expect": ("labkit.core.checks", "expect"),

@@ -19,7 +19,7 @@ def update_scale(
     return scale, growth_tracker
 
 
-def decode(bits, exponent_bits, mantissa_bits):
+def bits_to_float(bits, exponent_bits, mantissa_bits):
     bias = 2 ** (exponent_bits - 1) - 1
     mantissa = bits & (2**mantissa_bits - 1)
     exponent = (bits >> mantissa_bits) & (2**exponent_bits - 1)
@@ -31,4 +31,4 @@ def decode(bits, exponent_bits, mantissa_bits):
     return sign * 2.0 ** (exponent - bias) * (1 + mantissa / 2**mantissa_bits)
 
 
-EXERCISES = {"precision.update_scale": update_scale, "precision.decode": decode}
+EXERCISES = {"precision.update_scale": update_scale, "precision.bits_to_float": bits_to_float}

@@ -13,7 +13,7 @@ def magnitude_mask(weight, sparsity):
     return mask
 
 
-def remove_output_channels(conv, next_conv, keep):
+def prune_conv_pair(conv, next_conv, keep):
     new_conv = nn.Conv2d(
         conv.in_channels,
         len(keep),
@@ -44,5 +44,5 @@ def remove_output_channels(conv, next_conv, keep):
 
 EXERCISES = {
     "prune.magnitude_mask": magnitude_mask,
-    "prune.remove_output_channels": remove_output_channels,
+    "prune.prune_conv_pair": prune_conv_pair,
 }

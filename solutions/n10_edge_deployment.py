@@ -3,7 +3,7 @@
 import torch
 
 
-def low_rank(weight, rank):
+def low_rank_factors(weight, rank):
     u, s, vh = torch.linalg.svd(weight, full_matrices=False)
     root = s[:rank].sqrt()
     left = u[:, :rank] * root
@@ -26,6 +26,6 @@ def kmeans_share(weight, bits, iters=10):
 
 
 EXERCISES = {
-    "edge.low_rank": low_rank,
+    "edge.low_rank_factors": low_rank_factors,
     "edge.kmeans_share": kmeans_share,
 }

@@ -16,7 +16,10 @@ import pytest
 
 LABKIT = Path(__file__).resolve().parent.parent / "labkit"
 # Shared plumbing: labkit/core/ (its modules are also reachable as labkit.bench, labkit.env, ...).
-CORE = {"bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "train", "explorer"}
+CORE = {
+    "assets", "bench", "checks", "data", "env", "errors", "explorer", "models", "onnx", "plots",
+    "probes", "train",
+}  # fmt: skip
 # Course order: the notebook that teaches each topic package (interview_prep comes last).
 TOPICS = {
     "precision": 1, "accumulation": 2, "distill": 3, "prune": 4, "quant": 5, "qat": 6,

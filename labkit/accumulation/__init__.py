@@ -22,12 +22,16 @@ from torch import nn
 
 from labkit import bench
 from labkit.core.errors import check_positive, check_tensor
+from labkit.core.probes import exact_cpu_memory_accounting, saved_tensor_bytes
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def gradients(model: nn.Module) -> list[torch.Tensor]:
-    """Copies of every parameter's .grad (zeros where a parameter got no gradient)."""
+    """Copies of every parameter's .grad (zeros where a parameter got no gradient).
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
+    """
     return [
         p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
         for p in model.parameters()
@@ -35,21 +39,30 @@ def gradients(model: nn.Module) -> list[torch.Tensor]:
 
 
 def max_abs_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """max over tensors of max |a - b| (two gradient lists of the same model)."""
+    """max over tensors of max |a - b| (two gradient lists of the same model).
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
+    """
     if len(a) != len(b):
         raise ValueError(f"gradient lists differ in length: {len(a)} vs {len(b)}.")
     return max(float((x - y).abs().max()) for x, y in zip(a, b, strict=True))
 
 
 def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
-    """max |a - b| / max |b| over all tensors: the error relative to b's scale."""
+    """max |a - b| / max |b| over all tensors: the error relative to b's scale.
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "2. The wrong versions, measured".
+    """
     return max_abs_diff(a, b) / max(float(t.abs().max()) for t in b)
 
 
 def allclose(
     a: list[torch.Tensor], b: list[torch.Tensor], rtol: float = 1e-5, atol: float = 1e-6
 ) -> bool:
-    """torch.allclose on every pair of tensors."""
+    """torch.allclose on every pair of tensors: |a - b| <= atol + rtol * |b| everywhere.
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
+    """
     return len(a) == len(b) and all(
         torch.allclose(x, y, rtol=rtol, atol=atol) for x, y in zip(a, b, strict=True)
     )
@@ -58,7 +71,11 @@ def allclose(
 def micro_batches(
     x: torch.Tensor, y: torch.Tensor, micro_batch_size: int
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Consecutive slices of (x, y) of ``micro_batch_size`` rows (the last may be smaller)."""
+    """Consecutive slices of (x, y) of ``micro_batch_size`` rows (the last may be smaller):
+    k = ceil(N / micro_batch_size) micro-batches, views of x and y (no copy).
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
+    """
     check_tensor(x, "x", floating=False)
     if not isinstance(micro_batch_size, int) or micro_batch_size < 1:
         raise ValueError(f"micro_batch_size must be a positive int, got {micro_batch_size!r}.")
@@ -73,7 +90,10 @@ def micro_batches(
 def big_batch_gradients(
     model: nn.Module, loss_fn: LossFn, x: torch.Tensor, y: torch.Tensor
 ) -> list[torch.Tensor]:
-    """Gradients of loss_fn(model(x), y) on the whole batch at once (the reference)."""
+    """Gradients of loss_fn(model(x), y) on the whole batch at once (the reference).
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
+    """
     model.zero_grad(set_to_none=True)
     loss_fn(model(x), y).backward()
     return gradients(model)
@@ -88,7 +108,11 @@ def accumulate_gradients(
 ) -> list[torch.Tensor]:
     """Gradients accumulated over micro-batches, each mean loss weighted by n_i / N.
 
+        grad = sum_i grad(mean loss on B_i * n_i / N)
     Equal to big_batch_gradients for a mean loss (up to float rounding) whatever the sizes.
+    The exercise "accumulation.accumulate_gradients" has a worked solution in
+    solutions/n02_gradient_accumulation.py, a deliberate copy checked against this function.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
     """
     model.zero_grad(set_to_none=True)
     n = len(x)
@@ -110,6 +134,7 @@ def accumulate_wrong(
     mistake="no_divide":   backward(mean loss of each micro-batch): k times the gradient.
     mistake="divide_by_k": backward(loss / k) even when the last micro-batch is smaller:
                            its examples get too much weight.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "2. The wrong versions, measured".
     """
     chunks = micro_batches(x, y, micro_batch_size)
     if mistake not in ("no_divide", "divide_by_k"):
@@ -121,7 +146,7 @@ def accumulate_wrong(
     return gradients(model)
 
 
-def train(
+def train_accumulated(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -133,7 +158,9 @@ def train(
 ) -> nn.Module:
     """``steps`` SGD steps on the batch (x, y): one backward, or accumulation over micro-batches.
 
+        w <- w - lr * grad,  grad = big_batch_gradients or accumulate_gradients
     Same data, same lr: accumulation gives the same weights as the big batch.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "3. Same weights after training, and the learning rate".
     """
     check_positive(lr, "lr")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
@@ -189,6 +216,7 @@ def batchnorm_effect(
     forgotten). "warm_mean_rel_diff" / "warm_var_rel_diff" = max over layers of
     ||r_acc - r_big|| / ||r_big||. What is left is real: the accumulated EMA is weighted
     towards the last micro-batches and carries the noise of their small-sample statistics.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "4.1 BatchNorm".
     """
     bns = _bn_layers(model)
     if not isinstance(warmup_updates, int) or warmup_updates < 1:
@@ -234,6 +262,7 @@ def dropout_effect(
 
     Returns {"grad_rel_error": accumulated vs big batch (same seed, train mode),
              "eval_rel_error": the same with dropout off (model.eval()): float rounding only}.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "4.2 Dropout".
     """
     model.train()
     torch.manual_seed(seed)
@@ -263,6 +292,7 @@ def clip_order_effect(
     Accumulates scaled micro-batch losses with a torch.amp.GradScaler("cpu") and returns the
     gradient norms {"true_norm", "right_order" (unscale_ then clip: <= max_norm),
     "wrong_order" (clip the scaled gradient, then unscale: max_norm / S, far too small)}.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "5. With AMP: unscale before clipping".
     """
     check_positive(max_norm, "max_norm")
     check_positive(init_scale, "init_scale")
@@ -288,7 +318,10 @@ def clip_order_effect(
 
 
 def grad_norm(model: nn.Module) -> float:
-    """Global L2 norm of all gradients: sqrt(sum_p ||grad_p||^2)."""
+    """Global L2 norm of all gradients: sqrt(sum_p ||grad_p||^2) (what clip_grad_norm_ clips).
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "5. With AMP: unscale before clipping".
+    """
     return float(torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters())))
 
 
@@ -306,6 +339,7 @@ def accumulation_step_ddp(
     The first k-1 backward passes run inside ``ddp_model.no_sync()``: gradients only add up
     locally; the last backward all-reduces the accumulated gradient once (1 all-reduce per
     bucket per step instead of k). Equal-size micro-batches: loss / k.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "6. With DDP: all-reduce once, with `no_sync`".
     """
     optimizer.zero_grad(set_to_none=True)
     k = len(chunks)
@@ -316,25 +350,14 @@ def accumulation_step_ddp(
     optimizer.step()
 
 
-@contextlib.contextmanager
-def single_process_group() -> Iterator[None]:
-    """A one-process gloo process group (in-memory store), so DDP runs on one CPU."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        raise ValueError("a process group already exists; call this outside distributed code.")
-    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-    try:
-        yield
-    finally:
-        dist.destroy_process_group()
-
-
 def count_allreduces(
     model: nn.Module, chunks: list[tuple[torch.Tensor, torch.Tensor]], use_no_sync: bool
 ) -> dict[str, Any]:
     """Wrap ``model`` in DDP (one gloo process) and count gradient all-reduces of one
-    accumulation step over ``chunks``, with or without no_sync; also return the gradients."""
+    accumulation step over ``chunks``, with or without no_sync; also return the gradients.
+
+    Taught in notebooks/02_gradient_accumulation.ipynb, "6. With DDP: all-reduce once, with `no_sync`".
+    """
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     calls = [0]
@@ -345,7 +368,7 @@ def count_allreduces(
         fut.set_result(bucket.buffer())  # one process: the all-reduced sum is the buffer itself
         return fut
 
-    with single_process_group():
+    with _single_process_group():
         ddp = DDP(model)
         ddp.register_comm_hook(None, counting_hook)
         opt = torch.optim.SGD(ddp.parameters(), lr=0.0)
@@ -370,40 +393,13 @@ def saved_activation_bytes(
 ) -> int:
     """Bytes of the tensors autograd saves for backward during one forward on (x, y).
 
-    Counted with torch.autograd.graph.saved_tensors_hooks: numel * element_size of each saved
-    tensor, a tensor saved twice counted once, views of parameters excluded (they live anyway). This is the activation memory that
-    accumulation shrinks: it scales with the micro-batch size.
+        saved = labkit.probes.saved_tensor_bytes(lambda: loss_fn(model(x), y), exclude=params)
+    (unique memory: a tensor saved by two ops or through a view counts once, a slice of a larger
+    batch only its rows; parameters excluded, they live anyway). This is the activation memory
+    that accumulation shrinks: it scales with the micro-batch size.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "7. Memory: what accumulation buys".
     """
-    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[tuple[int, tuple[int, ...]], int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.untyped_storage().data_ptr() not in param_ptrs:
-            seen[(t.data_ptr(), tuple(t.shape))] = t.numel() * t.element_size()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        loss = loss_fn(model(x), y)
-    del loss
-    return sum(seen.values())
-
-
-def fixed_mmap_threshold(nbytes: int = 128 * 1024) -> bool:
-    """Make glibc serve every allocation >= nbytes with mmap and unmap it on free (Linux).
-
-    By default glibc raises its mmap threshold after big blocks are freed and then keeps
-    later blocks in the heap, so freed activation memory stays resident and CPU peak-RSS
-    readings (bench.peak_memory) of later runs show nothing. Fixing the threshold makes
-    freed blocks go back to the OS. Returns False where it does not apply (not glibc).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, int(nbytes)))  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
+    return saved_tensor_bytes(lambda: loss_fn(model(x), y), exclude=model.parameters())
 
 
 def _accumulation_step(
@@ -425,8 +421,9 @@ def peak_memory_sweep(
 
     Rows {micro_batch, k, saved_activations_mb (exact), peak_mb (bench.peak_memory of one
     step whose gradient buffers already exist: CUDA allocator peak on a GPU, peak RSS growth
-    on CPU, where fixed_mmap_threshold() is applied first so freed memory is returned)}.
-    Measured smallest micro-batch first.
+    on CPU, where labkit.probes.exact_cpu_memory_accounting() is applied first so freed memory
+    is returned)}. Measured smallest micro-batch first.
+    Taught in notebooks/02_gradient_accumulation.ipynb, "7. Memory: what accumulation buys".
     """
     for mb in micro_batch_sizes:
         if isinstance(mb, bool) or not isinstance(mb, int) or mb < 1:
@@ -434,7 +431,7 @@ def peak_memory_sweep(
                 f"micro_batch_size must be a positive int, got {mb!r} in {micro_batch_sizes}."
             )
     if x.device.type == "cpu":
-        fixed_mmap_threshold()
+        exact_cpu_memory_accounting()
     _accumulation_step(model, x[:1], y[:1], 1)  # allocate the .grad buffers once
     rows = []
     for mb in sorted(micro_batch_sizes):
@@ -449,3 +446,20 @@ def peak_memory_sweep(
             }
         )
     return rows
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+@contextlib.contextmanager
+def _single_process_group() -> Iterator[None]:
+    """A one-process gloo process group (in-memory store), so DDP runs on one CPU."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        raise ValueError("a process group already exists; call this outside distributed code.")
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()

@@ -106,6 +106,9 @@ EXERCISES = {
         "(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward(); "
         "return [p.grad.clone() for p in model.parameters()].",
     ),
+    # Learner-only: no library function of this name; the lesson's clip_order_effect compares
+    # clipping orders, this exercise writes the one right order (allow-listed in
+    # tests/test_exercise_keys.py).
     "accumulation.clip_accumulated": Exercise(
         reference=clip_accumulated,
         cases=_clip_cases,

@@ -24,9 +24,8 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils._python_dispatch import TorchDispatchMode
 
-from labkit import bench
+from labkit import bench, models
 from labkit.core.errors import (
     MissingDependency,
     check_positive,
@@ -34,6 +33,7 @@ from labkit.core.errors import (
     require,
     require_cuda,
 )
+from labkit.core.probes import OpRecorder
 
 # ---------------------------------------------------------------- memory guard
 
@@ -69,7 +69,11 @@ def _check_qkv(q: Any, k: Any, v: Any) -> None:
 
 def causal_mask(n: int, m: int, device: torch.device | None = None) -> torch.Tensor:
     """Boolean (n, m) mask, True where query i may attend key j: j <= i (top-left aligned,
-    as SDPA's is_causal). n·m bytes: refused above MAX_BYTES."""
+    as SDPA's is_causal; labkit.models.causal_mask with offset 0). n·m bytes: refused above
+    MAX_BYTES.
+
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
+    """
     check_positive(n, "n")
     check_positive(m, "m")
     _refuse_huge(
@@ -78,7 +82,7 @@ def causal_mask(n: int, m: int, device: torch.device | None = None) -> torch.Ten
         "do not build the mask; pass causal=True to attention.tiled_attention or is_causal=True "
         "to F.scaled_dot_product_attention, which mask tile by tile.",
     )
-    return torch.ones(n, m, dtype=torch.bool, device=device).tril()
+    return models.causal_mask(int(n), int(m), offset=0, device=device)
 
 
 def naive_attention(
@@ -90,7 +94,10 @@ def naive_attention(
 ) -> torch.Tensor:
     """softmax(q kᵀ · scale + mask) v with the full (..., N, M) score matrix in memory.
 
-    scale defaults to 1/√d. causal masks keys j > i with −∞ before the softmax.
+    scale defaults to 1/√d. causal masks keys j > i with −∞ before the softmax (top-left
+    aligned, as SDPA's is_causal). The computation is labkit.models.attention (offset 0);
+    this adds the checks and the memory guard.
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
     """
     _check_qkv(q, k, v)
     lead = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2])
@@ -103,14 +110,14 @@ def naive_attention(
         "or shorten the sequence.",
     )
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
-    s = (q @ k.transpose(-2, -1)) * scale
-    if causal:
-        s = s.masked_fill(~causal_mask(q.shape[-2], k.shape[-2], q.device), float("-inf"))
-    return torch.softmax(s, dim=-1) @ v
+    return models.attention(q, k, v, causal=causal, offset=0, scale=scale)  # (..., N, d_v)
 
 
 def safe_softmax(x: torch.Tensor) -> torch.Tensor:
-    """softmax over the last dim, computed as exp(x − max) / Σ exp(x − max) (no overflow)."""
+    """softmax over the last dim, computed as exp(x − max) / Σ exp(x − max) (no overflow).
+
+    Taught in notebooks/08_flash_attention.ipynb, "2. Safe softmax and online softmax".
+    """
     check_tensor(x, "x")
     e = torch.exp(x - x.amax(dim=-1, keepdim=True))
     return e / e.sum(dim=-1, keepdim=True)
@@ -123,6 +130,9 @@ def online_softmax(x: torch.Tensor, block_size: int = 1) -> torch.Tensor:
     exp(x − m); when the max grows, the old sum is rescaled:
         m_new = max(m, max(x_b)),   l = l · exp(m − m_new) + Σ exp(x_b − m_new)
     then softmax(x) = exp(x − m) / l. Same result as torch.softmax; never forms exp(x) unshifted.
+    The worked solution of the exercise (solutions/n08_flash_attention.py) is a deliberate copy,
+    checked against this function.
+    Taught in notebooks/08_flash_attention.ipynb, "2. Safe softmax and online softmax".
     """
     check_tensor(x, "x")
     if x.ndim == 0:
@@ -158,6 +168,9 @@ def tile_update(
         m_new = max(m, rowmax(s));  α = exp(m − m_new);  p = exp(s − m_new)
         l_new = α·l + rowsum(p);    o_new = α·o + p v
     The final output is o / l. Rows whose scores are all −∞ so far keep m = −∞, l = 0, o = 0.
+    The worked solution of the exercise (solutions/n08_flash_attention.py) is a deliberate copy,
+    checked against this function.
+    Taught in notebooks/08_flash_attention.ipynb, "3. Tiled attention: FlashAttention's forward pass".
     """
     m_new = torch.maximum(m, s.amax(dim=-1))
     m_safe = torch.where(torch.isinf(m_new), torch.zeros_like(m_new), m_new)
@@ -188,6 +201,7 @@ def tiled_attention(
     and write O_i = o / l. Only a (B_r x B_c) tile of scores exists at once. Any N (the last
     block is simply shorter); causal skips key blocks entirely right of the diagonal.
     Equal to F.scaled_dot_product_attention within float rounding.
+    Taught in notebooks/08_flash_attention.ipynb, "3. Tiled attention: FlashAttention's forward pass".
     """
     _check_qkv(q, k, v)
     bc = int(check_positive(block_size, "block_size"))
@@ -236,6 +250,7 @@ def io_complexity(n: int, d: int, sram_bytes: int, dtype_bytes: int = 2) -> dict
         standard attention:  Θ(N·d + N²)
         FlashAttention:      Θ(N²·d² / M)
     The ratio (N·d + N²)·M / (N²·d²) ≈ M / d² for N ≫ d: how many times fewer HBM accesses.
+    Taught in notebooks/08_flash_attention.ipynb, "5. IO complexity (FlashAttention paper, Theorem 2)".
     """
     for name, val in (("n", n), ("d", d), ("sram_bytes", sram_bytes), ("dtype_bytes", dtype_bytes)):
         check_positive(val, name)
@@ -249,30 +264,16 @@ def score_matrix_bytes(
     n: int, m: int | None = None, batch_heads: int = 1, dtype_bytes: int = 4
 ) -> int:
     """Bytes of one (batch·heads, N, M) score matrix: the memory naive attention must hold (twice:
-    S and P = softmax(S))."""
+    S and P = softmax(S)).
+
+        bytes = batch_heads · N · M · dtype_bytes   (M = N by default)
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
+    """
     for name, val in (("n", n), ("batch_heads", batch_heads), ("dtype_bytes", dtype_bytes)):
         check_positive(val, name)
     if m is not None:
         check_positive(m, "m")
     return batch_heads * n * (n if m is None else m) * dtype_bytes
-
-
-def exact_cpu_memory_accounting() -> bool:
-    """Make CPU peak-memory readings (labkit.bench.peak_memory) honest for large tensors.
-
-    glibc raises its mmap threshold after a big block is freed, so later blocks of a few MiB
-    come from already-resident heap memory and do not show in the peak RSS. Fixing the
-    threshold at 128 KiB (mallopt M_MMAP_THRESHOLD) makes every block above it a fresh mapping
-    that is returned on free. Returns False where this is not glibc (nothing changed).
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(-3, 128 * 1024))  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        return False
 
 
 def memory_and_time(
@@ -287,7 +288,10 @@ def memory_and_time(
     """For each N and each attention function fn(q, k, v) on q, k, v of shape (batch_heads, N, d):
     peak extra memory (MiB, after one warm-up call) and time, all functions of one N timed in one
     interleaved labkit.bench.compare (``rounds`` rounds of one call each, ``threads`` threads)
-    against the first function: median ms, speed-up t(first) / t(fn), its IQR and the verdict."""
+    against the first function: median ms, speed-up t(first) / t(fn), its IQR and the verdict.
+
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
+    """
     if len(fns) < 2:
         raise ValueError(f"memory_and_time compares 2+ functions, got {list(fns)}.")
     check_positive(d, "d")
@@ -321,16 +325,6 @@ def memory_and_time(
 # ---------------------------------------------------------------- SDPA backends
 
 
-class _OpRecorder(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[str] = []
-
-    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
-        self.ops.append(str(func.overloadpacket.__name__))
-        return func(*args, **(kwargs or {}))
-
-
 KERNEL_NAMES = {
     "_scaled_dot_product_flash_attention_for_cpu": "FLASH_ATTENTION (CPU kernel)",
     "_scaled_dot_product_flash_attention": "FLASH_ATTENTION",
@@ -344,19 +338,26 @@ KERNEL_NAMES = {
 def sdpa_kernel_used(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> str:
     """Which SDPA backend F.scaled_dot_product_attention dispatches to for these inputs.
 
-    Runs it once under a dispatch recorder and names the aten kernel it called.
+    Runs it once under labkit.probes.OpRecorder (a dispatch mode: it sees the aten kernel SDPA
+    picked, below the Python-level function) and names the first kernel of KERNEL_NAMES it ran;
+    when none ran, SDPA took the MATH path and decomposed into plain ops (listed).
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
     """
     _check_qkv(q, k, v)
-    with _OpRecorder() as rec:
+    with OpRecorder() as rec:
         F.scaled_dot_product_attention(q, k, v, **kwargs)
-    for op in rec.ops:
+    ops = [c.name for c in rec.ops]
+    for op in ops:
         if op in KERNEL_NAMES:
             return KERNEL_NAMES[op]
-    return "MATH (decomposed: " + ", ".join(dict.fromkeys(rec.ops)) + ")"
+    return "MATH (decomposed: " + ", ".join(dict.fromkeys(ops)) + ")"
 
 
 def sdpa_backends() -> dict[str, Any]:
-    """The backends SDPA can be forced to with torch.nn.attention.sdpa_kernel."""
+    """The backends SDPA can be forced to with torch.nn.attention.sdpa_kernel, by short name.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     from torch.nn.attention import SDPBackend
 
     return {
@@ -369,7 +370,10 @@ def sdpa_backends() -> dict[str, Any]:
 
 @contextlib.contextmanager
 def forced_backend(name: str) -> Iterator[None]:
-    """Context manager: SDPA may use only backend ``name`` (see sdpa_backends)."""
+    """Context manager: SDPA may use only backend ``name`` (see sdpa_backends).
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     from torch.nn.attention import sdpa_kernel
 
     backends = sdpa_backends()
@@ -391,7 +395,10 @@ def time_backends(
     """SDPA with each backend forced in turn: the kernel it runs, and the backends that run timed
     in one interleaved labkit.bench.compare against ``math`` (or the last one that runs):
     median ms, speed-up and verdict. A backend that refuses these inputs (dtype, head dim, GPU
-    generation, CPU) is reported with the reason, not raised."""
+    generation, CPU) is reported with the reason, not raised.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     _check_qkv(q, k, v)
     rows: dict[str, dict[str, Any]] = {}
     for name in names:
@@ -428,7 +435,10 @@ def time_cuda_backends(
     n: int = 4096, d: int = 64, heads: int = 16, batch: int = 1, causal: bool = False
 ) -> list[dict[str, Any]]:
     """On a CUDA GPU: fp16 q, k, v of shape (batch, heads, n, d) and every SDPA backend forced
-    in turn and timed. Raises MissingDependency without a GPU."""
+    in turn and timed. Raises MissingDependency without a GPU.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     dev = require_cuda("Timing the CUDA SDPA backends")
     q, k, v = (torch.randn(batch, heads, n, d, device=dev, dtype=torch.float16) for _ in range(3))
     return time_backends(q, k, v, causal=causal)
@@ -443,30 +453,37 @@ def flash_attn_attention(
     """Tri Dao's flash_attn.flash_attn_func on (B, H, N, d) fp16/bf16 CUDA tensors.
 
     flash_attn_func wants (batch, seqlen, heads, head_dim), so we transpose in and out.
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
     """
     flash_attn = require("flash_attn", "flash-attn", why="the FlashAttention-2 CUDA kernels")
     require_cuda("flash_attn")
     out = flash_attn.flash_attn_func(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=0.0, causal=causal
-    )
-    return out.transpose(1, 2)
+    )  # (B, N, H, d)
+    return out.transpose(1, 2)  # (B, H, N, d)
 
 
 def xformers_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False
 ) -> torch.Tensor:
-    """xformers.ops.memory_efficient_attention on (B, H, N, d) tensors ([B, M, H, K] inside)."""
+    """xformers.ops.memory_efficient_attention on (B, H, N, d) tensors ([B, M, H, K] inside).
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     require("xformers", why="xFormers memory-efficient attention")
     xops = require("xformers.ops", "xformers")
     bias = xops.LowerTriangularMask() if causal else None
     out = xops.memory_efficient_attention(
         q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
-    )
-    return out.transpose(1, 2)
+    )  # (B, N, H, d)
+    return out.transpose(1, 2)  # (B, H, N, d)
 
 
 def optional_kernel_notice(name: str) -> str | None:
-    """None when ``name`` ('flash_attn' or 'xformers') can run here, else a one-line notice."""
+    """None when ``name`` ('flash_attn' or 'xformers') can run here, else a one-line notice.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
     module = {"flash_attn": "flash_attn", "xformers": "xformers.ops"}[name]
     try:
         require(module, name.replace("_", "-"))

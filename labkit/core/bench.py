@@ -1,4 +1,5 @@
-"""Measuring honestly: latency, throughput, size, peak memory, parameters and MACs.
+"""Measuring honestly: latency, throughput, size, peak memory, parameters and MACs;
+the Pareto front of measured variants and the best one under a budget.
 
 Timing rule: warm up (first calls pay for allocation, lazy init, caches), then time each
 call separately with time.perf_counter, synchronising CUDA before reading the clock, and
@@ -8,9 +9,10 @@ report the median (robust to OS noise) and the 90th percentile (the tail users f
 from __future__ import annotations
 
 import io
+import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -318,3 +320,84 @@ def compare(
         rounds=rounds,
         threads=n_threads,
     )
+
+
+# ------------------------------------------------------------ Pareto front and budget pick
+def _finite(value: Any, what: str) -> float:
+    v = float(value)
+    if math.isnan(v):
+        raise ValueError(f"{what} is NaN: measure it again or drop that point.")
+    return v
+
+
+def pareto_front(
+    points: Sequence[tuple[float, float]],
+    *,
+    cheaper: Callable[[int, int], bool] | None = None,
+) -> list[int]:
+    """Indices of the (cost, value) points that no other point dominates, cheapest first.
+
+    cost is minimised (latency, bytes, MACs), value is maximised (accuracy). Point j
+    dominates point i when j costs no more and is worth no less, and is strictly better in
+    one of the two:
+
+        not cheaper(i, j)  and  value_j >= value_i  and  (cheaper(j, i) or value_j > value_i)
+
+    with cheaper(a, b) = cost_a < cost_b by default. Pass ``cheaper`` (two indices -> bool)
+    to compare costs another way, e.g. "faster beyond the timing noise" so that two points
+    within each other's noise count as equally cheap. Ties: identical points dominate
+    neither each other, so both stay on the front. NaN in a cost or value raises ValueError
+    (a NaN compares False both ways and would slip onto the front). The front is sorted by
+    cost, then by value (highest first), then by index.
+    Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
+    """
+    pts = [
+        (_finite(c, f"cost of point {i}"), _finite(v, f"value of point {i}"))
+        for i, (c, v) in enumerate(points)
+    ]
+
+    def lower(a: int, b: int) -> bool:
+        return cheaper(a, b) if cheaper is not None else pts[a][0] < pts[b][0]
+
+    def dominated(i: int) -> bool:
+        vi = pts[i][1]
+        return any(
+            j != i and not lower(i, j) and pts[j][1] >= vi and (lower(j, i) or pts[j][1] > vi)
+            for j in range(len(pts))
+        )
+
+    front = [i for i in range(len(pts)) if not dominated(i)]
+    return sorted(front, key=lambda i: (pts[i][0], -pts[i][1], i))
+
+
+def best_under_budget(
+    rows: Sequence[Mapping[str, Any]],
+    limits: Mapping[str, float],
+    value: str = "accuracy",
+) -> Mapping[str, Any] | None:
+    """The row of highest ``value`` among those with row[k] <= limits[k] for every k.
+
+    value is maximised; every budgeted column is a cost (a limit is inclusive). Ties on value
+    go to the cheaper row, comparing the budgeted columns in the order ``limits`` lists them,
+    then to the earlier row. None when no row fits every budget. NaN in a limit, in a
+    budgeted column or in ``value`` raises ValueError (NaN <= limit is False: a row with a
+    NaN cost would silently vanish).
+    Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
+    """
+    if not limits:
+        raise ValueError("limits is empty: give at least one budget, e.g. {'latency_ms': 5.0}.")
+    for k, lim in limits.items():
+        _finite(lim, f"limit {k!r}")
+    ok = []
+    for n, row in enumerate(rows):
+        for k in (value, *limits):
+            if k not in row:
+                raise ValueError(f"row {n} has no {k!r} column (columns: {list(row)}).")
+            _finite(row[k], f"row {n}[{k!r}]")
+        if all(row[k] <= lim for k, lim in limits.items()):
+            ok.append((n, row))
+    if not ok:
+        return None
+    # max value; ties: smaller costs, then the earlier row
+    best = min(ok, key=lambda nr: (-nr[1][value], *(nr[1][k] for k in limits), nr[0]))
+    return best[1]

@@ -113,6 +113,8 @@ def _macs_cases() -> list[Case]:
 
 
 EXERCISES = {
+    # Learner-only: the median of bench.latency as a float (bench.latency returns a Timing);
+    # allow-listed in tests/test_exercise_keys.py.
     "bench.measure_latency": Exercise(
         reference=measure_latency,
         custom=_check_measure_latency,
@@ -131,6 +133,8 @@ EXERCISES = {
         formula="sum(t.numel() * t.element_size() for t in [*model.parameters(), "
         "*model.buffers()]) - parameters() and buffers() each list a shared tensor once.",
     ),
+    # Learner-only: the formula for one Conv2d from its sizes; bench.count_macs counts a whole
+    # model with forward hooks (allow-listed in tests/test_exercise_keys.py).
     "bench.conv2d_macs": Exercise(
         reference=conv2d_macs,
         cases=_macs_cases,

@@ -1,21 +1,26 @@
-"""The small model families the course uses on 8x8 digits (width is the knob).
+"""The small models the chapters share, and the one attention they all compute.
 
 cnn(width=w, depth=d):  [Conv3x3 -> BN -> ReLU] x d, a 2x2 max-pool after the second block,
                         Flatten, Linear(c_last * 4 * 4 -> 10).  Input (N, 1, 8, 8).
                         Channels: w, 2w, 2w, ... (doubling once).
 mlp(width=w, depth=d):  Flatten, [Linear -> ReLU (-> Dropout)] x d, Linear(w -> 10).  Input (N, 64).
+TransformerBlock(d, n_head, causal):  pre-LN attention + MLP block on (B, T, d), with a KV cache;
+                        CharGPT (notebook 11, causal) and DigitTransformer (notebook 09) stack it.
+attention(q, k, v, causal, offset):  softmax(q k^T * scale + mask) v, the explicit form that
+                        notebook 08's naive attention and the GPT's block both compute.
 
-Both are plain nn.Sequential so later notebooks can fold, prune and quantise layer by layer.
+cnn and mlp are plain nn.Sequential so later notebooks can fold, prune and quantise layer by
+layer. The shipped checkpoints of these models are saved and loaded by labkit.assets.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from pathlib import Path
 
+import torch
+import torch.nn.functional as F
 from torch import nn
-
-from labkit.core.data import DATA_DIR
 
 MAX_PARAMS = 100_000_000  # 400 MB of fp32 weights: far beyond any model of this course
 
@@ -33,7 +38,10 @@ def _check_size(params: int, what: str, width: int) -> None:
 def cnn(
     width: int = 16, depth: int = 3, num_classes: int = 10, in_channels: int = 1
 ) -> nn.Sequential:
-    """Small conv net for 8x8 digits; see the module docstring for the layout."""
+    """Small conv net for 8x8 digits; see the module docstring for the layout.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "4. Size and MACs".
+    """
     if width < 1 or depth < 2:
         raise ValueError(f"cnn needs width >= 1 and depth >= 2, got width={width}, depth={depth}.")
     _check_size(9 * (2 * width) ** 2 * depth + 2 * width * 16 * num_classes, "cnn", width)
@@ -60,7 +68,10 @@ def mlp(
     in_features: int = 64,
     dropout: float = 0.0,
 ) -> nn.Sequential:
-    """Multi-layer perceptron: depth hidden layers of size width."""
+    """Multi-layer perceptron: depth hidden layers of size width.
+
+    Taught in notebooks/00_setup_and_measurement.ipynb, "4. Size and MACs".
+    """
     if width < 1 or depth < 1:
         raise ValueError(f"mlp needs width >= 1 and depth >= 1, got width={width}, depth={depth}.")
     _check_size(width * width * depth + 64 * width, "mlp", width)
@@ -75,58 +86,99 @@ def mlp(
     return nn.Sequential(*layers)
 
 
-def save(model: nn.Module, name: str, metadata: dict[str, str] | None = None) -> Path:
-    """Save a model's state_dict to data/<name>.safetensors (with string metadata)."""
-    from safetensors.torch import save_file
-
-    path = DATA_DIR / f"{name}.safetensors"
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path), metadata=metadata or {})
-    return path
+# --------------------------------------------------------------------------- attention
 
 
-def load(model: nn.Module, name: str) -> dict[str, str]:
-    """Load data/<name>.safetensors into ``model`` (safe: tensors only); return its metadata.
+def causal_mask(
+    n: int, m: int, offset: int = 0, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (n, m) mask, True where query i may attend key j:  j <= i + offset.
 
-    A missing, corrupted or foreign checkpoint raises ValueError naming the file and the fix.
+    offset = 0: top-left aligned (query i sees keys 0..i), as SDPA's is_causal.
+    offset = m - n: bottom-right aligned, the KV-cache convention: the n queries are the last n
+    of m positions, so query i sits at position m - n + i and sees keys 0..m - n + i.
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
     """
-    from safetensors import safe_open
-    from safetensors.torch import load_file
+    assert n >= 1 and m >= 1, f"causal_mask needs n, m >= 1, got n={n}, m={m}"
+    return torch.ones(n, m, dtype=torch.bool, device=device).tril(diagonal=offset)
 
-    path = DATA_DIR / f"{name}.safetensors"
-    retrain = f"`python -m labkit.course.train_assets {name}` rebuilds it (or `git checkout data/{path.name}`)"
-    if not path.exists():
-        raise ValueError(f"checkpoint data/{path.name} not found; {retrain}.")
-    try:
-        state = load_file(str(path))
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-    except Exception as exc:  # SafetensorError, truncated or garbage file
-        raise ValueError(f"checkpoint data/{path.name} is damaged ({exc}); {retrain}.") from None
-    own = model.state_dict()
-    missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
-    wrong = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if state[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        details = "; ".join(
-            part
-            for part in (
-                f"missing {missing[:3]}" if missing else "",
-                f"unexpected {unexpected[:3]}" if unexpected else "",
-                f"shapes differ: {wrong[:3]}" if wrong else "",
-            )
-            if part
-        )
-        raise ValueError(
-            f"checkpoint data/{path.name} was saved from another architecture than "
-            f"{type(model).__name__} ({details}); build the model the checkpoint was made for "
-            f"(see data/README.md) or {retrain}."
-        )
-    model.load_state_dict(state)
-    return metadata
+
+def attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    causal: bool = False,
+    offset: int = 0,
+    scale: float | None = None,
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) + mask) v, with the whole (..., N, M) score matrix in memory.
+
+    q (..., N, d), k (..., M, d), v (..., M, d_v) -> (..., N, d_v); a given ``scale`` multiplies
+    the scores instead of the division by sqrt(d).
+    causal=True sets the score of query i and key j to -inf unless  j <= i + offset  (see
+    causal_mask): offset 0 is SDPA's is_causal (top-left), offset M - N the KV cache's
+    (bottom-right: the N queries are the last N of M positions). When offset >= M - 1 no key
+    lies in any query's future (one new token against its cache) and no mask is built.
+    No size guard here: the callers check their sizes (the score matrix is N * M floats).
+    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
+    """
+    n, m = q.shape[-2], k.shape[-2]
+    s = q @ k.transpose(-2, -1)  # (..., N, M)
+    s = s / math.sqrt(q.shape[-1]) if scale is None else s * scale
+    if causal and offset < m - 1:
+        s = s.masked_fill(~causal_mask(n, m, offset, q.device), float("-inf"))
+    return torch.softmax(s, dim=-1) @ v  # (..., N, d_v)
+
+
+KV = tuple[torch.Tensor, torch.Tensor]  # one layer's cached keys and values, each (B, nh, S, hs)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN transformer block on x (B, T, d), nh heads of hs = d / nh dimensions:
+
+        x = x + proj(MHA(ln1(x))),   MHA: q, k, v = split(qkv(.)), per head softmax(q k^T / sqrt(hs)) v
+        x = x + out(gelu(fc(ln2(x))))                                   MLP: d -> 4d -> d
+
+    causal=True (a decoder, the GPT of notebook 11): token t attends to tokens <= t. causal=False
+    (an encoder, the digit classifier of notebook 09): every token attends to every token. ``past`` = (k, v) of the P earlier
+    positions, each (B, nh, P, hs): the T new tokens are positions P..P+T-1 and attend to all
+    S = P + T keys under the bottom-right mask (offset P). forward returns (x, (k, v)) with the
+    S positions, the cache for the next step (an encoder ignores it).
+    sdpa=False computes MHA with the explicit ``attention`` above; sdpa=True with
+    F.scaled_dot_product_attention (a fused kernel; same result within float rounding).
+    Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
+    """
+
+    def __init__(self, d_model: int, n_head: int, causal: bool = False, sdpa: bool = False) -> None:
+        super().__init__()
+        if d_model % n_head:
+            raise ValueError(f"d_model={d_model} must be divisible by n_head={n_head}.")
+        self.n_head, self.causal, self.sdpa = n_head, causal, sdpa
+        # Construction order = random-init order (LayerNorm draws none): qkv, proj, fc, out.
+        self.ln1 = nn.LayerNorm(d_model)
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.ln2 = nn.LayerNorm(d_model)
+        self.fc = nn.Linear(d_model, 4 * d_model)
+        self.out = nn.Linear(4 * d_model, d_model)
+
+    def forward(self, x: torch.Tensor, past: KV | None = None) -> tuple[torch.Tensor, KV]:
+        B, T, d = x.shape
+        nh, hs = self.n_head, d // self.n_head
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)  # each (B, T, d)
+        q, k, v = (t.view(B, T, nh, hs).transpose(1, 2) for t in (q, k, v))  # each (B, nh, T, hs)
+        if past is not None:  # k, v: (B, nh, P, hs) cached + (B, nh, T, hs) new -> (B, nh, S, hs)
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        offset = k.shape[2] - T  # P: the new queries are the last T of S positions
+        if self.sdpa:
+            mask = causal_mask(T, k.shape[2], offset, x.device) if self.causal else None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)  # (B, nh, T, hs)
+        else:
+            y = attention(q, k, v, causal=self.causal, offset=offset)  # (B, nh, T, hs)
+        x = x + self.proj(y.transpose(1, 2).reshape(B, T, d))  # heads side by side: (B, T, d)
+        x = x + self.out(F.gelu(self.fc(self.ln2(x))))  # (B, T, 4d) -> (B, T, d)
+        return x, (k, v)
 
 
 def fold_batchnorm(
@@ -138,6 +190,8 @@ def fold_batchnorm(
     ``fold(conv, bn)``: notebook 07's own ``fusion.fold_conv_bn`` (taught there), or by default
     PyTorch's ``torch.nn.utils.fusion.fuse_conv_bn_eval`` (what notebook 06 uses before 07
     has taught folding). W' = W * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "2. The model to quantise".
     """
     import copy
 

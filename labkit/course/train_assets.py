@@ -1,40 +1,31 @@
-"""Train the course's bundled checkpoints and save them as data/<name>.safetensors.
+"""Train the course's bundled checkpoints again and save them as data/<name>.safetensors.
 
-    python -m labkit.course.train_assets            # every asset
+    python -m labkit.course.train_assets            # every checkpoint
     python -m labkit.course.train_assets NAME ...   # only these
 
-Each asset is a function in its topic module that trains a model (fixed seed, 2 threads),
-saves it with labkit.models.save (accuracy in the metadata) and returns the path.
+A command line over labkit.assets: each topic that ships a checkpoint registers its trainer
+there when imported (fixed seeds; the metadata records how it was trained and its quality).
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable
-from pathlib import Path
 
-# name -> "module:function"; each function trains, saves and returns the checkpoint path.
-ASSETS: dict[str, str] = {
-    "char_gpt": "labkit.generate.gpt:save_char_gpt",
-    "digit_transformer": "labkit.deploy:train_transformer_asset",
-    "kd_teachers": "labkit.distill:save_teachers",
-}
-
-
-def resolve(spec: str) -> Callable[[], Path]:
-    module, fn = spec.split(":")
-    return getattr(importlib.import_module(module), fn)
+# Importing these topics registers their checkpoints (kd_teachers, digit_transformer, char_gpt).
+import labkit.deploy  # noqa: F401
+import labkit.distill  # noqa: F401
+import labkit.generate.gpt  # noqa: F401
+from labkit.core import assets
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = (sys.argv[1:] if argv is None else argv) or list(ASSETS)
-    unknown = set(names) - set(ASSETS)
+    names = (sys.argv[1:] if argv is None else argv) or sorted(assets.REGISTRY)
+    unknown = set(names) - set(assets.REGISTRY)
     if unknown:
-        print(f"unknown assets {sorted(unknown)}; known: {sorted(ASSETS)}")
+        print(f"unknown assets {sorted(unknown)}; known: {sorted(assets.REGISTRY)}")
         return 2
     for name in names:
-        print(f"{name}: {resolve(ASSETS[name])()}")
+        print(f"{name}: {assets.train(name)}")
     return 0
 
 

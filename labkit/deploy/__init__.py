@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from labkit import assets, data, env, models, train
 
 # The course's ONNX / ORT plumbing lives in labkit.onnx (06, 07, 10 and 13 use it too); it is
 # taught here, so `deploy.export_onnx(...)` etc. name the same functions (`x as x`: a re-export).
@@ -73,56 +74,37 @@ from labkit.core.train import accuracy as accuracy  # the one accuracy of the co
 # --------------------------------------------------------------------------- models
 
 
-class TransformerBlock(nn.Module):
-    """Pre-LN transformer block on (N, T, d): x + MHA(LN(x)), then x + MLP(LN(x)).
-
-    MHA: q, k, v = split(x W_qkv), heads h, softmax(q k^T / sqrt(d/h)) v via SDPA, then W_o.
-    MLP: Linear(d, 4d) -> GELU -> Linear(4d, d).
-    """
-
-    def __init__(self, d_model: int = 64, heads: int = 4) -> None:
-        super().__init__()
-        if d_model % heads:
-            raise ValueError(f"d_model={d_model} must be divisible by heads={heads}.")
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.qkv = nn.Linear(d_model, 3 * d_model)
-        self.proj = nn.Linear(d_model, d_model)
-        self.mlp = nn.Sequential(
-            nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model)
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (z.reshape(n, t, self.heads, d // self.heads).transpose(1, 2) for z in (q, k, v))
-        att = F.scaled_dot_product_attention(q, k, v)
-        x = x + self.proj(att.transpose(1, 2).reshape(n, t, d))
-        return x + self.mlp(self.ln2(x))
-
-
 class DigitTransformer(nn.Module):
     """Digits as sequences: the 8 rows of an (N, 1, 8, 8) image are 8 tokens of 8 pixels.
 
-    Linear(8, d) + learned position embedding -> depth x TransformerBlock -> LayerNorm
+    Linear(8, d) + learned position embedding -> depth x labkit.models.TransformerBlock (not
+    causal: every row sees every row; attention by F.scaled_dot_product_attention) -> LayerNorm
     -> mean over tokens -> Linear(d, 10).  Output (N, 10) logits.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "A small transformer block".
     """
 
     def __init__(self, d_model: int = 64, heads: int = 4, depth: int = 2) -> None:
         super().__init__()
         self.embed = nn.Linear(8, d_model)
         self.pos = nn.Parameter(torch.zeros(1, 8, d_model))
-        self.blocks = nn.Sequential(*[TransformerBlock(d_model, heads) for _ in range(depth)])
+        self.blocks = nn.ModuleList(
+            models.TransformerBlock(d_model, heads, causal=False, sdpa=True) for _ in range(depth)
+        )
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x.reshape(x.shape[0], 8, 8)) + self.pos
-        return self.head(self.norm(self.blocks(h)).mean(dim=1))
+        h = self.embed(x.reshape(x.shape[0], 8, 8)) + self.pos  # (N, 8 rows, d)
+        for block in self.blocks:
+            h, _ = block(h)  # the block's (k, v) is a cache for generation: unused here
+        return self.head(self.norm(h).mean(dim=1))  # (N, 10)
 
 
 def digit_transformer(d_model: int = 64, heads: int = 4, depth: int = 2) -> DigitTransformer:
-    """A small transformer classifier for 8x8 digits (rows as tokens); see DigitTransformer."""
+    """A small transformer classifier for 8x8 digits (rows as tokens); see DigitTransformer.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "A small transformer block".
+    """
     if depth < 1:
         raise ValueError(f"depth must be >= 1, got {depth}.")
     return DigitTransformer(d_model, heads, depth)
@@ -132,7 +114,10 @@ def digit_transformer(d_model: int = 64, heads: int = 4, depth: int = 2) -> Digi
 
 
 def describe_onnx(path: str | Path) -> dict[str, Any]:
-    """onnx.checker (full check) plus a summary: opset, node count, op types, input shape."""
+    """onnx.checker (full check) plus a summary: opset, node count, op types, input shape.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
+    """
     onnx = require("onnx")
     model = onnx.load(str(check_onnx_file(path)))
     try:
@@ -174,6 +159,7 @@ def gpu_providers(
     TensorRT EP options: trt_fp16_enable / trt_int8_enable (INT8 from a QDQ model),
     trt_engine_cache_enable + trt_engine_cache_path (engines are reused across sessions).
     ORT falls back to the next provider for any node the previous one cannot run.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "The ORT route to the GPU".
     """
     have = set(available_providers())
     chosen: list[Any] = []
@@ -201,28 +187,30 @@ def gpu_providers(
 TRANSFORMER_ASSET = "digit_transformer"
 
 
-def train_transformer_asset(epochs: int = 15) -> Path:
-    """Train digit_transformer() on digits (seed 0, 2 threads) and save it to
-    data/digit_transformer.safetensors with its test accuracy in the metadata."""
-    from labkit import data, env, models, train
+def train_transformer(epochs: int = 15) -> tuple[DigitTransformer, dict[str, str]]:
+    """Train digit_transformer() on digits (seed 0, 2 threads): (model, metadata).
 
+    The metadata holds its test accuracy; labkit.assets saves the pair as
+    data/digit_transformer.safetensors (``python -m labkit.course.train_assets digit_transformer``).
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "A small transformer block".
+    """
     env.seed_everything(0)
     with env.threads(2):
         model = digit_transformer()
         loaders = data.digits_loaders(64)
         train.fit(model, loaders.train, epochs=epochs, lr=2e-3)
         acc = train.evaluate(model, loaders.test)["accuracy"]
-    return models.save(
-        model, TRANSFORMER_ASSET, {"test_accuracy": f"{acc:.4f}", "epochs": str(epochs)}
-    )
+    return model, {"test_accuracy": f"{acc:.4f}", "epochs": str(epochs)}
+
+
+assets.register(TRANSFORMER_ASSET, build=lambda meta: digit_transformer(), train=train_transformer)
 
 
 def load_transformer(retrain: bool = False) -> tuple[DigitTransformer, dict[str, str]]:
-    """The bundled digit transformer (retrain=True trains and saves it again first)."""
-    from labkit import models
+    """The bundled digit transformer (eval mode) and its metadata (labkit.assets.load).
 
-    if retrain:
-        train_transformer_asset()
-    model = digit_transformer()
-    meta = models.load(model, TRANSFORMER_ASSET)
-    return model.eval(), meta
+    retrain=True (or a missing file) trains and saves it again first.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "A small transformer block".
+    """
+    model, meta = assets.load(TRANSFORMER_ASSET, retrain=retrain)
+    return model, meta  # type: ignore[return-value]

@@ -115,6 +115,8 @@ EXERCISES = {
         "a = x.numpy().astype(np.float32); get_next: {input_name: batches[pos]}, pos += 1, "
         "None once pos == len(batches).",
     ),
+    # Learner-only: a tuple-returning version of deploy.parity (which returns a dict); allow-listed
+    # in tests/test_exercise_keys.py.
     "deploy.parity_check": Exercise(
         reference=parity_check,
         cases=_parity_cases,

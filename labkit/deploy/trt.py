@@ -151,7 +151,10 @@ OLD_TO_NEW: tuple[tuple[str, str], ...] = (
 
 
 def tensorrt() -> Any:
-    """The tensorrt module, or MissingDependency when there is no CUDA GPU or TensorRT < 10."""
+    """The tensorrt module, or MissingDependency when there is no CUDA GPU or TensorRT < 10.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    """
     require_cuda("TensorRT")
     trt = require("tensorrt", why="TensorRT engines; GPU extras: requirements-gpu.txt")
     major = int(str(trt.__version__).split(".")[0])
@@ -172,6 +175,7 @@ class Float16Graph(nn.Module):
 
     Exported, this is an ONNX graph with float16 weights and a Cast at each end, which is
     how a strongly typed TensorRT network learns that it should run in FP16.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
 
     def __init__(self, model: nn.Module) -> None:
@@ -183,7 +187,10 @@ class Float16Graph(nn.Module):
 
 
 def export_fp16_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
-    """An FP16 ONNX file of ``model`` (FP32 input and output, float16 weights and math)."""
+    """An FP16 ONNX file of ``model`` (FP32 input and output, float16 weights and math).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    """
     return deploy.export_onnx(Float16Graph(model), example.float(), path)
 
 
@@ -194,6 +201,7 @@ def export_int8_qdq_onnx(
 
     Symmetric int8 activations and weights (zero point 0, x ~ s * q), full 8-bit weights
     (reduce_range=False: a GPU has no int16 saturation issue), per-channel weight scales.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
     return deploy.quantize_static_int8(
         fp32_path,
@@ -213,6 +221,7 @@ def engine_path(onnx_path: str | Path, cache_dir: str | Path, settings: dict[str
     """Cache file for an engine: hash of the ONNX bytes, the build settings, TensorRT and GPU.
 
     An engine is specific to the GPU model and TensorRT version that built it.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
     h = hashlib.sha256(deploy.check_onnx_file(onnx_path).read_bytes())
     h.update(repr(sorted(settings.items())).encode())
@@ -234,6 +243,7 @@ def build_engine(
     (workspace pool limit; one optimisation profile min/opt/max on the batch axis)
     -> build_serialized_network. Precision comes from the ONNX file: an FP32 graph gives an
     FP32 engine, export_fp16_onnx an FP16 one, export_int8_qdq_onnx an INT8 one.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
     onnx_path = deploy.check_onnx_file(onnx_path)
     if not all(isinstance(b, int) for b in (min_batch, opt_batch, max_batch)) or not (
@@ -287,6 +297,7 @@ def runner(engine_bytes: bytes) -> Callable[[torch.Tensor], dict[str, torch.Tens
     profile: we raise) + set_tensor_address(data_ptr); output shapes come from the context
     once the input shape is set; outputs are torch CUDA tensors, so no pycuda is needed.
     fn.max_batch is the profile's largest batch; run_batched splits larger inputs.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
     trt = tensorrt()
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
@@ -344,7 +355,10 @@ def runner(engine_bytes: bytes) -> Callable[[torch.Tensor], dict[str, torch.Tens
 def run_batched(
     run: Callable[[torch.Tensor], dict[str, torch.Tensor]], x: torch.Tensor, max_batch: int
 ) -> dict[str, torch.Tensor]:
-    """Run ``x`` in chunks of at most ``max_batch`` rows; concatenate each output on dim 0."""
+    """Run ``x`` in chunks of at most ``max_batch`` rows; concatenate each output on dim 0.
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    """
     if not isinstance(max_batch, int) or max_batch < 1:
         raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}.")
     parts = [run(chunk) for chunk in x.split(max_batch)]
@@ -361,6 +375,7 @@ def gpu_check_rows() -> list[tuple[str, str, str]]:
     and compare with PyTorch FP32 (relative error max|y - y_ref| / max|y_ref|: FP16 < 2e-2,
     INT8 < 0.15), and check that a batch outside the profile raises ValueError.
     Without them: one "skip" row per path, saying what is missing.
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
     paths = ("TensorRT FP16 engine", "TensorRT INT8 engine (Q/DQ)", "TensorRT profile guard")
     try:

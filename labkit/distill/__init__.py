@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import data, models, train
+from labkit import assets, data, models, train
 from labkit.core.env import threads as threads_ctx
 from labkit.core.errors import check_fraction, check_positive, check_tensor
 from labkit.core.train import accuracy as accuracy  # re-export: the one accuracy of the course
@@ -51,7 +50,10 @@ def _check_logits(student_logits: torch.Tensor, teacher_logits: torch.Tensor) ->
 
 
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
-    """Softened probabilities softmax(logits / T) over the last dimension; same shape."""
+    """Softened probabilities softmax(logits / T) over the last dimension; same shape.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "1. Soft targets and the temperature".
+    """
     check_tensor(logits, "logits")
     check_positive(T, "T (temperature)")
     return torch.softmax(logits / T, dim=-1)
@@ -61,6 +63,7 @@ def entropy_bits(probs: torch.Tensor) -> torch.Tensor:
     """Shannon entropy -sum p log2 p over the last dimension (bits); shape probs.shape[:-1].
 
     Zero probabilities contribute 0 (the limit of p log p); the result is >= 0.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "1. Soft targets and the temperature".
     """
     check_tensor(probs, "probs")
     p = probs.clamp_min(0)
@@ -74,6 +77,7 @@ def soft_loss(
     """T^2 * KL(p_t(T) || p_s(T)), batchmean; without the T^2 factor if scale_t2=False.
 
     Shapes: both (N, C) -> scalar. The teacher is detached (no gradient flows into it).
+    Taught in notebooks/03_knowledge_distillation.ipynb, "2. The distillation loss".
     """
     _check_logits(student_logits, teacher_logits)
     T = check_positive(T, "T (temperature)")
@@ -96,6 +100,7 @@ def distillation_loss(
     alpha in [0, 1] (alpha = 0: plain cross-entropy, alpha = 1: soft targets only).
     Returns a scalar. KL uses log-softmax of both and reduction 'batchmean'; the teacher
     is detached.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "2. The distillation loss".
     """
     _check_logits(student_logits, teacher_logits)
     check_tensor(labels, "labels", floating=False, ndim=1)
@@ -117,7 +122,10 @@ def distillation_loss(
 def soft_grad_norm(
     student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float, scale_t2: bool = True
 ) -> float:
-    """L2 norm of d soft_loss / d student_logits (the 1/N of batchmean is inside the loss)."""
+    """L2 norm of d soft_loss / d student_logits (the 1/N of batchmean is inside the loss).
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "3. Why $T^2$: the soft gradient, measured".
+    """
     s = student_logits.detach().clone().requires_grad_(True)
     soft_loss(s, teacher_logits, T, scale_t2).backward()
     assert s.grad is not None
@@ -134,6 +142,7 @@ def shift_augment(
 
     x (N, 1, H, W) -> same shape. The background value of normalised digits is x.min(),
     so that is what fills the uncovered border.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
     """
     check_tensor(x, "x", ndim=4)
     n = x.shape[0]
@@ -152,6 +161,7 @@ def shifted_copies(x: torch.Tensor, max_shift: int = 1) -> torch.Tensor:
     """Every shift of every image: x (N, 1, H, W) -> ((2s+1)^2 * N, 1, H, W), s = max_shift.
 
     Copy k of image i is row k * N + i (shift-major); copy (2s+1)^2 // 2 is the unshifted x.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     check_tensor(x, "x", ndim=4)
     if not isinstance(max_shift, int) or max_shift < 0:
@@ -167,7 +177,10 @@ def shifted_copies(x: torch.Tensor, max_shift: int = 1) -> torch.Tensor:
 
 
 def split_head(model: nn.Sequential) -> tuple[nn.Sequential, nn.Linear]:
-    """(body, head) of a Sequential whose last layer is the classifier Linear."""
+    """(body, head) of a Sequential whose last layer is the classifier Linear.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
     if not isinstance(model, nn.Sequential) or not isinstance(model[-1], nn.Linear):
         raise ValueError(
             "split_head needs an nn.Sequential ending in nn.Linear (labkit.models.cnn/mlp)."
@@ -176,7 +189,10 @@ def split_head(model: nn.Sequential) -> tuple[nn.Sequential, nn.Linear]:
 
 
 def feature_dim(model: nn.Sequential) -> int:
-    """Size of the feature vector that enters the classifier Linear."""
+    """Size of the feature vector that enters the classifier Linear.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
     return split_head(model)[1].in_features
 
 
@@ -187,6 +203,7 @@ def hint_loss(
 
     The regressor maps the student's d_s features to the teacher's d_t (e.g. nn.Linear);
     it is trained with the student. The teacher features are detached.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     check_tensor(student_features, "student_features", ndim=2)
     check_tensor(teacher_features, "teacher_features", ndim=2)
@@ -204,7 +221,10 @@ def hint_loss(
 
 @torch.no_grad()
 def ensemble_logits(teachers: Sequence[nn.Module], x: torch.Tensor) -> torch.Tensor:
-    """Multi-teacher target: the mean of the teachers' logits, (N, C). Teachers run in eval."""
+    """Multi-teacher target: the mean of the teachers' logits, (N, C). Teachers run in eval.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
     if not teachers:
         raise ValueError("ensemble_logits needs at least one teacher.")
     outs = []
@@ -215,7 +235,10 @@ def ensemble_logits(teachers: Sequence[nn.Module], x: torch.Tensor) -> torch.Ten
 
 
 def teacher_models() -> list[nn.Sequential]:
-    """The three teacher architectures of notebook 03 (untrained): two CNNs and a wide MLP."""
+    """The three teacher architectures of notebook 03 (untrained): two CNNs and a wide MLP.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
+    """
     return [
         models.cnn(width=32, depth=3),
         models.cnn(width=24, depth=4),
@@ -223,10 +246,13 @@ def teacher_models() -> list[nn.Sequential]:
     ]
 
 
-def train_teachers(epochs: int = 30, save: bool = True, seed: int = 0) -> list[nn.Sequential]:
+def train_teachers(epochs: int = 30, seed: int = 0) -> tuple[nn.ModuleList, dict[str, str]]:
     """Train the three teachers on all 1,077 labelled training digits (with shift augmentation).
 
-    Saves them together as data/kd_teachers.safetensors (test accuracy in the metadata).
+    Returns (the teachers as one nn.ModuleList, metadata with their test accuracies);
+    labkit.assets saves the pair as data/kd_teachers.safetensors
+    (``python -m labkit.course.train_assets kd_teachers``).
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
     """
     loaders = data.digits_loaders(batch_size=64, seed=seed)
     teachers = teacher_models()
@@ -240,42 +266,36 @@ def train_teachers(epochs: int = 30, save: bool = True, seed: int = 0) -> list[n
             loss_fn=augmented_ce(seed + i),
             weight_decay=1e-4,
         )
-    if save:
-        accs = [train.evaluate(t, loaders.test)["accuracy"] for t in teachers]
-        models.save(
-            nn.ModuleList(teachers),
-            TEACHER_ASSET,
-            {"test_accuracy": ",".join(f"{a:.4f}" for a in accs), "epochs": str(epochs)},
-        )
-    return teachers
+    accs = [train.evaluate(t, loaders.test)["accuracy"] for t in teachers]
+    meta = {"test_accuracy": ",".join(f"{a:.4f}" for a in accs), "epochs": str(epochs)}
+    return nn.ModuleList(teachers), meta
 
 
-def save_teachers() -> Path:
-    """Asset entry point (labkit.course.train_assets): train and save the teachers, return the path."""
-    train_teachers()
-    return data.DATA_DIR / f"{TEACHER_ASSET}.safetensors"
+assets.register(
+    TEACHER_ASSET, build=lambda meta: nn.ModuleList(teacher_models()), train=train_teachers
+)
 
 
 def load_teachers(retrain: bool = False) -> tuple[list[nn.Sequential], dict[str, str]]:
-    """The trained teachers from data/ (or retrain them when retrain=True or the file is missing).
+    """The trained teachers of data/kd_teachers.safetensors and its metadata (labkit.assets.load).
 
-    Returned in eval mode with requires_grad off: a teacher is only ever read.
+    retrain=True (or a missing file) trains them again first. Returned in eval mode with
+    requires_grad off: a teacher is only ever read.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
     """
-    path = data.DATA_DIR / f"{TEACHER_ASSET}.safetensors"
-    if retrain or not path.exists():
-        train_teachers()
-    teachers = teacher_models()
-    meta = models.load(nn.ModuleList(teachers), TEACHER_ASSET)
-    for t in teachers:
-        t.eval().requires_grad_(False)
-    return teachers, meta
+    group, meta = assets.load(TEACHER_ASSET, retrain=retrain)
+    teachers = list(group.requires_grad_(False))
+    return teachers, meta  # type: ignore[return-value]
 
 
 # ---- online losses for labkit.train.fit (teacher forward on every batch) ---------------
 
 
 def augmented_ce(seed: int = 0, augment: bool = True) -> train.LossFn:
-    """Cross-entropy on shift-augmented batches (how the teachers are trained)."""
+    """Cross-entropy on shift-augmented batches (how the teachers are trained).
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
+    """
     gen = torch.Generator().manual_seed(seed)
 
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -293,7 +313,10 @@ def kd_loss_fn(
     seed: int = 0,
     augment: bool = True,
 ) -> train.LossFn:
-    """distillation_loss on augmented batches for train.fit; several teachers -> mean logits."""
+    """distillation_loss on augmented batches for train.fit; several teachers -> mean logits.
+
+    Taught in notebooks/13_capstone_pipeline.ipynb, "2. Distil a narrower student".
+    """
     group = [teachers] if isinstance(teachers, nn.Module) else list(teachers)
     gen = torch.Generator().manual_seed(seed)
 
@@ -313,6 +336,7 @@ class TransferSet(NamedTuple):
 
     x (M, 1, H, W), y (M,) int64, teacher_logits (M, C) or None, teacher_features (M, d_t)
     or None (the teacher's features entering its classifier, for hint distillation).
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
 
     x: torch.Tensor
@@ -335,6 +359,7 @@ def transfer_set(
     x (N, 1, H, W), y (N,) -> a TransferSet of M = (2s+1)^2 N rows. Several teachers: their
     mean logits (multi-teacher averaging). features=True also stores the first teacher's
     features (split_head). Teachers run in eval mode, without gradients.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     check_tensor(x, "x", ndim=4)
     check_tensor(y, "y", floating=False, ndim=1)
@@ -356,7 +381,10 @@ def transfer_set(
 
 
 def take(ts: TransferSet, idx: torch.Tensor) -> TransferSet:
-    """The rows ``idx`` of every tensor of a TransferSet (None stays None)."""
+    """The rows ``idx`` of every tensor of a TransferSet (None stays None).
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
     return TransferSet(*(t[idx] if t is not None else None for t in ts))
 
 
@@ -366,7 +394,10 @@ Schedule = float | Callable[[float], float]
 
 
 def ce_loss() -> StudentLoss:
-    """Plain cross-entropy on the labels (the 'student alone' baseline)."""
+    """Plain cross-entropy on the labels (the 'student alone' baseline).
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
 
     def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
         return F.cross_entropy(student(b.x), b.y)
@@ -378,6 +409,7 @@ def kd_loss(T: float = 4.0, alpha: Schedule = 0.9) -> StudentLoss:
     """distillation_loss against the stored teacher logits.
 
     alpha is a number or a schedule alpha(progress), progress = step / total steps in [0, 1).
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     check_positive(T, "T (temperature)")
 
@@ -397,6 +429,7 @@ def hint_kd_loss(
 
     The student must be a Sequential ending in its classifier Linear (split_head); pass the
     regressor to train_student(extra=...) so it is trained too.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
 
     def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
@@ -411,7 +444,10 @@ def hint_kd_loss(
 
 
 def linear_schedule(start: float, end: float) -> Callable[[float], float]:
-    """alpha(progress) going linearly from ``start`` (progress 0) to ``end`` (progress 1)."""
+    """alpha(progress) going linearly from ``start`` (progress 0) to ``end`` (progress 1).
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "5.2 $\\alpha$ schedules".
+    """
     check_fraction(start, "start", include_one=True)
     check_fraction(end, "end", include_one=True)
     return lambda progress: start + (end - start) * progress
@@ -421,6 +457,7 @@ def student_model(width: int = 32) -> nn.Sequential:
     """The small student: an MLP with one hidden layer of ``width`` units on (N, 1, 8, 8) input.
 
     Parameters: 64 * width + width + width * 10 + 10 (2,410 at width 32).
+    Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
     """
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}.")
@@ -451,6 +488,7 @@ def train_student(
     ``threads`` torch threads (1 by default: the student's matmuls are so small that a
     second thread only adds synchronisation, which costs 5-10x on a busy CPU). Returns the
     student in eval mode.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     for name, v in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -481,7 +519,10 @@ def train_student(
 
 @torch.no_grad()
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (n-1); std is 0 for a single value."""
+    """Mean and sample standard deviation (n-1); std is 0 for a single value.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
     vals = list(values)
     if not vals:
         raise ValueError("mean_std needs at least one value.")
@@ -492,7 +533,10 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 class Difference(NamedTuple):
-    """mean(a) - mean(b) with its standard error and whether it is clear of the noise."""
+    """mean(a) - mean(b) with its standard error and whether it is clear of the noise.
+
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
+    """
 
     diff: float
     se: float
@@ -520,6 +564,7 @@ def difference(
     Unpaired (Welch): se = sqrt(s_a^2 / n_a + s_b^2 / n_b), dof by Welch-Satterthwaite.
     Paired (same seeds, same batch order): d_i = a_i - b_i, se = s_d / sqrt(n), dof = n - 1.
     clear = |diff| / se > t_{(1 + level) / 2, dof}. With 3 seeds only a large gap is clear.
+    Taught in notebooks/03_knowledge_distillation.ipynb, "4. Does it help? A small student with few labels".
     """
     from scipy import stats  # scikit-learn's dependency, always installed with the course
 

@@ -31,45 +31,18 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten
 
 from labkit import bench, data
 from labkit.core.errors import check_tensor
+from labkit.core.probes import peak_tensor_bytes, saved_tensor_bytes
 
 MAX_BYTES = 4 * 2**30  # refuse demos that would allocate more than this on a laptop
 MAX_WORKERS = 4096  # a simulated ring larger than this is only a formula: use ring_bytes_per_worker
-
-
-def _check_count(value: object, name: str, low: int = 1, high: int | None = None) -> int:
-    """An integer in [low, high], else a ValueError naming the parameter."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < low
-        or (high is not None and value > high)
-    ):
-        upper = f" and <= {high:,}" if high is not None else ""
-        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}.")
-    return value
-
-
-def _check_size(value: object, name: str) -> float:
-    """A finite real number >= 0 (a byte count, a parameter count)."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not 0 <= value < float("inf")
-    ):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return float(value)
 
 
 # ----------------------------------------------------------------------------- ring all-reduce
@@ -82,6 +55,9 @@ def ring_schedule(n: int) -> list[list[tuple[int, int]]]:
     Steps 0 .. n-2 (reduce-scatter): worker i sends chunk (i - s) % n; the receiver ADDS it.
     Steps n-1 .. 2n-3 (all-gather): worker i sends chunk (i + 1 - s) % n; the receiver COPIES.
     After reduce-scatter worker i owns the full sum of chunk (i + 1) % n.
+    The worked solution of the exercise (solutions/n12_distributed_training.py) is a deliberate
+    copy, checked against this function.
+    Taught in notebooks/12_distributed_training.ipynb, "1. Data parallelism and the all-reduce".
     """
     if isinstance(n, bool) or not isinstance(n, int) or not 2 <= n <= MAX_WORKERS:
         raise ValueError(
@@ -100,6 +76,7 @@ def ring_allreduce(
 
     Returns (every worker's result, bytes sent per step per worker [step][worker]). The
     result equals sum(tensors) on every worker; the tensor is cut into n near-equal chunks.
+    Taught in notebooks/12_distributed_training.ipynb, "1. Data parallelism and the all-reduce".
     """
     n = len(tensors)
     if n < 2:
@@ -112,7 +89,7 @@ def ring_allreduce(
                 f"{tuple(tensors[0].shape)}, tensors[{i}] is {tuple(t.shape)}."
             )
     schedule = schedule or ring_schedule(n)
-    bufs = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]
+    bufs = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]  # [worker][chunk]
     sent: list[list[int]] = []
     for s, step in enumerate(schedule):
         msgs = [(src, c, bufs[src][c].clone()) for src, c in step]  # simultaneous sends
@@ -125,11 +102,14 @@ def ring_allreduce(
                 bufs[dst][c] = payload
             sent[-1][src] += payload.numel() * payload.element_size()
     shape = tensors[0].shape
-    return [torch.cat(b).view(shape) for b in bufs], sent
+    return [torch.cat(b).view(shape) for b in bufs], sent  # n chunks -> (numel,) -> shape
 
 
 def ring_bytes_per_worker(n: int, size_bytes: float) -> float:
-    """Bytes each worker sends (and receives) in one ring all-reduce: 2 (n-1)/n * size."""
+    """Bytes each worker sends (and receives) in one ring all-reduce: 2 (n-1)/n * size.
+
+    Taught in notebooks/12_distributed_training.ipynb, "1. Data parallelism and the all-reduce".
+    """
     _check_count(n, "n (workers)")
     _check_size(size_bytes, "size_bytes")
     return 2 * (n - 1) / n * size_bytes
@@ -137,7 +117,10 @@ def ring_bytes_per_worker(n: int, size_bytes: float) -> float:
 
 def parameter_server_bytes(n: int, size_bytes: float) -> dict[str, float]:
     """Per step: every worker sends its gradient and receives the parameters (size each);
-    the server receives n * size and sends n * size."""
+    the server receives n * size and sends n * size.
+
+    Taught in notebooks/12_distributed_training.ipynb, "Bytes per step as the number of workers grows".
+    """
     _check_count(n, "n (workers)")
     _check_size(size_bytes, "size_bytes")
     return {
@@ -167,6 +150,7 @@ def zero_memory(
     ZeRO-Offload: the (partitioned) gradients and optimizer states live in CPU memory, so
     they leave 'gpu' and appear in 'cpu'; only the parameters stay on the GPU.
     Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes (per GPU / per rank).
+    Taught in notebooks/12_distributed_training.ipynb, "4. ZeRO: who needs all that memory?".
     """
     if isinstance(stage, bool) or stage not in (0, 1, 2, 3):
         raise ValueError(f"ZeRO stage must be 0, 1, 2 or 3, got {stage!r}.")
@@ -192,31 +176,15 @@ STEPS = 8
 LR = 0.1
 
 
-def make_model(seed: int = 0) -> nn.Sequential:
-    """The small MLP every rank builds (same seed -> same initial weights on every rank)."""
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
-    )
-
-
-def global_batches(
-    steps: int, batch: int, seed: int = 0
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """``steps`` fixed (x, y) batches of ``batch`` digits (x flattened to 64 features)."""
-    split = data.digits(seed)["train"]
-    order = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))
-    out = []
-    for s in range(steps):
-        idx = order[(s * batch) % len(order) :][:batch]
-        out.append((split.x[idx].flatten(1), split.y[idx]))
-    return out
-
-
 def train_single(
     steps: int = STEPS, batch: int = GLOBAL_BATCH, lr: float = LR, seed: int = 0
 ) -> tuple[list[float], dict[str, torch.Tensor]]:
-    """Single-process SGD on the global batches: (loss per step, final state_dict)."""
+    """Single-process SGD on the global batches: (loss per step, final state_dict).
+
+    The reference DDP must match: averaging the gradients of N equal shards of a batch gives
+    the gradient of the whole batch, so both take the same steps.
+    Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
+    """
     model = make_model(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
@@ -229,6 +197,165 @@ def train_single(
     return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def state_max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Largest absolute difference between two state_dicts with the same keys:
+    max over keys of max |a[k] - b[k]|.
+
+    Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
+    """
+    if set(a) != set(b):
+        raise ValueError(f"state_dicts differ in keys: {sorted(set(a) ^ set(b))}")
+    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+
+
+# ----------------------------------------------------------------------------- activation checkpointing
+
+
+def deep_mlp(depth: int = 16, width: int = 512, seed: int = 0) -> nn.Sequential:
+    """depth x [Linear(width, width), ReLU]: activations dominate memory for a large batch.
+
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    _check_count(depth, "depth")
+    _check_count(width, "width")
+    nbytes = 4 * depth * (width * width + width)
+    if nbytes > MAX_BYTES:
+        raise ValueError(
+            f"deep_mlp(depth={depth}, width={width}) needs {nbytes / 2**30:.1f} GiB of fp32 "
+            f"weights, more than {MAX_BYTES / 2**30:.0f} GiB; use a smaller width or depth."
+        )
+    torch.manual_seed(seed)
+    layers: list[nn.Module] = []
+    for _ in range(depth):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def forward_backward(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> torch.Tensor:
+    """loss = mean(model(x)^2); backward. segments > 0 checkpoints the model in that many
+    segments (checkpoint_sequential: only segment inputs are stored, each segment but the
+    last is recomputed in backward).
+
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    if segments:
+        out = checkpoint_sequential(model, segments, x, use_reentrant=False)
+    else:
+        out = model(x)
+    loss = out.pow(2).mean()
+    loss.backward()
+    return loss.detach()
+
+
+def checkpointed_activation_bytes(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> int:
+    """Bytes of activations the forward pass leaves for backward, with ``segments`` checkpointed
+    segments (0: none), measured by labkit.probes.saved_tensor_bytes (unique memory,
+    parameters not counted).
+
+    Plain: each Linear saves its input, each ReLU its output: about 2 L activations for L
+    layers. With k segments the checkpointed segments save only their inputs (the last segment
+    runs normally): about k + L/k; backward then recomputes one segment at a time, which
+    labkit.probes.peak_tensor_bytes also counts.
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    from torch.utils.checkpoint import checkpoint_sequential
+
+    def forward() -> torch.Tensor:
+        if segments:  # reentrant checkpointing saves the segment inputs through autograd
+            out = checkpoint_sequential(model, segments, x, use_reentrant=True)
+        else:
+            out = model(x)
+        return out.pow(2).mean()
+
+    return saved_tensor_bytes(forward, exclude=model.parameters())
+
+
+def checkpoint_costs(
+    model: nn.Sequential, x: torch.Tensor, segments: list[int]
+) -> list[dict[str, float]]:
+    """For each number of segments (0 = no checkpointing): the activations the forward pass
+    saves and the peak tensor memory of one forward+backward, both exact bytes.
+
+    Parameter gradients exist before measuring, so the peak is activations and
+    temporaries, not the .grad buffers. Time is measured separately (checkpoint_timing).
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    _check_segments(model, segments)
+    check_tensor(x, "x", ndim=2)
+    _check_activations(model, x)
+    x = x.detach().requires_grad_(True)
+    forward_backward(model, x, 0)  # creates the .grad buffers once
+    return [
+        {
+            "segments": k,
+            "saved_bytes": float(checkpointed_activation_bytes(model, x, k)),
+            "peak_bytes": float(peak_tensor_bytes(forward_backward, model, x, k)),
+        }
+        for k in segments
+    ]
+
+
+def segment_label(k: int) -> str:
+    """'none' for 0 segments, else 'k segments' (the names used by checkpoint_timing).
+
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    return "none" if k == 0 else f"{k} segments"
+
+
+def checkpoint_timing(
+    model: nn.Sequential,
+    x: torch.Tensor,
+    segments: list[int],
+    rounds: int = 5,
+    repeats: int = 3,
+    threads: int = 1,
+) -> bench.Comparison:
+    """Forward+backward time per number of segments, with labkit.bench.compare: every round
+    times each setting in alternating order, the first entry of ``segments`` is the baseline.
+    Variant names are segment_label(k); speed-up < 1 means slower than the baseline.
+    Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
+    """
+    _check_segments(model, segments)
+    check_tensor(x, "x", ndim=2)
+    _check_activations(model, x)
+    x = x.detach().requires_grad_(True)
+    forward_backward(model, x, 0)  # creates the .grad buffers once
+
+    def step(k: int) -> None:
+        with torch.enable_grad():  # bench.compare times under no_grad; backward needs grad
+            forward_backward(model, x, k)
+
+    fns = {segment_label(k): functools.partial(step, k) for k in segments}
+    return bench.compare(
+        fns, baseline=segment_label(segments[0]), rounds=rounds, repeats=repeats, threads=threads
+    )
+
+
+def _check_activations(model: nn.Sequential, x: torch.Tensor) -> None:
+    """Refuse a forward+backward whose activations (about 2 per module) exceed MAX_BYTES."""
+    need = 2 * len(model) * x.numel() * x.element_size()
+    if need > MAX_BYTES:
+        raise ValueError(
+            f"x of shape {tuple(x.shape)} through {len(model)} modules keeps about "
+            f"{need / 2**30:.1f} GiB of activations, more than {MAX_BYTES / 2**30:.0f} GiB; "
+            "use a smaller batch."
+        )
+
+
+def _check_segments(model: nn.Sequential, segments: list[int]) -> None:
+    if not segments or any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
+        raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
+    if len(set(segments)) != len(segments):
+        raise ValueError(f"segments must not repeat, got {segments!r}.")
+
+
+# ----------------------------------------------------------------------------- plumbing
+# (the torchrun launcher, the workers' model and data, byte counting, argument checks)
+
+
 def launch(
     nproc: int = WORLD, timeout: float = 240, extra_args: list[str] | None = None
 ) -> dict[str, object]:
@@ -238,6 +365,7 @@ def launch(
         torchrun --standalone --nproc_per_node=2 -m labkit.distributed.worker --out results.pt
     Returns the dict rank 0 saved (rank 0's 'worker_seconds' per phase, start-up included),
     plus 'launch_seconds' (wall time of the whole launch).
+    Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
     """
     if not isinstance(nproc, int) or nproc < 1:
         raise ValueError(f"nproc must be a positive integer (processes to start), got {nproc!r}.")
@@ -275,18 +403,39 @@ def launch(
     return results
 
 
-def state_max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    """Largest absolute difference between two state_dicts with the same keys."""
-    if set(a) != set(b):
-        raise ValueError(f"state_dicts differ in keys: {sorted(set(a) ^ set(b))}")
-    return max((a[k].float() - b[k].float()).abs().max().item() for k in a)
+def make_model(seed: int = 0) -> nn.Sequential:
+    """The small MLP every rank builds (same seed -> same initial weights on every rank).
+
+    Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
+    """
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
+    )
 
 
-# ----------------------------------------------------------------------------- optimizer / param bytes
+def global_batches(
+    steps: int, batch: int, seed: int = 0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``steps`` fixed (x, y) batches of ``batch`` digits (x flattened to 64 features).
+
+    Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
+    """
+    split = data.digits(seed)["train"]
+    order = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))
+    out = []
+    for s in range(steps):
+        idx = order[(s * batch) % len(order) :][:batch]
+        out.append((split.x[idx].flatten(1), split.y[idx]))  # (batch, 1, 8, 8) -> (batch, 64)
+    return out
 
 
 def tensor_bytes(tensors: object) -> int:
-    """Bytes of every tensor found in a (nested) dict/list/tuple (DTensors: local shard)."""
+    """Bytes of every tensor found in a (nested) dict/list/tuple (DTensors: local shard):
+    sum of numel * element_size.
+
+    Taught in notebooks/12_distributed_training.ipynb, "5. ZeroRedundancyOptimizer and FSDP, measured per rank".
+    """
     if isinstance(tensors, torch.Tensor):
         t = tensors.to_local() if hasattr(tensors, "to_local") else tensors
         return t.numel() * t.element_size()
@@ -298,190 +447,32 @@ def tensor_bytes(tensors: object) -> int:
 
 
 def optimizer_state_bytes(opt: torch.optim.Optimizer) -> int:
-    """Bytes of the optimizer's state tensors on this process (Adam: exp_avg, exp_avg_sq, step)."""
+    """Bytes of the optimizer's state tensors on this process (Adam: exp_avg, exp_avg_sq, step).
+
+    Taught in notebooks/12_distributed_training.ipynb, "5. ZeroRedundancyOptimizer and FSDP, measured per rank".
+    """
     return tensor_bytes(list(opt.state.values()))
 
 
-# ----------------------------------------------------------------------------- activation checkpointing
+def _check_count(value: object, name: str, low: int = 1, high: int | None = None) -> int:
+    """An integer in [low, high], else a ValueError naming the parameter."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < low
+        or (high is not None and value > high)
+    ):
+        upper = f" and <= {high:,}" if high is not None else ""
+        raise ValueError(f"{name} must be an integer >= {low}{upper}, got {value!r}.")
+    return value
 
 
-def deep_mlp(depth: int = 16, width: int = 512, seed: int = 0) -> nn.Sequential:
-    """depth x [Linear(width, width), ReLU]: activations dominate memory for a large batch."""
-    _check_count(depth, "depth")
-    _check_count(width, "width")
-    nbytes = 4 * depth * (width * width + width)
-    if nbytes > MAX_BYTES:
-        raise ValueError(
-            f"deep_mlp(depth={depth}, width={width}) needs {nbytes / 2**30:.1f} GiB of fp32 "
-            f"weights, more than {MAX_BYTES / 2**30:.0f} GiB; use a smaller width or depth."
-        )
-    torch.manual_seed(seed)
-    layers: list[nn.Module] = []
-    for _ in range(depth):
-        layers += [nn.Linear(width, width), nn.ReLU()]
-    return nn.Sequential(*layers)
-
-
-def forward_backward(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> torch.Tensor:
-    """loss = mean(model(x)^2); backward. segments > 0 checkpoints the model in that many
-    segments (checkpoint_sequential: only segment inputs are stored, each segment but the
-    last is recomputed in backward)."""
-    from torch.utils.checkpoint import checkpoint_sequential
-
-    if segments:
-        out = checkpoint_sequential(model, segments, x, use_reentrant=False)
-    else:
-        out = model(x)
-    loss = out.pow(2).mean()
-    loss.backward()
-    return loss.detach()
-
-
-def saved_activation_bytes(model: nn.Sequential, x: torch.Tensor, segments: int = 0) -> int:
-    """Bytes of activations the forward pass leaves for backward (unique storages,
-    parameters not counted), caught with saved-tensor hooks.
-
-    Plain: each Linear saves its input, each ReLU its output. With ``segments`` the
-    checkpointed segments save only their inputs (the last segment runs normally); backward
-    then recomputes one segment at a time, which ``peak_tensor_bytes`` also counts.
-    """
-    from torch.utils.checkpoint import checkpoint_sequential
-
-    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        ptr = t.untyped_storage().data_ptr()
-        if ptr not in params:
-            seen[ptr] = t.untyped_storage().nbytes()
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        if segments:  # reentrant checkpointing saves the segment inputs through autograd
-            out = checkpoint_sequential(model, segments, x, use_reentrant=True)
-        else:
-            out = model(x)
-        out.pow(2).mean()
-    return sum(seen.values())
-
-
-class _LiveTensorBytes(TorchDispatchMode):
-    """Counts the bytes of tensor storages created inside the mode that are still alive."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.live: dict[int, tuple[int, weakref.ref]] = {}
-        self.now = 0
-        self.peak = 0
-
-    def _freed(self, key: int) -> None:
-        self.now -= self.live.pop(key)[0]
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN204
-        out = func(*args, **(kwargs or {}))
-        inputs = {
-            id(t.untyped_storage())
-            for t in tree_flatten((args, kwargs))[0]
-            if isinstance(t, torch.Tensor)
-        }
-        for t in tree_flatten(out)[0]:
-            if not isinstance(t, torch.Tensor) or t.device.type == "meta":
-                continue
-            st = t.untyped_storage()
-            key = id(st)
-            if key in self.live or key in inputs:  # a view or an in-place result
-                continue
-            self.live[key] = (st.nbytes(), weakref.ref(st, lambda _r, k=key: self._freed(k)))
-            self.now += st.nbytes()
-            self.peak = max(self.peak, self.now)
-        return out
-
-
-def peak_tensor_bytes(fn: Callable[..., object], *args: object, **kwargs: object) -> int:
-    """Peak bytes of tensors allocated by ``fn(*args, **kwargs)`` and alive at the same time.
-
-    Every op's new output storage is counted when created and uncounted when freed
-    (a TorchDispatchMode plus weak references), so the result is what a caching allocator's
-    peak would show above the memory in use before the call: activations, gradients
-    flowing backward, recomputed segments and temporaries. Exact and device-independent
-    (CPU here; torch.cuda.max_memory_allocated measures the same on a GPU).
-    """
-    mode = _LiveTensorBytes()
-    with mode:
-        fn(*args, **kwargs)
-    return mode.peak
-
-
-def checkpoint_costs(
-    model: nn.Sequential, x: torch.Tensor, segments: list[int]
-) -> list[dict[str, float]]:
-    """For each number of segments (0 = no checkpointing): the activations the forward pass
-    saves and the peak tensor memory of one forward+backward, both exact bytes.
-
-    Parameter gradients exist before measuring, so the peak is activations and
-    temporaries, not the .grad buffers. Time is measured separately (checkpoint_timing).
-    """
-    _check_segments(model, segments)
-    check_tensor(x, "x", ndim=2)
-    _check_activations(model, x)
-    x = x.detach().requires_grad_(True)
-    forward_backward(model, x, 0)  # creates the .grad buffers once
-    return [
-        {
-            "segments": k,
-            "saved_bytes": float(saved_activation_bytes(model, x, k)),
-            "peak_bytes": float(peak_tensor_bytes(forward_backward, model, x, k)),
-        }
-        for k in segments
-    ]
-
-
-def segment_label(k: int) -> str:
-    """'none' for 0 segments, else 'k segments' (the names used by checkpoint_timing)."""
-    return "none" if k == 0 else f"{k} segments"
-
-
-def checkpoint_timing(
-    model: nn.Sequential,
-    x: torch.Tensor,
-    segments: list[int],
-    rounds: int = 5,
-    repeats: int = 3,
-    threads: int = 1,
-) -> bench.Comparison:
-    """Forward+backward time per number of segments, with labkit.bench.compare: every round
-    times each setting in alternating order, the first entry of ``segments`` is the baseline.
-    Variant names are segment_label(k); speed-up < 1 means slower than the baseline.
-    """
-    _check_segments(model, segments)
-    check_tensor(x, "x", ndim=2)
-    _check_activations(model, x)
-    x = x.detach().requires_grad_(True)
-    forward_backward(model, x, 0)  # creates the .grad buffers once
-
-    def step(k: int) -> None:
-        with torch.enable_grad():  # bench.compare times under no_grad; backward needs grad
-            forward_backward(model, x, k)
-
-    fns = {segment_label(k): functools.partial(step, k) for k in segments}
-    return bench.compare(
-        fns, baseline=segment_label(segments[0]), rounds=rounds, repeats=repeats, threads=threads
-    )
-
-
-def _check_activations(model: nn.Sequential, x: torch.Tensor) -> None:
-    """Refuse a forward+backward whose activations (about 2 per module) exceed MAX_BYTES."""
-    need = 2 * len(model) * x.numel() * x.element_size()
-    if need > MAX_BYTES:
-        raise ValueError(
-            f"x of shape {tuple(x.shape)} through {len(model)} modules keeps about "
-            f"{need / 2**30:.1f} GiB of activations, more than {MAX_BYTES / 2**30:.0f} GiB; "
-            "use a smaller batch."
-        )
-
-
-def _check_segments(model: nn.Sequential, segments: list[int]) -> None:
-    if not segments or any(not isinstance(k, int) or k < 0 or k > len(model) for k in segments):
-        raise ValueError(f"segments must be integers in 0..{len(model)}, got {segments!r}.")
-    if len(set(segments)) != len(segments):
-        raise ValueError(f"segments must not repeat, got {segments!r}.")
+def _check_size(value: object, name: str) -> float:
+    """A finite real number >= 0 (a byte count, a parameter count)."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value < float("inf")
+    ):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    return float(value)

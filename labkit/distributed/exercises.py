@@ -82,6 +82,8 @@ EXERCISES = {
         formula="reduce-scatter, s = 0..n-2: worker i sends chunk (i - s) % n; all-gather, "
         "s = 0..n-2: worker i sends chunk (i + 1 - s) % n; receiver = (sender + 1) % n.",
     ),
+    # Learner-only: the "gpu" entry of distributed.zero_memory, one number; allow-listed in
+    # tests/test_exercise_keys.py.
     "distributed.zero_memory_per_gpu": Exercise(
         reference=zero_memory_per_gpu,
         cases=_zero_cases,

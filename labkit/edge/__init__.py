@@ -15,7 +15,8 @@ Three tools, each measured on the course CNN (labkit.models.cnn) and digits:
   Fine-tuning moves the centroids: dL/dc_j = sum of dL/dW_i over weights i in cluster j.
 - Hardware-aware search: sample (width, depth) of the CNN, train briefly, measure accuracy
   and single-thread latency (labkit.bench.compare, one interleaved run); keep the Pareto
-  front and the best model under a budget.
+  front (labkit.bench.pareto_front) and the best model under a budget
+  (labkit.bench.best_under_budget).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import copy
 import math
 import random
-from collections.abc import Iterable
 from typing import NamedTuple
 
 import torch
@@ -52,13 +52,15 @@ def low_rank_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, tor
     """Truncated SVD of a 2-D weight (out, in): returns left (out, r), right (r, in).
 
     left = U[:, :r] * sqrt(s[:r]), right = sqrt(s[:r])[:, None] * Vh[:r]; left @ right = W_r.
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
     check_tensor(weight, "weight", ndim=2)
     _check_rank(rank, min(weight.shape))
+    # u (out, m), s (m,), vh (m, in) with m = min(out, in); float64 for a stable SVD
     u, s, vh = torch.linalg.svd(weight.detach().double(), full_matrices=False)
-    root = s[:rank].sqrt()
-    left = (u[:, :rank] * root).to(weight.dtype)
-    right = (root[:, None] * vh[:rank]).to(weight.dtype)
+    root = s[:rank].sqrt()  # (r,)
+    left = (u[:, :rank] * root).to(weight.dtype)  # (out, r)
+    right = (root[:, None] * vh[:rank]).to(weight.dtype)  # (r, in)
     return left, right
 
 
@@ -66,6 +68,7 @@ def rank_error_curve(weight: torch.Tensor) -> torch.Tensor:
     """Relative Frobenius error of the best rank-r approximation for r = 1..min(out, in).
 
     err[r-1] = sqrt(sum_{i>r} s_i^2 / sum_i s_i^2)  (Eckart-Young); shape (min(out, in),).
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
     check_tensor(weight, "weight", ndim=2)
     s2 = torch.linalg.svdvals(weight.detach().double()) ** 2
@@ -75,7 +78,10 @@ def rank_error_curve(weight: torch.Tensor) -> torch.Tensor:
 
 
 def matrix_of(layer: nn.Module) -> torch.Tensor:
-    """The weight of a Linear (out, in) or a Conv2d reshaped to (C_out, C_in * kH * kW)."""
+    """The weight of a Linear (out, in) or a Conv2d reshaped to (C_out, C_in * kH * kW).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
     if isinstance(layer, nn.Linear):
         return layer.weight.detach()
     if isinstance(layer, nn.Conv2d):
@@ -86,7 +92,10 @@ def matrix_of(layer: nn.Module) -> torch.Tensor:
 
 
 def factorize_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
-    """Linear(in, out) -> Linear(in, r, bias=False) -> Linear(r, out) holding the rank-r SVD."""
+    """Linear(in, out) -> Linear(in, r, bias=False) -> Linear(r, out) holding the rank-r SVD.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
     if not isinstance(layer, nn.Linear):
         raise ValueError(f"factorize_linear needs an nn.Linear, got {type(layer).__name__}.")
     left, right = low_rank_factors(layer.weight, rank)
@@ -104,6 +113,7 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     """Conv2d(C_in, C_out, k) -> Conv2d(C_in, r, k, bias=False) -> Conv2d(r, C_out, 1).
 
     The first conv keeps stride, padding and dilation; only groups=1 convs are supported.
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
     if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
         raise ValueError("factorize_conv needs an nn.Conv2d with groups=1.")
@@ -128,7 +138,10 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
 
 
 def factorized_params(out_features: int, in_features: int, rank: int) -> int:
-    """Weights of the two factors: r * (out + in)  (vs out * in for the full matrix)."""
+    """Weights of the two factors: r * (out + in)  (vs out * in for the full matrix).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
     return rank * (out_features + in_features)
 
 
@@ -137,6 +150,7 @@ def factorize_model(model: nn.Module, rank_fraction: float) -> nn.Module:
 
     rank = max(1, round(rank_fraction * min(out, in))); a layer is left alone when the pair
     would not have fewer weights than the original (r * (out + in) >= out * in).
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
     if not 0 < rank_fraction <= 1:
         raise ValueError(f"rank_fraction must be in (0, 1], got {rank_fraction!r}.")
@@ -162,7 +176,10 @@ def factorize_model(model: nn.Module, rank_fraction: float) -> nn.Module:
 
 
 class Codebook(NamedTuple):
-    """One layer's shared weights: centroids (2^bits,) float32, indices (weight shape) int64."""
+    """One layer's shared weights: centroids (2^bits,) float32, indices (weight shape) int64.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
 
     centroids: torch.Tensor
     indices: torch.Tensor
@@ -175,17 +192,18 @@ def kmeans_share(weight: torch.Tensor, bits: int, iters: int = 20) -> Codebook:
     weights, Han et al. 2016). Each iteration: assign every weight to its nearest centroid
     (ties go to the lower index), move each centroid to the mean of its weights; a centroid
     with no weights stays where it is.
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
     """
     check_tensor(weight, "weight")
     check_bits(bits, 1, 8)
     if weight.numel() == 0:
         raise ValueError("weight is empty: nothing to cluster.")
-    w = weight.detach().flatten().float()
+    w = weight.detach().flatten().float()  # (n,)
     k = 2**bits
-    centroids = torch.linspace(float(w.min()), float(w.max()), k)
+    centroids = torch.linspace(float(w.min()), float(w.max()), k)  # (k,)
     idx = torch.zeros_like(w, dtype=torch.int64)
     for _ in range(iters):
-        idx = (w[:, None] - centroids[None, :]).abs().argmin(1)
+        idx = (w[:, None] - centroids[None, :]).abs().argmin(1)  # distances (n, k) -> (n,)
         sums = torch.zeros(k).index_add_(0, idx, w)
         counts = torch.zeros(k).index_add_(0, idx, torch.ones_like(w))
         centroids = torch.where(counts > 0, sums / counts.clamp_min(1), centroids)
@@ -198,6 +216,7 @@ def pack_indices(indices: torch.Tensor, bits: int) -> torch.Tensor:
 
     Index i goes to byte i // (8 / bits), at bit offset (i % (8 / bits)) * bits (low bits
     first); the last byte is zero-padded. Length = ceil(n * bits / 8).
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
     """
     if bits not in PACK_BITS:
         raise ValueError(f"bits must be one of {PACK_BITS} to pack into whole bytes, got {bits!r}.")
@@ -206,13 +225,16 @@ def pack_indices(indices: torch.Tensor, bits: int) -> torch.Tensor:
         raise ValueError(f"indices must be in [0, {2**bits}) for bits={bits}.")
     per = 8 // bits
     pad = (-flat.numel()) % per
-    flat = torch.cat([flat, flat.new_zeros(pad)]).reshape(-1, per)
-    shifts = torch.arange(per) * bits
-    return (flat << shifts).sum(1).to(torch.uint8)
+    flat = torch.cat([flat, flat.new_zeros(pad)]).reshape(-1, per)  # (n_bytes, per)
+    shifts = torch.arange(per) * bits  # (per,): bit offset of each slot in its byte
+    return (flat << shifts).sum(1).to(torch.uint8)  # (n_bytes,)
 
 
 def unpack_indices(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
-    """Inverse of pack_indices: the first ``n`` indices as int64."""
+    """Inverse of pack_indices: the first ``n`` indices as int64.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
     if bits not in PACK_BITS:
         raise ValueError(f"bits must be one of {PACK_BITS}, got {bits!r}.")
     per = 8 // bits
@@ -222,19 +244,28 @@ def unpack_indices(packed: torch.Tensor, bits: int, n: int) -> torch.Tensor:
 
 
 def packed_bytes(n: int, bits: int, codebook_bytes_per_entry: int = 4) -> int:
-    """Bytes of one shared layer: ceil(n * bits / 8) index bytes + 2^bits * entry bytes."""
+    """Bytes of one shared layer: ceil(n * bits / 8) index bytes + 2^bits * entry bytes.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
     return math.ceil(n * bits / 8) + (2**bits) * codebook_bytes_per_entry
 
 
 def shareable_layers(model: nn.Module) -> dict[str, nn.Module]:
-    """The Conv2d / Linear layers whose weights get a codebook, by module name."""
+    """The Conv2d / Linear layers whose weights get a codebook, by module name.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
 
 
 def share_model(
     model: nn.Module, bits: int, iters: int = 20
 ) -> tuple[nn.Module, dict[str, Codebook]]:
-    """Copy of ``model`` whose Conv2d/Linear weights are replaced by centroids[indices]."""
+    """Copy of ``model`` whose Conv2d/Linear weights are replaced by centroids[indices].
+
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
     check_bits(bits, 1, 8)
     new = copy.deepcopy(model)
     books = {}
@@ -248,7 +279,9 @@ def share_model(
 
 def shared_model_bytes(model: nn.Module, books: dict[str, Codebook], bits: int) -> int:
     """Real storage: packed indices + fp32 codebooks for shared weights, plus every other
-    parameter and buffer (biases, BatchNorm) at its own element size."""
+    parameter and buffer (biases, BatchNorm) at its own element size.
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
+    """
     total = 0
     shared = {f"{name}.weight" for name in books}
     for name, t in list(model.named_parameters()) + list(model.named_buffers()):
@@ -273,6 +306,7 @@ def finetune_centroids(
     Autograd of the gather c[idx] is a scatter-add, so dL/dc_j = sum_{i: idx_i = j} dL/dW_i,
     exactly Deep Compression's centroid update. BatchNorm runs in eval mode (its statistics
     stay fixed), so only the codebooks change. Returns a new model and the new codebooks.
+    Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
     """
     cents = {n: b.centroids.clone().requires_grad_(True) for n, b in books.items()}
     opt = torch.optim.Adam(cents.values(), lr=lr)
@@ -300,6 +334,7 @@ def budgets(model: nn.Module, example: torch.Tensor) -> dict[str, float]:
     params, fp32 bytes (parameters + buffers), MACs (labkit.bench.count_macs),
     peak_mem_kib (extra resident memory during one forward, on one thread).
     Latency is not here: time it against a baseline with labkit.bench.compare, once.
+    Taught in notebooks/10_edge_deployment.ipynb, "1. Budgets, as an edge engineer sees them".
     """
     check_tensor(example, "example")
     model = model.eval()
@@ -325,7 +360,10 @@ DEPTHS = (2, 3, 4)
 
 
 def sample_architectures(n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """``n`` distinct (width, depth) pairs drawn without replacement from WIDTHS x DEPTHS."""
+    """``n`` distinct (width, depth) pairs drawn without replacement from WIDTHS x DEPTHS.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
+    """
     space = [(w, d) for w in WIDTHS for d in DEPTHS]
     if not 1 <= n <= len(space):
         raise ValueError(f"n must be in 1..{len(space)}, got {n!r}.")
@@ -335,28 +373,15 @@ def sample_architectures(n: int, seed: int = 0) -> list[tuple[int, int]]:
 def train_candidate(
     width: int, depth: int, loaders: Loaders, *, epochs: int = 3, seed: int = 0
 ) -> tuple[nn.Module, float]:
-    """Train cnn(width, depth) for a few epochs from a fixed seed; return (model, val acc)."""
+    """Train cnn(width, depth) for a few epochs from a fixed seed; return (model, val acc).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
+    """
     torch.manual_seed(seed)
     model = models.cnn(width=width, depth=depth)
     train.fit(model, loaders.train, epochs=epochs, lr=3e-3)
     return model, train.evaluate(model, loaders.val)["accuracy"]
 
 
-def pareto_front(points: Iterable[tuple[float, float]]) -> list[int]:
-    """Indices of the points (cost, accuracy) no other point beats: lower-or-equal cost and
-    higher-or-equal accuracy with one strict. Sorted by cost."""
-    pts = list(points)
-    front = [
-        i
-        for i, (c, a) in enumerate(pts)
-        if not any((c2 <= c and a2 >= a) and (c2 < c or a2 > a) for c2, a2 in pts)
-    ]
-    return sorted(front, key=lambda i: (pts[i][0], -pts[i][1]))
-
-
-def best_under_budget(
-    results: list[dict[str, float]], budget: float, key: str = "latency_ms"
-) -> dict[str, float] | None:
-    """The most accurate result whose ``key`` is within ``budget`` (ties: the cheaper one)."""
-    ok = [r for r in results if r[key] <= budget]
-    return max(ok, key=lambda r: (r["accuracy"], -r[key])) if ok else None
+# The Pareto front and the best-under-budget pick are labkit.bench.pareto_front and
+# labkit.bench.best_under_budget (one implementation, shared with labkit.pipeline).

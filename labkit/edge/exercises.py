@@ -10,7 +10,7 @@ from labkit import edge
 from labkit.core.checks import Case, Exercise
 
 
-def low_rank(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+def low_rank_factors(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Reference: left (out, r), right (r, in) with left @ right the best rank-r approximation."""
     return edge.low_rank_factors(weight, rank)
 
@@ -111,8 +111,8 @@ def _compare_codebook(got: Any, expected: Any) -> str | None:
 
 
 EXERCISES = {
-    "edge.low_rank": Exercise(
-        reference=low_rank,
+    "edge.low_rank_factors": Exercise(
+        reference=low_rank_factors,
         cases=_low_rank_cases,
         compare=_compare_factors,
         hint="The SVD sorts singular values from largest to smallest; keep the r that matter "

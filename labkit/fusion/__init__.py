@@ -35,6 +35,7 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         b'_c = s_c · (b_c − μ_c) + β_c   (b = 0 when the conv has no bias)
     Grouped and depthwise convs fold the same way: each output channel has its own filter.
     The result always has a bias. conv and bn are left unchanged.
+    Taught in notebooks/07_operator_fusion.ipynb, "2. Folding BatchNorm into the convolution (exact vertical fusion)".
     """
     if not isinstance(conv, nn.Conv2d):
         raise ValueError(f"conv must be an nn.Conv2d, got {type(conv).__name__}.")
@@ -52,14 +53,14 @@ def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
         )
     fused = copy.deepcopy(conv)
     with torch.no_grad():
-        scale = torch.rsqrt(bn.running_var + bn.eps)
+        scale = torch.rsqrt(bn.running_var + bn.eps)  # s_c = γ_c / √(σ²_c + ε), (C_out,)
         if bn.weight is not None:
             scale = scale * bn.weight
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
         new_bias = (bias - bn.running_mean) * scale
         if bn.bias is not None:
             new_bias = new_bias + bn.bias
-        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+        fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))  # (C_out, C_in/g, kH, kW)
         fused.bias = nn.Parameter(new_bias.to(conv.weight.dtype))
     return fused
 
@@ -69,6 +70,7 @@ def fold_model(model: nn.Module) -> nn.Module:
 
     Works on nn.Sequential containers at any depth (e.g. labkit.models.cnn): the BN is replaced
     by the folded conv and removed. Other layers are kept as they are.
+    Taught in notebooks/07_operator_fusion.ipynb, "2. Folding BatchNorm into the convolution (exact vertical fusion)".
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}.")
@@ -96,7 +98,10 @@ def _fold(module: nn.Module) -> nn.Module:
 
 
 def count_layers(model: nn.Module, kind: type[nn.Module]) -> int:
-    """How many sub-modules of ``model`` are instances of ``kind`` (e.g. nn.BatchNorm2d)."""
+    """How many sub-modules of ``model`` are instances of ``kind`` (e.g. nn.BatchNorm2d).
+
+    Taught in notebooks/07_operator_fusion.ipynb, "2. Folding BatchNorm into the convolution (exact vertical fusion)".
+    """
     return sum(isinstance(m, kind) for m in model.modules())
 
 
@@ -110,6 +115,7 @@ def fuse_qkv(q: nn.Linear, k: nn.Linear, v: nn.Linear) -> nn.Linear:
     b = cat(b_q, b_k, b_v) (a missing bias counts as zeros; no bias at all stays bias=False).
     One GEMM with a 3x wider output reads x once instead of three times and launches one
     kernel instead of three. Split the result with ``split_qkv``.
+    Taught in notebooks/07_operator_fusion.ipynb, "4. Horizontal fusion: one GEMM for Q, K and V".
     """
     layers = (q, k, v)
     if not all(isinstance(layer, nn.Linear) for layer in layers):
@@ -125,6 +131,7 @@ def fuse_qkv(q: nn.Linear, k: nn.Linear, v: nn.Linear) -> nn.Linear:
         q.in_features, out, bias=has_bias, dtype=q.weight.dtype, device=q.weight.device
     )
     with torch.no_grad():
+        # (d_q + d_k + d_v, d_in)
         fused.weight.copy_(torch.cat([layer.weight for layer in layers], dim=0))
         if has_bias:
             biases = [
@@ -136,7 +143,10 @@ def fuse_qkv(q: nn.Linear, k: nn.Linear, v: nn.Linear) -> nn.Linear:
 
 
 def split_qkv(y: torch.Tensor, sizes: tuple[int, int, int]) -> tuple[torch.Tensor, ...]:
-    """Split the fused projection (..., d_q + d_k + d_v) back into (q, k, v)."""
+    """Split the fused projection (..., d_q + d_k + d_v) back into (q, k, v).
+
+    Taught in notebooks/07_operator_fusion.ipynb, "4. Horizontal fusion: one GEMM for Q, K and V".
+    """
     check_tensor(y, "y")
     if y.shape[-1] != sum(sizes):
         raise ValueError(f"last dim {y.shape[-1]} does not match sizes {sizes} (sum {sum(sizes)}).")
@@ -166,6 +176,7 @@ def elementwise_chain(x: torch.Tensor, length: int = 8, ops: str = "gelu") -> to
     ops="cheap": mul, add, clamp, mul, ...      (CHEAP_OPS; about one instruction per element)
     Eager PyTorch runs one kernel per op: each reads the whole tensor from memory and writes
     a new one, so the chain moves 2·length·numel·itemsize bytes (see ``chain_traffic``).
+    Taught in notebooks/07_operator_fusion.ipynb, "3. Fusing elementwise chains with `torch.compile`".
     """
     check_tensor(x, "x")
     check_positive(length, "length")
@@ -187,6 +198,7 @@ def chain_traffic(numel: int, length: int, itemsize: int = 4) -> dict[str, float
     flops         = length·numel            (counting each op as 1 FLOP per element; gelu
                                              costs more)
     intensity = flops / bytes (FLOP per byte).
+    Taught in notebooks/07_operator_fusion.ipynb, "1. The memory wall".
     """
     check_positive(numel, "numel")
     check_positive(length, "length")
@@ -203,7 +215,10 @@ def chain_traffic(numel: int, length: int, itemsize: int = 4) -> dict[str, float
 
 
 def matmul_traffic(n: int, itemsize: int = 4) -> dict[str, float]:
-    """FLOPs and minimum bytes of an (n x n) @ (n x n) matmul: 2n³ FLOPs, 3n²·itemsize bytes."""
+    """FLOPs and minimum bytes of an (n x n) @ (n x n) matmul: 2n³ FLOPs, 3n²·itemsize bytes.
+
+    Taught in notebooks/07_operator_fusion.ipynb, "1. The memory wall".
+    """
     check_positive(n, "n")
     flops = 2.0 * n**3
     nbytes = 3.0 * n * n * itemsize
@@ -231,6 +246,7 @@ def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any
 
     The first call compiles (Dynamo captures the graph, Inductor writes fused C++/OpenMP loops
     on CPU or Triton kernels on GPU and builds them); later calls with the same shapes reuse it.
+    Taught in notebooks/07_operator_fusion.ipynb, "3. Fusing elementwise chains with `torch.compile`".
     """
     import logging
     import time
@@ -250,7 +266,9 @@ def cuda_chain_speedup(
 ) -> dict[str, float]:
     """On a CUDA GPU: eager vs torch.compile (Inductor -> one Triton kernel) on the elementwise
     chain. Returns compile seconds, eager and compiled median ms, and the speed-up.
-    Raises MissingDependency without a GPU."""
+    Raises MissingDependency without a GPU.
+    Taught in notebooks/07_operator_fusion.ipynb, "3. Fusing elementwise chains with `torch.compile`".
+    """
     from labkit.core.errors import require_cuda
 
     dev = require_cuda("torch.compile with Triton kernels")
@@ -263,29 +281,16 @@ def cuda_chain_speedup(
 
 # ---------------------------------------------------------------- ONNX Runtime graph optimisation
 
-# Export and sessions are the course's ONNX plumbing (labkit.onnx, taught in notebook 09).
-ORT_LEVELS = lk_onnx.ORT_LEVELS
-
-
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) -> Path:
-    """``model`` as ONNX with the graph as PyTorch wrote it (no exporter optimisation), so ORT's
-    levels have something to fuse; fixed batch, input "x", output "y"."""
-    return lk_onnx.export_onnx(
-        model, example, path, dynamic_batch=False, output_name="y", exporter_optimize=False
-    )
-
-
-def ort_session(
-    path: str | Path, level: str = "all", threads: int = 2, optimized_path: str | Path | None = None
-) -> Any:
-    """An ONNX Runtime CPU session at graph optimisation ``level`` (one of ORT_LEVELS)."""
-    return lk_onnx.ort_session(
-        path, threads=threads, opt_level=level, optimized_path=optimized_path
-    )
+# Export and sessions are the course's ONNX plumbing: labkit.onnx.export_onnx and
+# labkit.onnx.ort_session (taught in notebook 09), called directly. Export for this lesson with
+# exporter_optimize=False, so the graph keeps the BatchNormalization nodes that ORT's levels fuse.
 
 
 def op_counts(path: str | Path) -> collections.Counter[str]:
-    """Node types of an ONNX file, as 'domain:OpType' for non-standard domains, else 'OpType'."""
+    """Node types of an ONNX file, as 'domain:OpType' for non-standard domains, else 'OpType'.
+
+    Taught in notebooks/07_operator_fusion.ipynb, "5. ONNX Runtime graph optimisation levels".
+    """
     onnx = require("onnx")
     graph = onnx.load(str(lk_onnx.check_onnx_file(path))).graph
     return collections.Counter(
@@ -303,12 +308,13 @@ def ort_levels(
 ) -> list[dict[str, Any]]:
     """Node count, node types, latency and parity of the same ONNX model at each ORT level.
 
-    For each level in ORT_LEVELS: build a session that also saves its optimised graph, count
+    For each level in labkit.onnx.ORT_LEVELS: build a session that also saves its optimised graph, count
     the nodes, list the node types the level produced that the original graph did not have
     (the fused ones, e.g. com.microsoft:FusedConv) and those it removed, the largest
     |difference| of the output vs the unoptimised graph, and the latency: all levels timed in
     one interleaved labkit.bench.compare against ``disable_all`` (median ms, speed-up
     t(disable_all) / t(level), its IQR over rounds, and the verdict sentence).
+    Taught in notebooks/07_operator_fusion.ipynb, "5. ONNX Runtime graph optimisation levels".
     """
     check_tensor(example, "example")
     x = {"x": example.detach().numpy()}
@@ -316,9 +322,11 @@ def ort_levels(
     rows: list[dict[str, Any]] = []
     sessions = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for level in ORT_LEVELS:
+        for level in lk_onnx.ORT_LEVELS:
             opt_path = Path(tmp) / f"{level}.onnx"
-            sessions[level] = ort_session(path, level, threads, opt_path)
+            sessions[level] = lk_onnx.ort_session(
+                path, threads=threads, opt_level=level, optimized_path=opt_path
+            )
             ops = op_counts(opt_path)
             out = torch.from_numpy(sessions[level].run(None, x)[0])
             reference = out if not rows else rows[0]["_out"]
@@ -334,7 +342,7 @@ def ort_levels(
             )
     fns = {level: (lambda s=sess: s.run(None, x)) for level, sess in sessions.items()}
     cmp = bench.compare(
-        fns, baseline=ORT_LEVELS[0], rounds=rounds, repeats=repeats, threads=threads
+        fns, baseline=lk_onnx.ORT_LEVELS[0], rounds=rounds, repeats=repeats, threads=threads
     )
     for row in rows:
         del row["_out"]

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import bench, data
+from labkit import bench, data, quant
 from labkit.core.errors import check_positive, check_tensor
 from labkit.generate import gpt
 from labkit.generate.gpt import CharGPT, KVCache
@@ -42,6 +42,8 @@ def top_k_logits(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Keep the k largest logits of the last dim, set the rest to -inf (ties with the k-th kept).
 
     logits: (..., V). k=None or k >= V keeps everything.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "2. Sampling: temperature and top-k".
     """
     check_tensor(logits, "logits")
     if k is None:
@@ -57,7 +59,10 @@ def top_k_logits(logits: torch.Tensor, k: int | None) -> torch.Tensor:
 def next_token_probs(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
 ) -> torch.Tensor:
-    """p = softmax(top_k(logits) / T) over the last dim, shape (..., V). T must be > 0."""
+    """p = softmax(top_k(logits) / T) over the last dim, shape (..., V). T must be > 0.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "2. Sampling: temperature and top-k".
+    """
     check_positive(temperature, "temperature")
     return torch.softmax(top_k_logits(logits, top_k) / temperature, dim=-1)
 
@@ -68,7 +73,10 @@ def sample_next(
     top_k: int | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """Next ids (B,) from logits (B, V): argmax when temperature == 0, else a sample."""
+    """Next ids (B,) from logits (B, V): argmax when temperature == 0, else a sample.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "2. Sampling: temperature and top-k".
+    """
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = next_token_probs(logits, temperature, top_k)
@@ -107,6 +115,8 @@ def generate(
     temperature=0 is greedy decoding. use_cache=False re-runs the model on the whole
     sequence for every token; use_cache=True runs the prompt once (prefill) and then one
     token per step against the cached keys/values. prompt + new tokens <= block_size.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
     ids = _as_ids(prompt, model.cfg.vocab_size)
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
@@ -142,7 +152,10 @@ def generate_text(
     itos: list[str],
     **kwargs: object,
 ) -> Iterator[str]:
-    """``generate`` on text: encode the prompt, yield each new character as it is produced."""
+    """``generate`` on text: encode the prompt, yield each new character as it is produced.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "2. Sampling: temperature and top-k".
+    """
     for t in generate(model, data.encode(prompt, stoi), max_new_tokens, **kwargs):  # type: ignore[arg-type]
         yield itos[t]
 
@@ -163,6 +176,8 @@ def kv_attention_step(
     k = cat(cache_k, k_new), v = cat(cache_v, v_new) along the sequence axis (dim 2);
     out = softmax(q k^T / sqrt(hd)) v, shape (B, H, 1, hd) - no mask: the newest token may
     see every earlier one. Returns (out, k, v); k and v are the updated cache.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "Exercise 2: a KV-cache attention step".
     """
     k = k_new if cache_k is None else torch.cat([cache_k, k_new], dim=2)
     v = v_new if cache_v is None else torch.cat([cache_v, v_new], dim=2)
@@ -173,7 +188,10 @@ def kv_attention_step(
 def kv_cache_bytes(
     n_layer: int, n_head: int, head_dim: int, tokens: int, bytes_per_element: int, batch: int = 1
 ) -> int:
-    """layers x 2 x heads x head_dim x tokens x bytes_per_element x batch."""
+    """layers x 2 x heads x head_dim x tokens x bytes_per_element x batch.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
     sizes = {
         "n_layer": n_layer, "n_head": n_head, "head_dim": head_dim, "tokens": tokens,
         "bytes_per_element": bytes_per_element, "batch": batch,
@@ -185,13 +203,19 @@ def kv_cache_bytes(
 
 
 def cache_tensor_bytes(cache: KVCache) -> int:
-    """Bytes held by the real cache tensors: sum of numel * element_size over every k and v."""
+    """Bytes held by the real cache tensors: sum of numel * element_size over every k and v.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
     return sum(t.numel() * t.element_size() for kv in cache for t in kv)
 
 
 @torch.no_grad()
 def prefill_cache(model: CharGPT, ids: torch.Tensor) -> KVCache:
-    """The KV cache after running ``ids`` (B, T) through the model once."""
+    """The KV cache after running ``ids`` (B, T) through the model once.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
     return model(ids)[1]
 
 
@@ -204,6 +228,8 @@ def timed(stream: Iterable[int]) -> tuple[list[int], list[float]]:
     The clock starts when ``timed`` starts pulling, so for a fresh ``generate(...)`` stream
     arrivals[0] is the time to first token (prefill + one step) and the gaps between
     arrivals are the per-token (inter-token) latencies.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
     tokens: list[int] = []
     arrivals: list[float] = []
@@ -220,12 +246,18 @@ def stream_timings(
     max_new_tokens: int,
     use_cache: bool = True,
 ) -> list[float]:
-    """Seconds from the call until each token was yielded (greedy). t[0] is the TTFT."""
+    """Seconds from the call until each token was yielded (greedy). t[0] is the TTFT.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "4. Streaming: tokens as they are produced".
+    """
     return timed(generate(model, prompt, max_new_tokens, use_cache=use_cache))[1]
 
 
 def latency_summary(arrivals: list[float]) -> dict[str, float]:
-    """Time to first token, median inter-token latency (ms) and tokens/s after the first."""
+    """Time to first token, median inter-token latency (ms) and tokens/s after the first.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "4. Streaming: tokens as they are produced".
+    """
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     itl = sorted(gaps)[len(gaps) // 2] if gaps else float("nan")
     decode_s = arrivals[-1] - arrivals[0]
@@ -244,7 +276,10 @@ def stream_latency(
     repeats: int = 3,
 ) -> dict[str, float]:
     """``latency_summary`` of ``repeats`` greedy streams (after one short warm-up), each
-    field the median over the runs: one TTFT sample per run is noisy on a busy machine."""
+    field the median over the runs: one TTFT sample per run is noisy on a busy machine.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "4. Streaming: tokens as they are produced".
+    """
     if not isinstance(repeats, int) or repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats!r}.")
     stream_timings(model, prompt, min(2, max_new_tokens), use_cache)  # warm-up
@@ -263,7 +298,10 @@ def tokens_per_second(
     repeats: int = 3,
     threads: int | None = None,
 ) -> float:
-    """New tokens per second of greedy generation: max_new_tokens / median wall time."""
+    """New tokens per second of greedy generation: max_new_tokens / median wall time.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
+    """
 
     def run() -> None:
         for _ in generate(model, prompt, max_new_tokens, use_cache=use_cache):
@@ -280,6 +318,8 @@ def decode_step_seconds(
 
     The cache is prefilled with random ids (B, context); the timed call feeds one new token
     per sequence, (B, 1), against it. This is the step_time(b) that serving batches share.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
     """
     if batch < 1 or context < 1 or context >= model.cfg.block_size:
         raise ValueError(
@@ -305,7 +345,10 @@ def decode_step_seconds(
 
 
 class Request(NamedTuple):
-    """A generation request: arrival time (s) and how many tokens it will generate."""
+    """A generation request: arrival time (s) and how many tokens it will generate.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
+    """
 
     arrival: float
     new_tokens: int
@@ -314,7 +357,10 @@ class Request(NamedTuple):
 def poisson_requests(
     n: int, rate: float, min_tokens: int = 8, max_tokens: int = 128, seed: int = 0
 ) -> list[Request]:
-    """n requests with exponential inter-arrival times (mean 1/rate s), lengths uniform."""
+    """n requests with exponential inter-arrival times (mean 1/rate s), lengths uniform.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
+    """
     check_positive(rate, "rate")
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10**6:
         raise ValueError(f"n must be an integer from 1 to 1,000,000 (requests), got {n!r}.")
@@ -331,7 +377,10 @@ def poisson_requests(
 
 
 def linear_step_time(base_s: float = 0.010, per_seq_s: float = 0.0005) -> Callable[[int], float]:
-    """A decode-step cost model: seconds for one step of a batch of b sequences = base + b * per_seq."""
+    """A decode-step cost model: seconds for one step of a batch of b sequences = base + b * per_seq.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
+    """
 
     def step(b: int) -> float:
         return base_s + b * per_seq_s
@@ -353,6 +402,8 @@ def simulate_batching(
     before every step, fill free slots with waiting requests; a finished request leaves at
     once. Latency = finish - arrival. Returns throughput (tokens/s), latency p50/p90/p99 (s),
     mean batch occupancy and the makespan (s).
+
+    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
     """
     if policy not in ("static", "continuous"):
         raise ValueError(f"policy must be 'static' or 'continuous', got {policy!r}.")
@@ -409,6 +460,8 @@ def int_mm_is_exact() -> bool:
     such a path) the int8 GEMM adds pairs of u8 x s8 products into a saturating int16, as
     ONNX Runtime's does (notebook 09): 2 * 255 * 127 > 32767, so large codes come out wrong.
     The worst case below (all codes +-127) exposes it.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "6. Dynamic INT8 weights".
     """
     a = torch.full((2, 64), 127, dtype=torch.int8)
     b = torch.full((64, 8), -127, dtype=torch.int8)
@@ -422,7 +475,10 @@ def int_mm_is_exact() -> bool:
 
 def int8_matmul(x_q: torch.Tensor, w_q_t: torch.Tensor) -> torch.Tensor:
     """int8 (M, K) x int8 (K, N) -> exact int32 (M, N): torch._int_mm where it is exact on
-    this CPU (int_mm_is_exact), else an int32 matmul (slower, same result)."""
+    this CPU (int_mm_is_exact), else an int32 matmul (slower, same result).
+
+    Taught in notebooks/11_streaming_generation.ipynb, "6. Dynamic INT8 weights".
+    """
     if int_mm_is_exact():
         return torch._int_mm(x_q, w_q_t)
     return x_q.to(torch.int32) @ w_q_t.to(torch.int32)
@@ -432,25 +488,28 @@ class Int8Linear(nn.Module):
     """y = (round(x / s_x) @ W_q^T) * s_x * s_w + b, computed in int8 x int8 -> int32.
 
     W_q: int8 (out, in), symmetric per output channel, s_w = max|W_row| / 127.
-    s_x: per input row (token), computed at run time from the activations (dynamic).
-    The int32 product comes from int8_matmul (torch._int_mm where it is exact on this CPU).
+    s_x = max|x_row| / 127: per input row (token), computed at run time (dynamic).
+    Both scales are notebook 05's ``quant.symmetric_scale``. The int32 product comes from
+    int8_matmul (torch._int_mm where it is exact on this CPU).
+
+    Taught in notebooks/11_streaming_generation.ipynb, "6. Dynamic INT8 weights".
     """
 
     def __init__(self, linear: nn.Linear) -> None:
         super().__init__()
-        w = linear.weight.detach()
-        scale = w.abs().amax(dim=1).clamp_min(1e-12) / 127
+        w = linear.weight.detach()  # (out, in)
+        scale = quant.symmetric_scale(w, 8, axis=0)  # (out,) s_w = max|W_row| / 127
         self.register_buffer("weight_q", torch.round(w / scale[:, None]).to(torch.int8))
-        self.register_buffer("weight_scale", scale.float())
+        self.register_buffer("weight_scale", scale)
         bias = linear.bias.detach().clone() if linear.bias is not None else None
         self.register_buffer("bias", bias)
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x2 = x.reshape(-1, shape[-1])
-        s_x = x2.abs().amax(dim=1, keepdim=True).clamp_min(1e-12) / 127
-        x_q = torch.round(x2 / s_x).clamp_(-127, 127).to(torch.int8)
+        x2 = x.reshape(-1, shape[-1])  # (rows, in)
+        s_x = quant.symmetric_scale(x2, 8, axis=0)[:, None]  # (rows, 1) max|x_row| / 127
+        x_q = torch.round(x2 / s_x).clamp_(-127, 127).to(torch.int8)  # (rows, in)
         acc = int8_matmul(x_q, self.weight_q.t())  # int32 (rows, out)
         y = acc.float() * s_x * self.weight_scale
         if self.bias is not None:
@@ -458,11 +517,14 @@ class Int8Linear(nn.Module):
         return y.reshape(*shape[:-1], self.out_features)
 
 
-def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
+def quantize_linear_int8(model: nn.Module) -> nn.Module:
     """A copy of ``model`` with every nn.Linear replaced by an Int8Linear (dynamic INT8).
 
     (torch.ao.quantization.quantize_dynamic does the same but is deprecated in torch 2.x in
-    favour of torchao; this is the same arithmetic, written out.)
+    favour of torchao; this is the same arithmetic, written out. Not to be confused with
+    ``labkit.onnx.quantize_dynamic_int8``, which quantises an ONNX file.)
+
+    Taught in notebooks/11_streaming_generation.ipynb, "6. Dynamic INT8 weights".
     """
     qmodel = copy.deepcopy(model)
     for module in list(qmodel.modules()):
@@ -473,7 +535,10 @@ def quantize_dynamic_int8(model: nn.Module) -> nn.Module:
 
 
 def greedy_agreement(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading tokens two greedy generations share before they first differ."""
+    """How many leading tokens two greedy generations share before they first differ.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
+    """
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -490,6 +555,8 @@ def agreement_on_val(
 
     Returns each model's cross-entropy (nats per character) and top1_agreement, the fraction
     of positions where both models' most likely next character is the same.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "6. Dynamic INT8 weights".
     """
     _, val = gpt.split_ids()
     gen = torch.Generator().manual_seed(seed)

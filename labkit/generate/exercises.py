@@ -62,6 +62,8 @@ EXERCISES = {
         formula="k = cat([cache_k, k_new], dim=2) (k_new alone if the cache is None), same for v; "
         "out = softmax(q @ k.transpose(-2, -1) / sqrt(head_dim), dim=-1) @ v; return (out, k, v).",
     ),
+    # Learner-only: generate.next_token_probs with the arguments (logits, k, temperature);
+    # allow-listed in tests/test_exercise_keys.py.
     "generate.top_k_probs": Exercise(
         reference=lambda logits, k, temperature: generate.next_token_probs(logits, temperature, k),
         cases=_topk_cases,

@@ -4,8 +4,8 @@
       --QAT (8-bit fake quantisation, STE)--> QAT model --unwrap, export--> ONNX FP32
       --ONNX Runtime quantize_static (QDQ, calibrated)--> ONNX INT8, run by ONNX Runtime
 
-This module only chains what the topic modules own (labkit.distill, prune, qat, fusion,
-deploy, bench, edge) and keeps the books. A stage is measured by
+This module only chains what the topic modules own (labkit.distill, prune, qat,
+deploy, bench) and keeps the books. A stage is measured by
 
 - accuracy: fraction of the digits test split classified correctly;
 - bytes: the serialized file (torch.save of the state_dict for a PyTorch model, the .onnx
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from labkit import bench, deploy, distill, edge, models, prune, qat, train
+from labkit import bench, deploy, distill, models, prune, qat, train
 from labkit.core.errors import check_fraction, check_positive, check_tensor
 
 LATENCY_KEYS = ("ms_b1", "ms_b32")
@@ -42,7 +42,9 @@ TARGET = {"smaller": 8.0, "faster": 2.0, "max_drop_points": 1.5}
 
 class Stage(NamedTuple):
     """One pipeline stage: how to run it (x (N, 1, 8, 8) -> logits (N, 10)), what it ships,
-    and its MACs per image."""
+    and its MACs per image.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "6. The stage table".
+    """
 
     name: str
     run: Callable[[torch.Tensor], Any]
@@ -71,6 +73,7 @@ def distill_student(
     Loss per batch: labkit.distill.kd_loss_fn = (1 - alpha) CE + alpha T^2 KL(p_t(T) || p_s(T))
     on shift-augmented digits. A CNN (not distill.student_model's MLP) so that the next step
     can remove whole channels. Returns the student in eval mode.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "2. Distil a narrower student".
     """
     torch.manual_seed(seed)
     student = models.cnn(width=width, depth=depth)
@@ -95,6 +98,7 @@ def prune_and_finetune(
     output channels (smallest L1 filters), BatchNorm statistics are re-estimated
     (prune.recalibrate_bn), then prune.fine_tune trains ``epochs`` more, with the teacher's
     distillation loss when a teacher is given (else cross-entropy). ``model`` is unchanged.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "3. Structured pruning, then fine-tuning".
     """
     check_fraction(ratio, "ratio")
     torch.manual_seed(seed)
@@ -121,7 +125,9 @@ def quantization_aware(
 ) -> nn.Module:
     """QAT: fold BN, wrap every Conv2d/Linear in a fake quantiser (weights per channel,
     activations calibrated on ``calib_batches`` batches) with labkit.qat.qat_model, then
-    labkit.qat.qat_finetune for ``epochs`` (straight-through gradients). Eval mode."""
+    labkit.qat.qat_finetune for ``epochs`` (straight-through gradients). Eval mode.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "4. Quantisation-aware training (INT8)".
+    """
     torch.manual_seed(seed)
     q = qat.qat_model(model, qat.calibration_batches(loader, calib_batches), bits=bits)
     qat.qat_finetune(q, loader, epochs=epochs, lr=lr)
@@ -135,6 +141,7 @@ def export_float(qmodel: nn.Module) -> nn.Module:
     using the same per-channel grid leaves it unchanged (deploy.quantize_static_int8 on a CPU
     without VNNI keeps weights in [-64, 64], a coarser grid: see its reduce_range).
     BN was folded by qat.prepare. ``qmodel`` is unchanged.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "5. Export: ONNX FP32 and ONNX Runtime INT8 (QDQ)".
     """
     layers = qat.quant_layers(qmodel)
     if not layers:
@@ -162,7 +169,9 @@ def export_onnx_int8(
     batch) and quantise it with ONNX Runtime's static INT8 (QDQ, per-channel symmetric int8
     weights, uint8 activations, MinMax calibration on ``calib_x``) to ``workdir/name_int8.onnx``.
     reduce_range: 7-bit weights; None = deploy.quantize_static_int8's choice (on where the
-    CPU has no VNNI)."""
+    CPU has no VNNI).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "5. Export: ONNX FP32 and ONNX Runtime INT8 (QDQ)".
+    """
     check_tensor(calib_x, "calib_x", ndim=4)
     workdir = Path(workdir)
     fp32 = deploy.export_onnx(model, example, workdir / f"{name}_fp32.onnx")
@@ -180,6 +189,7 @@ def torch_stage(name: str, model: nn.Module, example: torch.Tensor, note: str = 
 
     A QAT model's fake quantisers call F.conv2d/F.linear directly, which count_macs cannot
     see, so its MACs are counted on export_float(model) (the same arithmetic).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "1. The FP32 teacher".
     """
     check_tensor(example, "example")
     counted = export_float(model) if qat.quant_layers(model) else model
@@ -193,7 +203,10 @@ def torch_stage(name: str, model: nn.Module, example: torch.Tensor, note: str = 
 
 
 def onnx_stage(name: str, path: str | Path, macs: int, note: str = "") -> Stage:
-    """An ONNX Runtime stage on one intra-op thread: bytes = the .onnx file's size."""
+    """An ONNX Runtime stage on one intra-op thread: bytes = the .onnx file's size.
+
+    Taught in notebooks/13_capstone_pipeline.ipynb, "5. Export: ONNX FP32 and ONNX Runtime INT8 (QDQ)".
+    """
     run = deploy.ort_runner(deploy.ort_session(path, threads=1))
     return Stage(name, run, deploy.file_size(path), int(macs), note)
 
@@ -217,6 +230,7 @@ def run_pipeline(
     Returns the stages in that order (with ``teacher_onnx`` also the teacher exported to
     ONNX Runtime FP32, right after the teacher: how much the runtime alone buys).
     ``calib_x`` (N, 1, 8, 8): training images for ONNX Runtime's INT8 calibration.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "0. The pipeline at a glance".
     """
     check_tensor(calib_x, "calib_x", ndim=4)
     example = calib_x[:2]
@@ -247,7 +261,10 @@ def run_pipeline(
 def accuracy_rows(
     stages: Sequence[Stage], x: torch.Tensor, y: torch.Tensor
 ) -> list[dict[str, Any]]:
-    """Deterministic columns per stage: {"stage", "accuracy", "bytes", "MACs", "note"}."""
+    """Deterministic columns per stage: {"stage", "accuracy", "bytes", "MACs", "note"}.
+
+    Taught in notebooks/13_capstone_pipeline.ipynb, "6. The stage table".
+    """
     check_tensor(x, "x")
     rows = []
     for s in stages:
@@ -272,6 +289,7 @@ def compare_stages(
     Each batch size is one interleaved comparison (stages timed in alternating order every
     round, so machine noise hits all alike); ONNX Runtime sessions were opened with one
     intra-op thread. Per stage s: median ms, speed-up t(first)/t(s) and its IQR over rounds.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "6. The stage table".
     """
     check_tensor(x, "x")
     if len(stages) < 2:
@@ -297,7 +315,9 @@ def with_latency(
     """The accuracy rows with columns from ``compare_stages`` added (new dicts): per key
     "ms_b<batch>" the median ms, "faster_b<batch>" = t(first stage) / t(stage) (the
     bench.compare ratio), "iqr_b<batch>" its (25 %, 75 %) spread and "clear_b<batch>"
-    (True when that spread excludes 1.0)."""
+    (True when that spread excludes 1.0).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "6. The stage table".
+    """
     out = []
     for r in rows:
         row = dict(r)
@@ -324,6 +344,7 @@ def compression_summary(
     smaller = base["bytes"] / row["bytes"];  faster = base[latency_key] / row[latency_key]
     (omitted when either row has no ``latency_key``);
     accuracy_drop_points = 100 * (base["accuracy"] - row["accuracy"]) (negative = a gain).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "8. Did we hit the target?".
     """
     for r, what in ((base, "base"), (row, "row")):
         for key in ("bytes", "accuracy"):
@@ -344,7 +365,9 @@ def meets_target(
     summary: Mapping[str, float], target: Mapping[str, float] = TARGET
 ) -> dict[str, bool]:
     """Which parts of the target a compression_summary meets: {"size", "speed", "accuracy"}
-    (speed only when the summary has "faster")."""
+    (speed only when the summary has "faster").
+    Taught in notebooks/13_capstone_pipeline.ipynb, "8. Did we hit the target?".
+    """
     out = {
         "size": summary["smaller"] >= target["smaller"],
         "accuracy": summary["accuracy_drop_points"] <= target["max_drop_points"],
@@ -361,13 +384,14 @@ def pick_stage(
     latency_key: str = "ms_b1",
 ) -> Mapping[str, Any] | None:
     """The most accurate row with bytes <= max_bytes and row[latency_key] <= max_ms
-    (ties: fewer bytes, then lower latency); None when no row fits both budgets."""
+    (ties: fewer bytes, then lower latency); None when no row fits both budgets.
+
+    labkit.bench.best_under_budget(rows, {"bytes": max_bytes, latency_key: max_ms}).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "8. Did we hit the target?".
+    """
     check_positive(max_bytes, "max_bytes")
     check_positive(max_ms, "max_ms")
-    ok = [r for r in rows if r["bytes"] <= max_bytes and r[latency_key] <= max_ms]
-    if not ok:
-        return None
-    return max(ok, key=lambda r: (r["accuracy"], -r["bytes"], -r[latency_key]))
+    return bench.best_under_budget(rows, {"bytes": max_bytes, latency_key: max_ms})
 
 
 def clearly_faster(a: Mapping[str, Any], b: Mapping[str, Any], latency_key: str = "ms_b1") -> bool:
@@ -376,6 +400,7 @@ def clearly_faster(a: Mapping[str, Any], b: Mapping[str, Any], latency_key: str 
     With the "iqr_b<batch>" columns of ``with_latency`` (speed-ups against the same baseline,
     measured in the same interleaved rounds): a's lower quartile above b's upper quartile.
     Without them: a plain comparison of the medians.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The Pareto plot".
     """
     b_ = latency_key.removeprefix("ms_b")
     iqr = f"iqr_b{b_}"
@@ -393,32 +418,26 @@ def pareto_stages(
     better in one of the two. With ``noise_aware`` (and the IQR columns of ``with_latency``)
     "faster" means clearly_faster: two stages within each other's timing noise count as
     equally fast, so the front does not depend on which way their medians happened to fall.
-    Without IQR columns this is labkit.edge.pareto_front on the medians.
+    Without IQR columns "faster" compares the medians. labkit.bench.pareto_front does the
+    work (cost = latency, minimised; value = accuracy, maximised).
+    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The Pareto plot".
     """
     b_ = latency_key.removeprefix("ms_b")
-    if not (noise_aware and all(f"iqr_b{b_}" in r for r in rows)):
-        front = edge.pareto_front([(r[latency_key], r["accuracy"]) for r in rows])
-        return [rows[i]["stage"] for i in front]
-
-    def dominated(r: Mapping[str, Any]) -> bool:
-        for o in rows:
-            if o is r:
-                continue
-            faster = clearly_faster(o, r, latency_key)
-            not_slower = faster or not clearly_faster(r, o, latency_key)
-            if (o["accuracy"] > r["accuracy"] and not_slower) or (
-                o["accuracy"] >= r["accuracy"] and faster
-            ):
-                return True
-        return False
-
-    keep = [r for r in rows if not dominated(r)]
-    return [r["stage"] for r in sorted(keep, key=lambda r: r[latency_key])]
+    points = [(r[latency_key], r["accuracy"]) for r in rows]
+    if noise_aware and all(f"iqr_b{b_}" in r for r in rows):
+        front = bench.pareto_front(
+            points, cheaper=lambda i, j: clearly_faster(rows[i], rows[j], latency_key)
+        )
+    else:
+        front = bench.pareto_front(points)
+    return [rows[i]["stage"] for i in front]
 
 
 def pareto_figure(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1") -> Any:
     """Plotly scatter: x = single-thread latency (ms, log axis), y = test accuracy (%),
-    marker area proportional to the file size, the Pareto front joined by a line."""
+    marker area proportional to the file size, the Pareto front joined by a line.
+    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The Pareto plot".
+    """
     import plotly.graph_objects as go
 
     biggest = max(r["bytes"] for r in rows)

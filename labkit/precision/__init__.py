@@ -30,15 +30,18 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from labkit.core.errors import check_tensor, require_cuda
+from labkit.core.probes import OpRecorder
 
 
 @dataclass(frozen=True)
 class FloatFormat:
-    """A binary floating-point format: 1 sign bit, ``exponent_bits``, ``mantissa_bits``."""
+    """A binary floating-point format: 1 sign bit, ``exponent_bits``, ``mantissa_bits``.
+
+    bits = 1 + E + M,  bias = 2^(E-1) - 1.
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
 
     name: str
     exponent_bits: int
@@ -67,7 +70,10 @@ _INT_VIEW = {32: torch.int32, 16: torch.int16, 8: torch.uint8}
 
 
 def get_format(fmt: str | FloatFormat) -> FloatFormat:
-    """The FloatFormat named ``fmt`` (one of FORMATS), or ``fmt`` itself."""
+    """The FloatFormat named ``fmt`` (one of FORMATS), or ``fmt`` itself.
+
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
     if isinstance(fmt, FloatFormat):
         return fmt
     if fmt not in FORMATS:
@@ -76,7 +82,11 @@ def get_format(fmt: str | FloatFormat) -> FloatFormat:
 
 
 def fields(bits: int, fmt: str | FloatFormat) -> tuple[int, int, int]:
-    """Split a bit pattern (an unsigned int of fmt.bits bits) into (sign, exponent, mantissa)."""
+    """Split a bit pattern (an unsigned int of fmt.bits bits) into (sign, exponent, mantissa).
+
+    mantissa = bits & (2^M - 1),  exponent = (bits >> M) & (2^E - 1),  sign = bits >> (E + M).
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
     f = get_format(fmt)
     if not isinstance(bits, int) or not 0 <= bits < 2**f.bits:
         raise ValueError(f"bits must be an integer in [0, 2^{f.bits}) for {f.name}, got {bits!r}.")
@@ -86,8 +96,17 @@ def fields(bits: int, fmt: str | FloatFormat) -> tuple[int, int, int]:
     return sign, exponent, mantissa
 
 
-def decode(bits: int, fmt: str | FloatFormat) -> float:
-    """The real number a bit pattern means (formula in the module docstring), from the bits alone."""
+def bits_to_float(bits: int, fmt: str | FloatFormat) -> float:
+    """The real number a bit pattern means, from the bits alone:
+
+        normal     (0 < e < 2^E - 1):  (-1)^s * 2^(e - bias) * (1 + m / 2^M)
+        subnormal  (e = 0):            (-1)^s * 2^(1 - bias) * (m / 2^M)
+        e = 2^E - 1:                   inf (m = 0) or NaN (m != 0); e4m3fn: NaN only for m = 111
+
+    The worked solution of the exercise of the same name (solutions/n01_mixed_precision.py) is a
+    deliberate copy written as a learner would; tests/test_solutions.py checks it against this.
+    Taught in notebooks/01_mixed_precision.ipynb, "Exercise 2: decode a bit pattern".
+    """
     f = get_format(fmt)
     s, e, m = fields(bits, f)
     top = 2**f.exponent_bits - 1
@@ -102,16 +121,23 @@ def decode(bits: int, fmt: str | FloatFormat) -> float:
     return sign * 2.0 ** (e - f.bias) * (1 + m / 2**f.mantissa_bits)
 
 
-def encode(value: float, fmt: str | FloatFormat) -> int:
-    """Round ``value`` to the format (torch's cast: round to nearest, ties to even) -> its bits."""
+def float_to_bits(value: float, fmt: str | FloatFormat) -> int:
+    """Round ``value`` to the format (torch's cast: round to nearest, ties to even) -> its bits,
+    an unsigned int of fmt.bits bits (the inverse of bits_to_float for every non-NaN pattern).
+
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
     f = get_format(fmt)
     stored = torch.tensor(float(value), dtype=torch.float64).to(f.dtype)
-    raw = int(stored.view(_INT_VIEW[f.bits]).item())
+    raw = int(stored.view(_INT_VIEW[f.bits]).item())  # the same bits read as a signed int
     return raw & (2**f.bits - 1)
 
 
 def bit_string(bits: int, fmt: str | FloatFormat) -> str:
-    """'s|eeeee|mmmmmmmmmm' for a bit pattern."""
+    """'s|eeeee|mmmmmmmmmm' for a bit pattern.
+
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
     f = get_format(fmt)
     s, e, m = fields(bits, f)
     return f"{s}|{e:0{f.exponent_bits}b}|{m:0{f.mantissa_bits}b}"
@@ -123,7 +149,8 @@ def limits(fmt: str | FloatFormat) -> dict[str, float]:
     max: sign 0, the largest exponent field that holds finite numbers, mantissa all ones
          (minus one ulp for e4m3fn, whose all-ones pattern is NaN);
     smallest_normal: exponent field 1, mantissa 0;  smallest_subnormal: pattern 1;
-    eps: decode(1.0's bits + 1) - 1.0 (one step of the last mantissa bit at 1.0).
+    eps: bits_to_float(1.0's bits + 1) - 1.0 (one step of the last mantissa bit at 1.0).
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
     """
     f = get_format(fmt)
     m_all = 2**f.mantissa_bits - 1
@@ -134,15 +161,19 @@ def limits(fmt: str | FloatFormat) -> dict[str, float]:
         max_bits = (e_top << f.mantissa_bits) | (m_all - 1)
     one = f.bias << f.mantissa_bits
     return {
-        "max": decode(max_bits, f),
-        "smallest_normal": decode(1 << f.mantissa_bits, f),
-        "smallest_subnormal": decode(1, f),
-        "eps": decode(one + 1, f) - 1.0,
+        "max": bits_to_float(max_bits, f),
+        "smallest_normal": bits_to_float(1 << f.mantissa_bits, f),
+        "smallest_subnormal": bits_to_float(1, f),
+        "eps": bits_to_float(one + 1, f) - 1.0,
     }
 
 
 def limits_table() -> list[dict[str, Any]]:
-    """One row per format: layout, the limits from the bits, and torch.finfo's view."""
+    """One row per format: layout, the limits from the bits, and torch.finfo's view.
+
+    decimal digits = -log10(eps).
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
+    """
     rows = []
     for f in FORMATS.values():
         lim = limits(f)
@@ -170,12 +201,13 @@ def explain(value: float, fmt: str | FloatFormat) -> dict[str, Any]:
 
     abs_error = |stored - value|, rel_error = abs_error / |value| (0 for value 0; inf when the
     value overflowed to inf or saturated).
+    Taught in notebooks/01_mixed_precision.ipynb, "1. Float formats, bit by bit".
     """
     f = get_format(fmt)
     value = float(value)
-    bits = encode(value, f)
+    bits = float_to_bits(value, f)
     s, e, m = fields(bits, f)
-    stored = decode(bits, f)
+    stored = bits_to_float(bits, f)
     if math.isfinite(stored) and not math.isfinite(value):  # e4m3fn saturates inf to 448
         abs_err = rel_err = math.inf
     elif math.isfinite(stored):
@@ -209,22 +241,22 @@ def explain(value: float, fmt: str | FloatFormat) -> dict[str, Any]:
     }
 
 
-def _check_float_dtype(dtype: object) -> None:
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        raise ValueError(
-            f"dtype must be a floating-point torch.dtype (e.g. torch.float16), got {dtype!r}."
-        )
-
-
 def round_trip(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """x rounded to ``dtype`` and back to x's dtype: what storing x in that format keeps."""
+    """x rounded to ``dtype`` and back to x's dtype: what storing x in that format keeps.
+
+    Taught in notebooks/01_mixed_precision.ipynb, "2.1 Small gradients underflow in fp16".
+    """
     check_tensor(x, "x")
     _check_float_dtype(dtype)
     return x.to(dtype).to(x.dtype)
 
 
 def underflow_fraction(x: torch.Tensor, dtype: torch.dtype) -> float:
-    """Fraction of the non-zero entries of x that become exactly 0 when cast to ``dtype``."""
+    """Fraction of the non-zero entries of x that become exactly 0 when cast to ``dtype``.
+
+        underflow = #{i : x_i != 0 and dtype(x_i) == 0} / #{i : x_i != 0}
+    Taught in notebooks/01_mixed_precision.ipynb, "2.1 Small gradients underflow in fp16".
+    """
     check_tensor(x, "x")
     _check_float_dtype(dtype)
     nonzero = x != 0
@@ -238,6 +270,7 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype, start: float =
 
     In fp16 near 1.0 the gap between floats is eps = 2^-10 ~ 1e-3, so an increment below
     eps/2 rounds away: the sum stagnates. This is why optimizers keep fp32 master weights.
+    Taught in notebooks/01_mixed_precision.ipynb, "2.3 Small updates vanish: why master weights stay in fp32".
     """
     _check_float_dtype(dtype)
     if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= 10**6:
@@ -250,41 +283,6 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype, start: float =
 
 
 # --------------------------------------------------------------------------- loss scaling
-
-
-def _check_scale(scale: object, name: str) -> float:
-    """A loss scale is a finite float > 0 (a negative or inf scale silently breaks training)."""
-    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or not scale > 0:
-        raise ValueError(
-            f"{name} must be a float > 0 (a loss scale such as 65536.0), got {scale!r}"
-            + (
-                ": a scale that backed off to 0 means every step overflowed - look for a real "
-                "inf/NaN in the forward pass (torch.autograd.detect_anomaly())."
-                if scale == 0
-                else "."
-            )
-        )
-    v = float(scale)
-    with np.errstate(over="ignore"):
-        as_f32 = float(np.float32(v))
-    if not math.isfinite(v) or not math.isfinite(as_f32):
-        raise ValueError(f"{name} must be finite in float32 (<= 3.4e38), got {scale!r}.")
-    return v
-
-
-def _check_factors(growth_factor: object, backoff_factor: object) -> None:
-    if (
-        isinstance(growth_factor, bool)
-        or not isinstance(growth_factor, (int, float))
-        or not growth_factor > 1.0
-    ):
-        raise ValueError(f"growth_factor must be > 1 (e.g. 2.0), got {growth_factor!r}.")
-    if (
-        isinstance(backoff_factor, bool)
-        or not isinstance(backoff_factor, (int, float))
-        or not 0.0 < backoff_factor < 1.0
-    ):
-        raise ValueError(f"backoff_factor must be in (0, 1) (e.g. 0.5), got {backoff_factor!r}.")
 
 
 def update_scale(
@@ -300,15 +298,12 @@ def update_scale(
     inf/NaN found:  scale * backoff_factor, tracker 0 (the step was skipped)
     else:           tracker + 1; when it reaches growth_interval: scale * growth_factor
                     (kept only if still finite) and tracker 0.
-    The scale is a float32 number, as in torch.amp.GradScaler.
+    The scale is a float32 number, as in torch.amp.GradScaler. The worked solution of the
+    exercise (solutions/n01_mixed_precision.py) is a deliberate copy, checked against this.
+    Taught in notebooks/01_mixed_precision.ipynb, "Exercise 1: the scale update rule".
     """
     _check_scale(scale, "scale")
-    if (
-        isinstance(growth_interval, bool)
-        or not isinstance(growth_interval, int)
-        or growth_interval < 1
-    ):
-        raise ValueError(f"growth_interval must be a positive int, got {growth_interval!r}.")
+    _check_interval(growth_interval)
     if not isinstance(growth_tracker, int) or not 0 <= growth_tracker < growth_interval:
         raise ValueError(
             f"growth_tracker must be an int in [0, growth_interval={growth_interval}), got "
@@ -333,6 +328,7 @@ class DynamicLossScaler:
     ``step`` unscales the gradients (g <- g / S, unless ``unscale_`` already ran, e.g. before
     gradient clipping), skips ``optimizer.step()`` if any gradient is inf/NaN, then calls
     ``update``. ``history`` records (scale used, step taken) for every step.
+    Taught in notebooks/01_mixed_precision.ipynb, "3. Dynamic loss scaling from scratch".
     """
 
     def __init__(
@@ -344,12 +340,7 @@ class DynamicLossScaler:
     ) -> None:
         _check_scale(init_scale, "init_scale")
         _check_factors(growth_factor, backoff_factor)
-        if (
-            isinstance(growth_interval, bool)
-            or not isinstance(growth_interval, int)
-            or growth_interval < 1
-        ):
-            raise ValueError(f"growth_interval must be a positive int, got {growth_interval!r}.")
+        _check_interval(growth_interval)
         self.scale_value = float(np.float32(init_scale))
         self.growth_factor = growth_factor
         self.backoff_factor = backoff_factor
@@ -402,12 +393,6 @@ class DynamicLossScaler:
         return not found
 
 
-def _params(params: Iterable[nn.Parameter] | torch.optim.Optimizer) -> list[torch.Tensor]:
-    if isinstance(params, torch.optim.Optimizer):
-        return [p for g in params.param_groups for p in g["params"]]
-    return list(params)
-
-
 def replay_gradients(
     grads: list[torch.Tensor],
     scaler: DynamicLossScaler | torch.amp.GradScaler,
@@ -421,6 +406,7 @@ def replay_gradients(
     backward: values above 65504 become inf), then the scaler's step (and update) runs with
     SGD. Works for DynamicLossScaler and for torch.amp.GradScaler("cpu"), so their decisions
     can be compared step by step.
+    Taught in notebooks/01_mixed_precision.ipynb, "3. Dynamic loss scaling from scratch".
     """
     if not grads:
         raise ValueError("grads is empty: pass a list of gradient tensors, one per step.")
@@ -446,7 +432,11 @@ def replay_gradients(
 
 def gradient_sequence(steps: int = 40, size: int = 8, seed: int = 0) -> list[torch.Tensor]:
     """A recorded-style gradient sequence: magnitudes that drift over 6 decades, with a
-    NaN at step 7 and an inf at step 20 (as from a bad batch)."""
+    NaN at step 7 and an inf at step 20 (as from a bad batch).
+
+        g_t = randn(size) * 10^(-6 + 6 t / (steps - 1))
+    Taught in notebooks/01_mixed_precision.ipynb, "3. Dynamic loss scaling from scratch".
+    """
     for name, v in (("steps", steps), ("size", size)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive int, got {v!r}.")
@@ -471,27 +461,6 @@ def gradient_sequence(steps: int = 40, size: int = 8, seed: int = 0) -> list[tor
 # --------------------------------------------------------------------------- autocast
 
 
-class _OpLog(TorchDispatchMode):
-    """Record (op name, input dtypes, output dtypes) for every aten op that runs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: list[tuple[str, tuple[str, ...], tuple[str, ...]]] = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        out = func(*args, **(kwargs or {}))
-        ins = tuple(
-            _short(a.dtype) for a in tree_leaves((args, kwargs)) if isinstance(a, torch.Tensor)
-        )
-        outs = tuple(_short(o.dtype) for o in tree_leaves(out) if isinstance(o, torch.Tensor))
-        self.ops.append((func.overloadpacket.__name__, ins, outs))
-        return out
-
-
-def _short(dtype: torch.dtype) -> str:
-    return str(dtype).removeprefix("torch.")
-
-
 VIEW_OPS = ("detach", "t", "view", "_unsafe_view", "expand", "transpose", "reshape")
 
 
@@ -504,19 +473,21 @@ def op_dtypes(
     """Run ``fn()`` (under torch.autocast(device_type, dtype) unless dtype is None) and list
     which aten ops ran with which input/output dtypes: rows {op, inputs, output, calls}.
 
-    Ops are recorded below autocast (a TorchDispatchMode), so autocast's own casts show up
-    as ``_to_copy``. Views and detaches (``skip``) are left out: they move no data.
+    Ops are recorded below autocast (labkit.probes.OpRecorder, a TorchDispatchMode), so
+    autocast's own casts show up as ``_to_copy``. Views and detaches (``skip``) are left out:
+    they move no data.
+    Taught in notebooks/01_mixed_precision.ipynb, "4.1 Which ops run in which dtype".
     """
-    log = _OpLog()
+    rec = OpRecorder()
     if dtype is None:
-        with log:
+        with rec:
             fn()
     else:
-        with torch.autocast(device_type=device_type, dtype=dtype), log:
+        with torch.autocast(device_type=device_type, dtype=dtype), rec:
             fn()
-    counts = Counter(log.ops)
+    counts = Counter((c.name, _short(c.inputs), _short(c.outputs)) for c in rec.ops)
     return [
-        {"op": op, "inputs": ", ".join(ins), "output": ", ".join(outs), "calls": n}
+        {"op": op, "inputs": ins, "output": outs, "calls": n}
         for (op, ins, outs), n in counts.items()
         if op not in skip
     ]
@@ -530,6 +501,7 @@ def bf16_support() -> dict[str, Any]:
     onednn_bf16: whether oneDNN, which runs CPU bf16 matmuls, may use bf16 instructions
     (False when the CPU lacks them or ONEDNN_MAX_CPU_ISA forbids them): without it bf16 is
     emulated (convert to fp32, compute, round back) and is usually slower than fp32.
+    Taught in notebooks/01_mixed_precision.ipynb, "4.3 Is it faster here? Measured, not assumed".
     """
     from labkit import env
 
@@ -551,6 +523,7 @@ def bf16_verdict(support: dict[str, Any], results: dict[str, tuple[float, bool]]
 
     ``support``: bf16_support(); ``results``: {workload: (speed-up fp32/bf16, clear)} from
     bench.compare (speed-up > 1: bf16 faster; clear: the IQR of the ratio excludes 1).
+    Taught in notebooks/01_mixed_precision.ipynb, "4.3 Is it faster here? Measured, not assumed".
     """
     faster = [n for n, (r, clear) in results.items() if clear and r > 1]
     slower = [n for n, (r, clear) in results.items() if clear and r < 1]
@@ -594,6 +567,7 @@ def amp_train_step(
     fp16 needs a GradScaler: scaler.scale(loss).backward(), scaler.unscale_(optimizer) before
     clipping, scaler.step(optimizer), scaler.update(). bf16 has fp32's exponent range: no
     scaler needed.
+    Taught in notebooks/01_mixed_precision.ipynb, "4.2 Does bf16 training still learn?".
     """
     device_type = x.device.type
     optimizer.zero_grad(set_to_none=True)
@@ -620,6 +594,7 @@ def cuda_fp16_training(
     """Train ``model`` on a CUDA GPU with autocast fp16 + GradScaler; report losses and scales.
 
     Raises labkit.MissingDependency (with what to do) when there is no CUDA GPU.
+    Taught in notebooks/01_mixed_precision.ipynb, "4.4 CUDA: fp16 autocast + GradScaler".
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}.")
@@ -633,3 +608,64 @@ def cuda_fp16_training(
         scales.append(scaler.get_scale())
         losses.append(amp_train_step(model, x, y, opt, dtype=torch.float16, scaler=scaler))
     return {"losses": losses, "scales": scales, "final_scale": scaler.get_scale()}
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+def _check_float_dtype(dtype: object) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(
+            f"dtype must be a floating-point torch.dtype (e.g. torch.float16), got {dtype!r}."
+        )
+
+
+def _check_scale(scale: object, name: str) -> float:
+    """A loss scale is a finite float > 0 (a negative or inf scale silently breaks training)."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float, np.floating)) or not scale > 0:
+        raise ValueError(
+            f"{name} must be a float > 0 (a loss scale such as 65536.0), got {scale!r}"
+            + (
+                ": a scale that backed off to 0 means every step overflowed - look for a real "
+                "inf/NaN in the forward pass (torch.autograd.detect_anomaly())."
+                if scale == 0
+                else "."
+            )
+        )
+    v = float(scale)
+    with np.errstate(over="ignore"):
+        as_f32 = float(np.float32(v))
+    if not math.isfinite(v) or not math.isfinite(as_f32):
+        raise ValueError(f"{name} must be finite in float32 (<= 3.4e38), got {scale!r}.")
+    return v
+
+
+def _check_factors(growth_factor: object, backoff_factor: object) -> None:
+    if (
+        isinstance(growth_factor, bool)
+        or not isinstance(growth_factor, (int, float))
+        or not growth_factor > 1.0
+    ):
+        raise ValueError(f"growth_factor must be > 1 (e.g. 2.0), got {growth_factor!r}.")
+    if (
+        isinstance(backoff_factor, bool)
+        or not isinstance(backoff_factor, (int, float))
+        or not 0.0 < backoff_factor < 1.0
+    ):
+        raise ValueError(f"backoff_factor must be in (0, 1) (e.g. 0.5), got {backoff_factor!r}.")
+
+
+def _check_interval(growth_interval: object) -> None:
+    if type(growth_interval) is not int or growth_interval < 1:  # bool is not accepted
+        raise ValueError(f"growth_interval must be a positive int, got {growth_interval!r}.")
+
+
+def _params(params: Iterable[nn.Parameter] | torch.optim.Optimizer) -> list[torch.Tensor]:
+    if isinstance(params, torch.optim.Optimizer):
+        return [p for g in params.param_groups for p in g["params"]]
+    return list(params)
+
+
+def _short(dtypes: tuple[torch.dtype, ...]) -> str:
+    """(torch.float32, torch.int64) -> 'float32, int64'."""
+    return ", ".join(str(d).removeprefix("torch.") for d in dtypes)

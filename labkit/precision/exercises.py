@@ -35,13 +35,13 @@ def _update_cases() -> list[Case]:
     ]
 
 
-def decode(bits: int, exponent_bits: int, mantissa_bits: int) -> float:
+def bits_to_float(bits: int, exponent_bits: int, mantissa_bits: int) -> float:
     """Reference: the value of an IEEE-style bit pattern (1 sign, E exponent, M mantissa bits)."""
     fmt = precision.FloatFormat("custom", exponent_bits, mantissa_bits, torch.float32)
-    return precision.decode(bits, fmt)
+    return precision.bits_to_float(bits, fmt)
 
 
-def _decode_cases() -> list[Case]:
+def _bits_to_float_cases() -> list[Case]:
     fp16, bf16, e5m2 = (5, 10), (8, 7), (5, 2)
     return [
         Case((0x3C00, *fp16), label="fp16 0x3C00 (1.0)"),
@@ -75,9 +75,9 @@ EXERCISES = {
         "== growth_interval: grown = scale * growth_factor, keep it only if grown <= "
         "torch.finfo(torch.float32).max, and return (scale, 0). Otherwise (scale, tracker).",
     ),
-    "precision.decode": Exercise(
-        reference=decode,
-        cases=_decode_cases,
+    "precision.bits_to_float": Exercise(
+        reference=bits_to_float,
+        cases=_bits_to_float_cases,
         compare=close(atol=0.0, rtol=0.0),
         hint="Split the pattern into sign, exponent and mantissa fields with shifts and masks; "
         "then treat the exponent field's two extreme values (all zeros, all ones) separately.",

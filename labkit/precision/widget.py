@@ -26,7 +26,7 @@ def bit_fields(fmt: str) -> list[str]:
 def bit_list(value: float, fmt: str) -> list[int]:
     """The bits of ``value`` stored in ``fmt``, most significant first."""
     f = precision.get_format(fmt)
-    bits = precision.encode(value, f)
+    bits = precision.float_to_bits(value, f)
     return [(bits >> (f.bits - 1 - i)) & 1 for i in range(f.bits)]
 
 

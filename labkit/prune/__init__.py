@@ -54,6 +54,7 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
     mask[i] = False for the k = round(sparsity * numel) entries of smallest magnitude,
     True elsewhere; sparsity in [0, 1). Matches torch.nn.utils.prune.l1_unstructured.
+    Taught in notebooks/04_pruning.ipynb, "2. Unstructured magnitude pruning".
     """
     w = check_tensor(weight, "weight")
     k = _n_to_prune(sparsity, w.numel())
@@ -65,7 +66,10 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
 
 
 def prunable_weights(model: nn.Module) -> dict[str, nn.Parameter]:
-    """The weights pruning acts on: ``{"<module name>.weight": param}`` of every Conv2d/Linear."""
+    """The weights pruning acts on: ``{"<module name>.weight": param}`` of every Conv2d/Linear.
+
+    Taught in notebooks/04_pruning.ipynb, "1. A model worth pruning".
+    """
     found = {
         f"{name}.weight": m.weight for name, m in model.named_modules() if isinstance(m, PRUNABLE)
     }
@@ -79,6 +83,7 @@ def global_masks(weights: Mapping[str, torch.Tensor], sparsity: float) -> dict[s
 
     Equal to torch.nn.utils.prune.global_unstructured(..., L1Unstructured, amount=sparsity).
     Each returned mask has its tensor's shape.
+    Taught in notebooks/04_pruning.ipynb, "3. Layer-wise or global?".
     """
     if not weights:
         raise ValueError("global_masks needs at least one weight tensor.")
@@ -93,7 +98,10 @@ def global_masks(weights: Mapping[str, torch.Tensor], sparsity: float) -> dict[s
 
 
 def layer_masks(weights: Mapping[str, torch.Tensor], sparsity: float) -> dict[str, torch.Tensor]:
-    """Layer-wise magnitude pruning: the same sparsity in every tensor."""
+    """Layer-wise magnitude pruning: the same sparsity in every tensor.
+
+    Taught in notebooks/04_pruning.ipynb, "3. Layer-wise or global?".
+    """
     return {k: magnitude_mask(v, sparsity) for k, v in weights.items()}
 
 
@@ -102,6 +110,7 @@ def nm_mask(weight: torch.Tensor, n: int = 2, m: int = 4) -> torch.Tensor:
     dimension keep the n largest |w| (2:4 is what NVIDIA sparse tensor cores run).
 
     weight: (out, in, ...) with in*prod(...) divisible by m. Returns a bool mask, same shape.
+    Taught in notebooks/04_pruning.ipynb, "Semi-structured 2:4 sparsity (GPUs)".
     """
     w = check_tensor(weight, "weight", ndim=(2, 3, 4))
     if not (isinstance(n, int) and isinstance(m, int) and 0 < n < m):
@@ -121,6 +130,7 @@ def prune_model(
     """Magnitude-prune every Conv2d/Linear weight of ``model`` in place; return the masks.
 
     scope="global" ranks all weights together, scope="layer" prunes each layer to ``sparsity``.
+    Taught in notebooks/04_pruning.ipynb, "3. Layer-wise or global?".
     """
     weights = prunable_weights(model)
     if scope == "global":
@@ -134,7 +144,10 @@ def prune_model(
 
 
 def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
-    """weight <- weight * mask for each named weight (in place, no gradient)."""
+    """weight <- weight * mask for each named weight (in place, no gradient).
+
+    Taught in notebooks/04_pruning.ipynb, "9. Why a mask alone does not make the model faster".
+    """
     params = dict(model.named_parameters())
     missing = set(masks) - set(params)
     if missing:
@@ -149,7 +162,10 @@ def apply_masks(model: nn.Module, masks: Mapping[str, torch.Tensor]) -> None:
 
 
 def sparsity(model_or_tensor: nn.Module | torch.Tensor) -> float:
-    """Fraction of exact zeros in a tensor, or over all Conv2d/Linear weights of a model."""
+    """Fraction of exact zeros in a tensor, or over all Conv2d/Linear weights of a model.
+
+    Taught in notebooks/04_pruning.ipynb, "2. Unstructured magnitude pruning".
+    """
     if isinstance(model_or_tensor, torch.Tensor):
         tensors: Iterable[torch.Tensor] = [model_or_tensor]
     else:
@@ -162,7 +178,10 @@ def sparsity(model_or_tensor: nn.Module | torch.Tensor) -> float:
 
 
 def layer_sparsity(model: nn.Module) -> dict[str, float]:
-    """Fraction of zeros in each Conv2d/Linear weight."""
+    """Fraction of zeros in each Conv2d/Linear weight.
+
+    Taught in notebooks/04_pruning.ipynb, "3. Layer-wise or global?".
+    """
     return {k: sparsity(v) for k, v in prunable_weights(model).items()}
 
 
@@ -176,7 +195,9 @@ def fine_tune(
     loss_fn: train.LossFn = train.cross_entropy_loss,
 ) -> list[float]:
     """Train with labkit.train.fit, re-applying ``masks`` after every optimizer step so
-    pruned weights stay exactly zero. Returns the mean loss per epoch."""
+    pruned weights stay exactly zero. Returns the mean loss per epoch.
+    Taught in notebooks/04_pruning.ipynb, "6. Prune, then fine-tune".
+    """
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     check_positive(lr, "lr (learning rate)")
@@ -194,6 +215,7 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int | None = N
     no longer fit. With momentum=None torch keeps a plain average over the batches seen:
     running_mean = mean over batches of the per-batch channel means (same for var).
     Returns ``model`` in eval mode.
+    Taught in notebooks/04_pruning.ipynb, "5. A cheap rescue: re-calibrate BatchNorm".
     """
     if batches is not None and (
         isinstance(batches, bool) or not isinstance(batches, int) or batches < 1
@@ -222,6 +244,7 @@ def sensitivity_scan(
     """Accuracy when ONE layer at a time is magnitude-pruned (no fine-tune).
 
     Returns {weight name: [accuracy at each sparsity]}; the model itself is not changed.
+    Taught in notebooks/04_pruning.ipynb, "4. Sensitivity scan: which layer can lose what?".
     """
     if not sparsities:
         raise ValueError("sparsities must list at least one sparsity, e.g. [0.5, 0.9].")
@@ -243,6 +266,7 @@ def sparsity_schedule(final: float, steps: int) -> list[float]:
     """Cubic schedule of Zhu & Gupta (2017): s_i = s_f * (1 - (1 - i/steps)^3), i = 1..steps.
 
     Prunes fast while many redundant weights remain, slowly near the end.
+    Taught in notebooks/04_pruning.ipynb, "7. Iterative pruning with a schedule".
     """
     check_fraction(final, "final sparsity")
     if not isinstance(steps, int) or steps < 1:
@@ -266,6 +290,7 @@ def iterative_prune(
     Each step prunes to the scheduled sparsity (pruned weights stay pruned: they are the
     smallest, value 0), fine-tunes ``epochs`` epochs with the mask held, and records the
     accuracy before and after the fine-tune.
+    Taught in notebooks/04_pruning.ipynb, "7. Iterative pruning with a schedule".
     """
     history = []
     for s in sparsity_schedule(final_sparsity, steps):
@@ -278,12 +303,18 @@ def iterative_prune(
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
-    """sum |w| over every Conv2d/Linear weight (pushes small weights to exactly 0)."""
+    """sum |w| over every Conv2d/Linear weight (pushes small weights to exactly 0).
+
+    Taught in notebooks/04_pruning.ipynb, "8. L1 regularisation: teaching the model to be prunable".
+    """
     return sum(w.abs().sum() for w in prunable_weights(model).values())  # type: ignore[return-value]
 
 
 def l1_loss_fn(lam: float) -> train.LossFn:
-    """Loss for labkit.train.fit: cross_entropy(model(x), y) + lam * sum |w|."""
+    """Loss for labkit.train.fit: cross_entropy(model(x), y) + lam * sum |w|.
+
+    Taught in notebooks/04_pruning.ipynb, "8. L1 regularisation: teaching the model to be prunable".
+    """
     if isinstance(lam, bool) or not isinstance(lam, int | float) or not lam >= 0:
         raise ValueError(f"lam must be a number >= 0 (e.g. 1e-4), got {lam!r}.")
 
@@ -303,6 +334,7 @@ def storage_bytes(
       dense   = numel * value_bytes
       csr     = nnz * (value_bytes + index_bytes) + (rows + 1) * index_bytes
       bitmask = nnz * value_bytes + ceil(numel / 8)
+    Taught in notebooks/04_pruning.ipynb, "Where unstructured sparsity does pay: storage".
     """
     w = check_tensor(weight, "weight")
     for name, v in (("value_bytes", value_bytes), ("index_bytes", index_bytes)):
@@ -320,7 +352,10 @@ def storage_bytes(
 def model_storage_bytes(
     model: nn.Module, value_bytes: int = 4, index_bytes: int = 4
 ) -> dict[str, int]:
-    """``storage_bytes`` summed over every Conv2d/Linear weight of ``model``."""
+    """``storage_bytes`` summed over every Conv2d/Linear weight of ``model``.
+
+    Taught in notebooks/04_pruning.ipynb, "Where unstructured sparsity does pay: storage".
+    """
     total = {"dense": 0, "csr": 0, "bitmask": 0}
     for w in prunable_weights(model).values():
         for k, v in storage_bytes(w, value_bytes, index_bytes).items():
@@ -336,6 +371,7 @@ def channel_scores(
 
     "l1": sum |W[c]| of the filter (Li et al., 2017); "bn": |gamma_c| of the following
     BatchNorm (network slimming, Liu et al., 2017).
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
     """
     if criterion == "l1":
         return conv.weight.detach().abs().sum(dim=(1, 2, 3))
@@ -348,7 +384,9 @@ def channel_scores(
 
 def keep_channels(scores: torch.Tensor, ratio: float) -> torch.Tensor:
     """Sorted indices of the channels to keep: drop the round(ratio*C) lowest scores
-    (at least one channel always stays)."""
+    (at least one channel always stays).
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
+    """
     c = scores.numel()
     n_keep = max(1, c - _n_to_prune(check_fraction(ratio, "ratio"), c))
     return torch.topk(scores, k=n_keep).indices.sort().values
@@ -366,6 +404,7 @@ def prune_conv_pair(
     -> (K,). Consumer Conv2d weight (D, C_out, k, k) -> (D, K, k, k). Consumer Linear after a
     Flatten: each channel owns S = in_features / C_out consecutive inputs (c*S ... c*S+S-1),
     so weight (D, C_out*S) -> (D, K*S). The originals are not modified.
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
     """
     if conv.groups != 1 or (isinstance(consumer, nn.Conv2d) and consumer.groups != 1):
         raise ValueError("prune_conv_pair supports ordinary convolutions (groups=1) only.")
@@ -385,7 +424,7 @@ def prune_conv_pair(
         padding_mode=conv.padding_mode,
     ).to(conv.weight.device, conv.weight.dtype)
     with torch.no_grad():
-        new_conv.weight.copy_(conv.weight[keep])
+        new_conv.weight.copy_(conv.weight[keep])  # (K, C_in, k, k)
         if conv.bias is not None:
             new_conv.bias.copy_(conv.bias[keep])
     new_bn = None
@@ -479,7 +518,10 @@ def _conv_chains(model: nn.Sequential) -> list[tuple[int, int | None, int]]:
 def channel_plan(
     model: nn.Sequential, ratio: float, criterion: str = "l1"
 ) -> dict[int, torch.Tensor]:
-    """{conv index in the Sequential: sorted channel indices to keep} for ``prune_channels``."""
+    """{conv index in the Sequential: sorted channel indices to keep} for ``prune_channels``.
+
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
+    """
     if not isinstance(model, nn.Sequential):
         raise ValueError("prune_channels works on an nn.Sequential such as labkit.models.cnn().")
     plan = {}
@@ -502,6 +544,7 @@ def prune_channels(
     channels of ``channel_plan`` (or ``keep``), slice its BatchNorm and the consumer's input
     channels (``prune_conv_pair``). MACs of a conv scale with C_in * C_out, so removing half
     the channels everywhere cuts them to about a quarter. ``model`` is not changed.
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
     """
     plan = dict(keep) if keep is not None else channel_plan(model, ratio, criterion)
     small = copy.deepcopy(model)
@@ -525,7 +568,9 @@ def masked_forward_equivalent(
 ) -> nn.Sequential:
     """A same-size copy where the removed channels are cut off from the rest of the network:
     the consumer's input weights from them are zeroed. Its output equals
-    ``prune_channels(model, keep=plan)``'s output: the reference for tests and the notebook."""
+    ``prune_channels(model, keep=plan)``'s output: the reference for tests and the notebook.
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
+    """
     masked = copy.deepcopy(model)
     chains = {i: c for i, _, c in _conv_chains(masked)}
     with torch.no_grad():
@@ -542,8 +587,16 @@ def masked_forward_equivalent(
     return masked
 
 
+# ----------------------------------------------------------------------------- timing plumbing
+# Below: how the lesson times things, not what it teaches. Every comparison is one interleaved
+# labkit.bench.compare run (taught in notebook 00); these functions only build the variants.
+
+
 def inference_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
-    """``x -> model(x)`` in eval mode under torch.inference_mode (what we time)."""
+    """``x -> model(x)`` in eval mode under torch.inference_mode (what we time).
+
+    Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
+    """
     model.eval()
 
     def run(x: torch.Tensor) -> torch.Tensor:
@@ -553,7 +606,6 @@ def inference_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     return run
 
 
-# ----------------------------------------------------------------------------- where sparsity pays
 MAX_MATMUL_BYTES = 2 * 2**30  # refuse a W or X above 2 GiB before allocating it
 
 
@@ -576,6 +628,7 @@ def sparse_matmul_latency(
     nnz*batch + an overhead per non-zero (index load, irregular access), so CSR wins only
     at high sparsity. Returns (rows {"sparsity", "csr_ms", "speedup", "iqr_low",
     "iqr_high", "verdict"}, the Comparison with "dense" as baseline).
+    Taught in notebooks/04_pruning.ipynb, "Where unstructured sparsity does pay: sparse kernels at high sparsity".
     """
     for name, v in (("rows", rows), ("cols", cols), ("batch", batch)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -626,13 +679,14 @@ def sparse_matmul_latency(
 
 
 def semi_structured_latency(
-    rows: int = 4096, cols: int = 4096, batch: int = 4096, rounds: int = 10
+    rows: int = 4096, cols: int = 4096, batch: int = 4096, rounds: int = 10, repeats: int = 5
 ) -> dict[str, float | str]:
     """CUDA only: y = x @ W.T in fp16 with W dense vs W stored 2:4 semi-structured
     (torch.sparse.to_sparse_semi_structured, sparse tensor cores, compute capability >= 8.0).
 
     One interleaved ``bench.compare`` run. Returns median ms of both, the speed-up, the
     verdict sentence and the max |difference| of the outputs.
+    Taught in notebooks/04_pruning.ipynb, "Semi-structured 2:4 sparsity (GPUs)".
     """
     from torch.sparse import to_sparse_semi_structured
 
@@ -657,7 +711,9 @@ def semi_structured_latency(
 
         return run
 
-    cmp = bench.compare({"dense": synced(w), "2:4 sparse": synced(w_sparse)}, rounds=rounds)
+    cmp = bench.compare(
+        {"dense": synced(w), "2:4 sparse": synced(w_sparse)}, rounds=rounds, repeats=repeats
+    )
     diff = (F.linear(x, w_sparse) - F.linear(x, w)).abs().max().item()
     return {
         "dense_ms": cmp.median_ms["dense"],

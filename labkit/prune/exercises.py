@@ -65,10 +65,14 @@ def _compare_mask(got: Any, expected: torch.Tensor) -> str | None:
 
 
 # ----------------------------------------------------------------------------- channel removal
-def remove_output_channels(
+def prune_conv_pair(
     conv: nn.Conv2d, next_conv: nn.Conv2d, keep: torch.Tensor
 ) -> tuple[nn.Conv2d, nn.Conv2d]:
-    """Reference: new (conv, next_conv) keeping only output channels ``keep`` of ``conv``."""
+    """Reference: new (conv, next_conv) keeping only output channels ``keep`` of ``conv``.
+
+    The learner writes the conv -> conv case of labkit.prune.prune_conv_pair (no BatchNorm
+    between the two: bn=None), so the signature drops ``bn`` and the result drops its None.
+    """
     small, _, nxt = prune.prune_conv_pair(conv, None, next_conv, keep)
     assert isinstance(nxt, nn.Conv2d)
     return small, nxt
@@ -153,8 +157,8 @@ EXERCISES = {
         formula="k = round(sparsity * weight.numel()); the k smallest of weight.abs().flatten() "
         "(torch.topk(..., k, largest=False).indices) get mask False; k = 0 prunes nothing.",
     ),
-    "prune.remove_output_channels": Exercise(
-        reference=remove_output_channels,
+    "prune.prune_conv_pair": Exercise(
+        reference=prune_conv_pair,
         custom=_check_remove,
         hint="build two NEW layers: the first loses output channels, the second loses the "
         "matching INPUT channels; copy every constructor setting and the biases that belong.",

@@ -11,8 +11,8 @@ Every Conv2d / Linear of a model is wrapped in a ``QuantLayer`` that fake-quanti
 Fake quantisation computes x_hat = S (clamp(round(x/S) + Z, qmin, qmax) - Z) in float: the
 model behaves numerically like an integer model, but runs float kernels (a simulator; the
 speed comes from int8 kernels, e.g. ONNX Runtime's, compared in ``runtime_table`` with ``bench.compare``).
-QAT trains through round() with the straight-through estimator (``STEFakeQuant``):
-d x_hat / d x = 1 where round(x/S) + Z lies in [qmin, qmax], 0 where it was clamped.
+QAT trains through round() with the straight-through estimator (``quant.STEFakeQuant``, from
+notebook 05): d x_hat / d x = 1 where round(x/S) + Z lies in [qmin, qmax], 0 where it was clamped.
 Conv -> BatchNorm pairs are folded first (labkit.models.fold_batchnorm: PyTorch's fold; notebook 07 teaches how it works), as a deployer would.
 
 Size accounting (``size_bytes``): a quantised layer stores numel(W) * b / 8 bytes of weights,
@@ -38,54 +38,15 @@ from torch import nn
 
 from labkit import bench, models, quant
 from labkit.core.errors import check_bits, check_positive, check_tensor, require
+from labkit.core.train import cross_entropy_loss
 
 MODES = ("float", "static", "dynamic", "qat")
 Bits = int | None | Mapping[str, int | None]
 
 
-# --------------------------------------------------------------------------- STE from scratch
-
-
-class STEFakeQuant(torch.autograd.Function):
-    """Fake quantisation with the straight-through estimator, written from scratch.
-
-    forward:  q = round(x * (1/S)) + Z;  y = S (clamp(q, qmin, qmax) - Z)
-    backward: dL/dx = dL/dy * 1[qmin <= q <= qmax]   (pass-through inside, zero where clamped)
-    S, Z: tensors that broadcast against x (shape () per tensor, (C, 1, ..., 1) per channel).
-    No gradient flows to S or Z (they come from observers, not from training).
-    """
-
-    @staticmethod
-    def forward(ctx, x, scale, zero_point, qmin, qmax):  # type: ignore[override]
-        q = torch.round(x * (1.0 / scale)) + zero_point
-        inside = (q >= qmin) & (q <= qmax)
-        ctx.save_for_backward(inside)
-        return (q.clamp(qmin, qmax) - zero_point) * scale
-
-    @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        (inside,) = ctx.saved_tensors
-        return grad_out * inside, None, None, None, None
-
-
-def ste_fake_quantize(
-    x: torch.Tensor,
-    scale: float | torch.Tensor,
-    zero_point: int | torch.Tensor,
-    qmin: int,
-    qmax: int,
-) -> torch.Tensor:
-    """``STEFakeQuant.apply`` with checked input; S, Z numbers or tensors broadcasting with x."""
-    check_tensor(x, "x")
-    check_positive(scale, "scale")
-    if not (isinstance(qmin, int) and isinstance(qmax, int) and qmin < qmax):
-        raise ValueError(f"need integers qmin < qmax, got qmin={qmin!r}, qmax={qmax!r}.")
-    s = torch.as_tensor(scale, dtype=x.dtype)
-    z = torch.as_tensor(zero_point, dtype=x.dtype)
-    return STEFakeQuant.apply(x, s, z, qmin, qmax)
-
-
 # --------------------------------------------------------------------------- the wrapped layer
+# Fake quantisation with the straight-through gradient is notebook 05's quant.fake_quantize
+# (quant.STEFakeQuant); Exercise 1 of notebook 06 has the learner write it from scratch.
 
 
 def weight_qparams(
@@ -94,19 +55,23 @@ def weight_qparams(
     """Symmetric MinMax weight scale: S_c = max|W_c| / (2^(b-1) - 1), shaped (C_out, 1, ...).
 
     Returns (scale, qmin, qmax); the zero point is 0. Per tensor: one S broadcast to C_out.
+    S is ``quant.symmetric_scale`` (notebook 05), shaped to broadcast against w.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
     """
     qmin, qmax = quant.qrange(check_bits(bits), symmetric=True)
-    a = w.detach().abs().flatten(1).amax(1) if per_channel else w.detach().abs().max()
-    scale = (a / qmax).clamp(min=torch.finfo(torch.float32).eps)
+    scale = quant.symmetric_scale(w, bits, axis=0 if per_channel else None)  # (C_out,) or ()
     return scale.expand(w.shape[0]).reshape(-1, *([1] * (w.ndim - 1))), qmin, qmax
 
 
 class QuantLayer(nn.Module):
     """A Conv2d or Linear whose weights (w_bits) and input activation (a_bits) are fake-quantised.
 
-    mode "static": activation (S, Z) fixed by ``calibrate``; "dynamic": from each input's own
-    min/max; "qat": EMA of min/max while training (momentum 0.1), frozen in eval;
+    mode "static": activation (S, Z) fixed by ``calibrate_activations``; "dynamic": from each
+    input's own min/max; "qat": EMA of min/max while training (momentum 0.1), frozen in eval;
     "float": no activation quantisation. w_bits/a_bits None = keep float.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
     """
 
     def __init__(
@@ -131,7 +96,7 @@ class QuantLayer(nn.Module):
         self.mode = mode
         self.per_channel = per_channel
         self.momentum = momentum
-        self.observer: Any = None  # set by calibrate()
+        self.observer: Any = None  # set by calibrate_activations()
         self._act_cache: tuple[tuple[float, float, int], Any] | None = None
         self.register_buffer("act_min", torch.tensor(math.inf))
         self.register_buffer("act_max", torch.tensor(-math.inf))
@@ -150,7 +115,9 @@ class QuantLayer(nn.Module):
         if self._act_cache is not None and self._act_cache[0] == key:
             return self._act_cache[1]
         if not (math.isfinite(key[0]) and math.isfinite(key[1])):
-            raise ValueError("no activation range yet: run calibrate() (static PTQ) first.")
+            raise ValueError(
+                "no activation range yet: run calibrate_activations() (static PTQ) first."
+            )
         qp = quant.compute_qparams(key[0], key[1], self.a_bits, False)
         out = (torch.tensor(qp.scale), torch.tensor(float(qp.zero_point)), qp.qmin, qp.qmax)
         self._act_cache = (key, out)
@@ -164,9 +131,8 @@ class QuantLayer(nn.Module):
             return x
         if self.mode == "dynamic":
             qp = quant.compute_qparams(float(x.min()), float(x.max()), self.a_bits, False)
-            return STEFakeQuant.apply(
-                x, torch.tensor(qp.scale), torch.tensor(float(qp.zero_point)), qp.qmin, qp.qmax
-            )
+            s, z = torch.tensor(qp.scale), torch.tensor(float(qp.zero_point))  # float32, ()
+            return quant.STEFakeQuant.apply(x, s, z, qp.qmin, qp.qmax)
         if self.mode == "qat" and self.training:
             lo, hi = x.detach().min(), x.detach().max()
             with torch.no_grad():
@@ -177,15 +143,15 @@ class QuantLayer(nn.Module):
                     self.act_min.copy_(lo)
                     self.act_max.copy_(hi)
         s, z, qmin, qmax = self.act_qparams()
-        return STEFakeQuant.apply(x, s, z, qmin, qmax)
+        return quant.STEFakeQuant.apply(x, s, z, qmin, qmax)
 
     def quantized_weight(self) -> torch.Tensor:
         """The fake-quantised weight (with the STE, so QAT gradients reach the float weight)."""
         w = self.layer.weight
         if self.w_bits is None:
             return w
-        s, qmin, qmax = weight_qparams(w, self.w_bits, self.per_channel)
-        return STEFakeQuant.apply(w, s, torch.zeros_like(s), qmin, qmax)
+        s, qmin, qmax = weight_qparams(w, self.w_bits, self.per_channel)  # s: (C_out, 1, ...)
+        return quant.STEFakeQuant.apply(w, s, torch.zeros_like(s), qmin, qmax)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self._quantize_input(x)
@@ -200,7 +166,10 @@ class QuantLayer(nn.Module):
 
 
 def quantizable_layers(model: nn.Module) -> list[str]:
-    """Names of the Conv2d / Linear sub-modules, in forward order of registration."""
+    """Names of the Conv2d / Linear sub-modules, in forward order of registration.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "2. The model to quantise".
+    """
     return [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
 
 
@@ -225,6 +194,8 @@ def prepare(
 
     w_bits/a_bits: one int for all layers, None for float, or {layer name: bits} (names from
     ``quantizable_layers`` of the *folded* model) for mixed precision.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
     """
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}.")
@@ -240,12 +211,15 @@ def prepare(
 
 
 def quant_layers(model: nn.Module) -> dict[str, QuantLayer]:
-    """{name of the wrapped layer: QuantLayer} (names as in ``quantizable_layers``)."""
+    """{name of the wrapped layer: QuantLayer} (names as in ``quantizable_layers``).
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
+    """
     return {n: m for n, m in model.named_modules() if isinstance(m, QuantLayer)}
 
 
 @torch.no_grad()
-def calibrate(
+def calibrate_activations(
     qmodel: nn.Module,
     batches: Iterable[torch.Tensor],
     observer: str = "minmax",
@@ -253,7 +227,12 @@ def calibrate(
 ) -> nn.Module:
     """Static PTQ calibration: run ``batches`` through ``qmodel`` (float activations), let one
     ``labkit.quant`` observer per layer see each layer's input, then fix (act_min, act_max) to
-    the observer's clipping range. Returns qmodel (eval mode)."""
+    the observer's clipping range. Returns qmodel (eval mode).
+
+    (One observer on a list of tensors: ``quant.calibrate_observer``.)
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
+    """
     if observer not in quant.OBSERVERS:
         raise ValueError(f"observer must be one of {sorted(quant.OBSERVERS)}, got {observer!r}.")
     layers = [m for m in qmodel.modules() if isinstance(m, QuantLayer) and m.a_bits is not None]
@@ -270,7 +249,7 @@ def calibrate(
         for m in layers:
             m.observer = None
     if seen == 0:
-        raise ValueError("calibrate needs at least one batch of inputs.")
+        raise ValueError("calibrate_activations needs at least one batch of inputs.")
     for m, o in obs:
         lo, hi = o.range(m.a_bits, False)
         m.act_min.fill_(lo)
@@ -279,7 +258,10 @@ def calibrate(
 
 
 def calibration_batches(loader: Iterable[Any], num_batches: int = 4) -> list[torch.Tensor]:
-    """The inputs x of the first ``num_batches`` (x, y) batches of a loader."""
+    """The inputs x of the first ``num_batches`` (x, y) batches of a loader.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "2. The model to quantise".
+    """
     if isinstance(num_batches, bool) or not isinstance(num_batches, int) or num_batches < 1:
         raise ValueError(f"num_batches must be a positive int, got {num_batches!r}.")
     out = []
@@ -301,21 +283,30 @@ def static_ptq(
     observer: str = "minmax",
     per_channel: bool = True,
 ) -> nn.Module:
-    """Static PTQ: fold BN, wrap, calibrate activation ranges on ``batches`` (no training)."""
+    """Static PTQ: fold BN, wrap, calibrate activation ranges on ``batches`` (no training).
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
+    """
     ab = bits if a_bits == "same" else a_bits
     q = prepare(model, bits, ab, mode="static", per_channel=per_channel)  # type: ignore[arg-type]
-    return calibrate(q, batches, observer)
+    return calibrate_activations(q, batches, observer)
 
 
 def dynamic_ptq(model: nn.Module, bits: Bits = 8, *, per_channel: bool = True) -> nn.Module:
-    """Dynamic PTQ: weights quantised offline, activation (S, Z) from each input's min/max."""
+    """Dynamic PTQ: weights quantised offline, activation (S, Z) from each input's min/max.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "3. Post-training quantisation: static vs dynamic".
+    """
     return prepare(model, bits, bits, mode="dynamic", per_channel=per_channel)
 
 
 def qat_model(
     model: nn.Module, batches: Iterable[torch.Tensor], bits: Bits = 4, *, per_channel: bool = True
 ) -> nn.Module:
-    """Start of QAT: the static-PTQ model (calibrated ranges) switched to mode "qat"."""
+    """Start of QAT: the static-PTQ model (calibrated ranges) switched to mode "qat".
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "4. Quantisation-aware training".
+    """
     q = static_ptq(model, batches, bits, per_channel=per_channel)
     for m in q.modules():
         if isinstance(m, QuantLayer):
@@ -327,7 +318,10 @@ def qat_step(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer
 ) -> float:
     """One QAT step: train mode (observers update), forward through the fake quantisers,
-    cross-entropy, zero the old gradients, backward (STE), optimizer step. Returns the loss."""
+    cross-entropy, zero the old gradients, backward (STE), optimizer step. Returns the loss.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "Exercise 2: one QAT training step".
+    """
     model.train()
     loss = F.cross_entropy(model(x), y)
     optimizer.zero_grad(set_to_none=True)
@@ -343,7 +337,10 @@ def qat_finetune(
     lr: float = 1e-3,
     step: Callable[..., float] = qat_step,
 ) -> list[float]:
-    """Fine-tune a ``qat_model`` with Adam for ``epochs``; returns the mean loss per epoch."""
+    """Fine-tune a ``qat_model`` with Adam for ``epochs``; returns the mean loss per epoch.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "4. Quantisation-aware training".
+    """
     if not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}.")
     check_positive(lr, "lr")
@@ -366,6 +363,8 @@ def size_bytes(model: nn.Module, bits: Bits = 32, *, per_channel: bool = True) -
     quantised layer: ceil(numel(W) * b / 8) + 4 * (C_out if per_channel else 1)  (scales)
                      + 4 * numel(bias) + 8  (activation S, Z);
     everything else (and float layers): 4 bytes per element of parameters and buffers.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "2. The model to quantise".
     """
     folded = model if _is_folded(model) else models.fold_batchnorm(model)
     names = quantizable_layers(folded)
@@ -397,10 +396,8 @@ def _is_folded(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def _loss_acc(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
-    model.eval()
-    logits = model(x)
-    return float(F.cross_entropy(logits, y)), float((logits.argmax(1) == y).float().mean())
+def _val_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float(cross_entropy_loss(model.eval(), x, y))
 
 
 def sensitivity(
@@ -414,6 +411,8 @@ def sensitivity(
     (weights and input activation at b bits, static PTQ), every other layer float.
 
     Returns {layer: {bits: loss(quantised) - loss(float)}}.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "5. Per-layer sensitivity → mixed precision".
     """
     check_tensor(x_val, "x_val")
     if not isinstance(y_val, torch.Tensor) or y_val.shape[:1] != x_val.shape[:1]:
@@ -422,7 +421,7 @@ def sensitivity(
             f"got {getattr(y_val, 'shape', type(y_val).__name__)}."
         )
     bits_list = [check_bits(b) for b in bits_list]
-    base, _ = _loss_acc(models.fold_batchnorm(model), x_val, y_val)
+    base = _val_loss(models.fold_batchnorm(model), x_val, y_val)
     names = quantizable_layers(models.fold_batchnorm(model))
     out: dict[str, dict[int, float]] = {}
     for name in names:
@@ -430,7 +429,7 @@ def sensitivity(
         for b in bits_list:
             only = {n: (b if n == name else None) for n in names}
             q = static_ptq(model, calib, only)
-            out[name][b] = _loss_acc(q, x_val, y_val)[0] - base
+            out[name][b] = _val_loss(q, x_val, y_val) - base
     return out
 
 
@@ -448,6 +447,8 @@ def assign_bits(
        sensitivity most per extra byte, as long as the model still fits.
 
     Returns {layer name: bits}. ValueError when even the narrowest assignment does not fit.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "5. Per-layer sensitivity → mixed precision".
     """
     check_positive(budget_bytes, "budget_bytes")
     folded = models.fold_batchnorm(model)
@@ -494,10 +495,12 @@ def assign_bits(
 
 
 # --------------------------------------------------------------------------- library quantizers
+# Plumbing for section 6 (not the lesson): PyTorch's and ONNX Runtime's int8 quantizers and the
+# bake-off that times them against the fake-quant simulator.
 
 
 @contextlib.contextmanager
-def allow_nondeterministic() -> Iterator[None]:
+def _allow_nondeterministic() -> Iterator[None]:
     """Switch torch.use_deterministic_algorithms off inside the block, restore it after.
 
     torch.ao's int8 CPU kernels (quantized_resize_cpu_) have no deterministic mode: with
@@ -520,6 +523,8 @@ def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.
     activations, per-channel weights); else dynamic (Linear only, activations quantised per
     call). torch.ao.quantization is deprecated (its successor is the separate torchao
     package); its DeprecationWarnings are silenced here.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "6. The quantizers you would actually use".
     """
     tq = torch.ao.quantization
     m = copy.deepcopy(models.fold_batchnorm(model)).eval()
@@ -539,7 +544,7 @@ def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.
         w = tq.QuantWrapper(m)
         w.qconfig = tq.get_default_qconfig("x86")
         tq.prepare(w, inplace=True)
-        with torch.no_grad(), allow_nondeterministic():
+        with torch.no_grad(), _allow_nondeterministic():
             for x in calib:
                 w(x)
         return tq.convert(w.eval())
@@ -547,7 +552,10 @@ def torch_int8(model: nn.Module, calib: list[torch.Tensor] | None = None) -> nn.
 
 def torchao_int8(model: nn.Module) -> nn.Module:
     """torchao (PyTorch's successor quantisation library): int8 dynamic activations + int8
-    weights on every Linear. Optional package: MissingDependency when torchao is absent."""
+    weights on every Linear. Optional package: MissingDependency when torchao is absent.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "6. The quantizers you would actually use".
+    """
     ao = require("torchao.quantization", "torchao", why="PyTorch's new quantisation library")
     m = copy.deepcopy(models.fold_batchnorm(model)).eval()
     ao.quantize_(m, ao.Int8DynamicActivationInt8WeightConfig())
@@ -574,6 +582,8 @@ def runtime_table(
     "ORT FP32" (each method timed once, on ``batch`` test images, 1 thread).
     Sizes: torch.save(state_dict) bytes for PyTorch models, file bytes for ONNX, and
     ``size_bytes(., 8)`` for labkit's simulator (what an int8 export would store).
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "6. The quantizers you would actually use".
     """
     from labkit import onnx as lk_onnx
     from labkit.core.train import accuracy
@@ -619,7 +629,7 @@ def runtime_table(
             run = lk_onnx.ort_runner(lk_onnx.ort_session(path, threads=1))
             methods[name] = (run, lk_onnx.file_size(path), note)
     groups = {"PyTorch": "FP32 (PyTorch eager)", "ONNX Runtime": "ORT FP32"}
-    with torch.no_grad(), allow_nondeterministic(), warnings.catch_warnings():
+    with torch.no_grad(), _allow_nondeterministic(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rows = [
             {"method": n, "accuracy": accuracy(f, x_test, y_test), "bytes": b, "note": note}

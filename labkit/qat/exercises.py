@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from labkit import qat
+from labkit import qat, quant
 from labkit.core.checks import Exercise
 
 # --------------------------------------------------------------------------- STE fake-quant
@@ -23,8 +23,11 @@ from labkit.core.checks import Exercise
 def ste_fake_quant(
     x: torch.Tensor, scale: float, zero_point: int, qmin: int, qmax: int
 ) -> torch.Tensor:
-    """Reference: y = S (clamp(round(x/S) + Z, qmin, qmax) - Z); dy/dx = 1 inside, 0 clamped."""
-    return qat.ste_fake_quantize(x, scale, zero_point, qmin, qmax)
+    """Reference: y = S (clamp(round(x/S) + Z, qmin, qmax) - Z); dy/dx = 1 inside, 0 clamped.
+
+    The library's STE fake-quant is notebook 05's ``quant.fake_quantize`` (``quant.STEFakeQuant``).
+    """
+    return quant.fake_quantize(x, scale, zero_point, qmin, qmax)
 
 
 def _ste_cases() -> list[tuple[str, torch.Tensor, float, int, int, int]]:
@@ -130,6 +133,9 @@ def _check_qat_step(fn: Callable[..., Any]) -> str | None:
 
 
 EXERCISES = {
+    # Learner-only name: the learner re-implements notebook 05's quant.fake_quantize (its
+    # straight-through gradient included) in notebook 06; allow-listed in
+    # tests/test_exercise_keys.py.
     "qat.ste_fake_quant": Exercise(
         reference=ste_fake_quant,
         custom=_check_ste,

@@ -9,13 +9,14 @@ S > 0 is the scale (the step between two neighbouring grid points) and Z the int
 point, chosen so that the real 0.0 is exactly a grid point (q = Z -> r_hat = 0). ``round``
 is round-half-to-even, and r / S is computed as r * (1 / S) in float32, exactly as
 ``torch.fake_quantize_per_tensor_affine`` / ``..._per_channel_affine`` do, so the results
-here are bit-for-bit equal to torch's (tested in tests/test_quant.py).
+here are bit-for-bit equal to torch's (tested in tests/quant/test_quant.py).
 
 Per-channel quantisation gives every slice along ``axis`` its own (S, Z); pass 1-D
 ``scale`` and ``zero_point`` of length x.shape[axis] and ``axis=``.
 
 Contents: quantize / dequantize / fake_quantize / compute_qparams (the course contract),
-SQNR, calibration observers (MinMax, Percentile, Entropy/KL, MSE), fixed-point numbers,
+STEFakeQuant (the course's one straight-through fake-quant, used by qat), symmetric_scale (the
+one max|w| / (2^(b-1) - 1), used by qat and generate), SQNR, calibration observers (MinMax, Percentile, Entropy/KL, MSE), fixed-point numbers,
 power-of-two (log) quantisation and an integer-only linear layer with requantisation.
 """
 
@@ -41,6 +42,8 @@ class QParams(NamedTuple):
 
     Per-tensor: ``scale`` is a float and ``zero_point`` an int. Per-channel: both are 1-D
     tensors (float32 and int64) with one entry per channel.
+
+    Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".
     """
 
     scale: ScaleLike
@@ -49,7 +52,183 @@ class QParams(NamedTuple):
     qmax: int
 
 
+# --------------------------------------------------------------------------- the affine map
+
+
+def quantize(
+    x: torch.Tensor,
+    scale: ScaleLike,
+    zero_point: ZeroLike,
+    qmin: int,
+    qmax: int,
+    *,
+    axis: int | None = None,
+) -> torch.Tensor:
+    """q = clamp(round(x / S) + Z, qmin, qmax), as int32 codes of x's shape.
+
+    x: float tensor, any shape. S, Z: numbers (per tensor), or 1-D tensors of length
+    x.shape[axis] with ``axis=`` (per channel). round is half-to-even and x / S is computed
+    as x * float32(1 / S), exactly as torch's fake-quant kernels do. NaN maps to qmin, as in torch.
+
+    Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".
+    """
+    check_tensor(x, "x")
+    qmin, qmax = _check_range(qmin, qmax)
+    S, Z = _check_qparams(x, scale, zero_point, axis)  # float32, () or (C,)
+    S, Z = _along(S, x, axis), _along(Z, x, axis)  # () or (C, 1, .., 1)
+    x = x if x.dtype == torch.float64 else x.float()  # torch's compute type
+    q = torch.round(x * (1 / S)) + Z
+    return q.clamp(qmin, qmax).nan_to_num(nan=qmin).to(torch.int32)
+
+
+def dequantize(
+    q: torch.Tensor, scale: ScaleLike, zero_point: ZeroLike, *, axis: int | None = None
+) -> torch.Tensor:
+    """r_hat = S (q - Z) as float32; q is an integer tensor, S and Z as in ``quantize``.
+
+    Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".
+    """
+    check_tensor(q, "q", floating=False)
+    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
+        raise ValueError(
+            f"q must be an integer tensor (the output of quantize), got dtype {q.dtype}."
+        )
+    S, Z = _check_qparams(q, scale, zero_point, axis)  # float32, () or (C,)
+    S, Z = _along(S, q, axis), _along(Z, q, axis)  # () or (C, 1, .., 1)
+    return S * (q.float() - Z)
+
+
+class STEFakeQuant(torch.autograd.Function):
+    """x_hat = S (clamp(round(x / S) + Z, qmin, qmax) - Z), with the straight-through gradient.
+
+    forward:  as ``fake_quantize`` (torch.fake_quantize_per_{tensor,channel}_affine bit for bit);
+              x = NaN gives S (qmin - Z), as torch does.
+    backward: dL/dx = dL/dx_hat * 1[qmin <= round(x / S) + Z <= qmax]: 1 inside the range, 0
+              where clamped, 0 at NaN. No gradient for S or Z (they come from observers).
+    S, Z: float32 tensors that broadcast with x, shape () per tensor or (C, 1, .., 1) per
+    channel. ``fake_quantize`` is the checked way in; QAT layers call ``apply`` directly.
+
+    Taught in notebooks/06_ptq_and_qat.ipynb, "1. Fake quantisation and the straight-through estimator".
+    """
+
+    @staticmethod
+    def forward(ctx, x, S, Z, qmin, qmax):  # type: ignore[override]
+        xc = x if x.dtype in (torch.float32, torch.float64) else x.float()  # torch's compute type
+        q = torch.round(xc * (1 / S)) + Z
+        ctx.save_for_backward((q >= qmin) & (q <= qmax))  # False at NaN
+        q = q.clamp_(qmin, qmax).nan_to_num_(nan=qmin)  # in place: QAT calls this every step
+        if S.ndim == 0:  # torch dequantises in float32 per tensor, in q's compute type per channel
+            q = q.float()
+        return (S * (q - Z)).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (inside,) = ctx.saved_tensors
+        return grad * inside, None, None, None, None
+
+
+def fake_quantize(
+    x: torch.Tensor,
+    scale: ScaleLike,
+    zero_point: ZeroLike,
+    qmin: int,
+    qmax: int,
+    *,
+    axis: int | None = None,
+) -> torch.Tensor:
+    """x_hat = dequantize(quantize(x)) = S (clamp(round(x / S) + Z, qmin, qmax) - Z), x's dtype.
+
+    Forward equals ``torch.fake_quantize_per_tensor_affine`` (or ``_per_channel_affine`` with
+    ``axis``) bit for bit. Backward (``STEFakeQuant``): d x_hat / d x = 1 where round(x/S) + Z
+    lies in [qmin, qmax] and 0 where it was clamped (torch's STE with clipping).
+
+    Taught in notebooks/05_quantization_math.ipynb, "Rounding and clamping exactly like PyTorch".
+    """
+    check_tensor(x, "x")
+    qmin, qmax = _check_range(qmin, qmax)
+    S, Z = _check_qparams(x, scale, zero_point, axis)  # float32, () or (C,)
+    return STEFakeQuant.apply(x, _along(S, x, axis), _along(Z, x, axis), qmin, qmax)
+
+
+def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
+    """The integer range: signed [-2^(b-1), 2^(b-1)-1] if symmetric, else [0, 2^b - 1].
+
+    Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".
+    """
+    bits = check_bits(bits)
+    if symmetric:
+        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    return 0, 2**bits - 1
+
+
+def compute_qparams(
+    xmin: Number | torch.Tensor,
+    xmax: Number | torch.Tensor,
+    bits: int = 8,
+    symmetric: bool = False,
+) -> QParams:
+    """S and Z that cover the real range [xmin, xmax] with ``bits`` bits, with 0.0 exact:
+
+        lo, hi = min(xmin, 0), max(xmax, 0)         (widen the range to contain 0)
+        asymmetric: q in [0, 2^b - 1],             S = (hi - lo) / (2^b - 1),         Z = qmin - round(lo / S)
+        symmetric:  q in [-2^(b-1), 2^(b-1) - 1],  S = max(-lo, hi) / (2^(b-1) - 1),  Z = 0
+
+    S is at least float32 eps (an all-zero range still gives a valid grid); Z is clamped into
+    [qmin, qmax]. Numbers give per-tensor QParams (float S, int Z); 1-D tensors of shape (C,)
+    (even C = 1) give per-channel QParams (S float32 (C,), Z int64 (C,)).
+
+    Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".
+    """
+    bits = check_bits(bits)
+    if not isinstance(symmetric, bool):
+        raise ValueError(f"symmetric must be True or False, got {symmetric!r}.")
+    lo, hi = _check_minmax(xmin, xmax)  # float64 (C,)
+    lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
+    qmin, qmax = qrange(bits, symmetric)
+    eps = torch.finfo(torch.float32).eps
+    if symmetric:
+        S = (torch.maximum(-lo, hi) / qmax).clamp(min=eps).float()
+        Z = torch.zeros_like(S, dtype=torch.int64)
+    else:
+        S = ((hi - lo) / (qmax - qmin)).clamp(min=eps).float()
+        Z = (qmin - torch.round(lo / S.double())).clamp(qmin, qmax).to(torch.int64)
+    if isinstance(xmin, torch.Tensor) and xmin.ndim >= 1:
+        return QParams(S, Z, qmin, qmax)
+    return QParams(float(S[0]), int(Z[0]), qmin, qmax)
+
+
+def symmetric_scale(x: torch.Tensor, bits: int = 8, axis: int | None = None) -> torch.Tensor:
+    """S = max|x| / (2^(b-1) - 1), Z = 0: the symmetric scale (max|w| / 127 at 8 bits).
+
+    axis=None: one S for the whole tensor, shape (); axis=k: one S per slice along k, shape
+    (x.shape[k],) (axis=0: per output channel of a weight, or per row of activations).
+    float32, at least float32 eps; equal to compute_qparams(x.amin(..), x.amax(..), bits,
+    symmetric=True).scale. Used by QAT's weight quantiser (06) and the INT8 linear layers (11).
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
+    """
+    check_tensor(x, "x")
+    qmax = qrange(bits, symmetric=True)[1]
+    axis = _check_axis(x, axis)
+    a = x.detach().abs()
+    amax = a.amax() if axis is None else a.movedim(axis, 0).reshape(x.shape[axis], -1).amax(1)
+    return (amax.double() / qmax).clamp(min=torch.finfo(torch.float32).eps).float()
+
+
 # --------------------------------------------------------------------------- checks
+
+
+def _along(t: torch.Tensor, x: torch.Tensor, axis: int | None) -> torch.Tensor:
+    """t of shape () stays; t (C,) becomes (C, 1, .., 1), which broadcasts along x's ``axis``."""
+    return t if axis is None else t.reshape(-1, *[1] * (x.ndim - 1 - axis % x.ndim))
+
+
+def _check_axis(x: torch.Tensor, axis: object) -> int | None:
+    if axis is not None and (
+        isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim
+    ):
+        raise ValueError(f"axis must be None or an int in [-{x.ndim}, {x.ndim}), got {axis!r}.")
+    return None if axis is None else axis % x.ndim
 
 
 def _check_range(qmin: object, qmax: object) -> tuple[int, int]:
@@ -66,164 +245,44 @@ def _check_range(qmin: object, qmax: object) -> tuple[int, int]:
     return int(qmin), int(qmax)  # type: ignore[call-overload]
 
 
-def _params(
-    x: torch.Tensor, scale: object, zero_point: object, axis: int | None
+def _check_qparams(
+    x: torch.Tensor, scale: object, zero_point: object, axis: object
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scale (float32) and zero point (float32 holding integers) shaped to broadcast with x."""
+    """(S, Z) as float32 tensors (Z holding integers): shape () per tensor, (x.shape[axis],) per channel."""
     if isinstance(scale, bool) or not isinstance(scale, (int, float, torch.Tensor)):
         raise ValueError(f"scale must be a float or a tensor, got {type(scale).__name__}.")
     if isinstance(zero_point, bool) or not isinstance(zero_point, (int, torch.Tensor)):
         raise ValueError(
             f"zero_point must be an int (or an integer tensor per channel), got {zero_point!r}."
         )
-    s = torch.as_tensor(scale, dtype=torch.float32).detach()
-    if isinstance(zero_point, torch.Tensor):
-        if zero_point.is_floating_point() and not torch.equal(zero_point, zero_point.round()):
-            raise ValueError("zero_point must hold integers; use torch.round(zp).to(torch.int64).")
-        z = zero_point.detach().to(torch.float32)
-    else:
-        z = torch.tensor(float(zero_point), dtype=torch.float32)
-    if not torch.isfinite(s).all() or not (s > 0).all():
+    if (
+        isinstance(zero_point, torch.Tensor)
+        and zero_point.is_floating_point()
+        and not torch.equal(zero_point, zero_point.round())
+    ):
+        raise ValueError("zero_point must hold integers; use torch.round(zp).to(torch.int64).")
+    S = torch.as_tensor(scale, dtype=torch.float32).detach()
+    Z = torch.as_tensor(zero_point).detach().to(torch.float32)
+    if not torch.isfinite(S).all() or not (S > 0).all():
         raise ValueError(f"scale must be finite and > 0, got {scale!r}.")
     if axis is None:
-        if s.numel() != 1 or z.numel() != 1:
+        if S.numel() != 1 or Z.numel() != 1:
             raise ValueError(
                 "per-tensor quantisation takes one scale and one zero point; "
                 "for one per channel pass axis=<channel dim>."
             )
-        return s.reshape(()), z.reshape(())
-    if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
-        raise ValueError(f"axis must be an int in [-{x.ndim}, {x.ndim}), got {axis!r}.")
-    axis = axis % x.ndim
-    n = x.shape[axis]
-    s, z = s.reshape(-1), z.reshape(-1)
-    if s.numel() != n or z.numel() != n:
+        return S.reshape(()), Z.reshape(())
+    n = x.shape[_check_axis(x, axis)]  # type: ignore[index]
+    if S.numel() != n or Z.numel() != n:
         raise ValueError(
             f"per-channel scale and zero_point need {n} entries (x.shape[{axis}]), "
-            f"got {s.numel()} and {z.numel()}."
+            f"got {S.numel()} and {Z.numel()}."
         )
-    shape = [1] * x.ndim
-    shape[axis] = n
-    return s.reshape(shape), z.reshape(shape)
+    return S.reshape(-1), Z.reshape(-1)
 
 
-def _unclamped(x: torch.Tensor, s: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-    """round(x * (1/S)) + Z in float, exactly as torch's fake-quant kernels compute it."""
-    inv = 1.0 / s  # float32, like torch's `float inv_scale = 1.0f / scale`
-    xc = x if x.dtype == torch.float64 else x.to(torch.float32)  # torch's compute type
-    return torch.round(xc * inv.to(xc.dtype)) + z.to(xc.dtype)
-
-
-# --------------------------------------------------------------------------- contract
-
-
-def quantize(
-    x: torch.Tensor,
-    scale: ScaleLike,
-    zero_point: ZeroLike,
-    qmin: int,
-    qmax: int,
-    *,
-    axis: int | None = None,
-) -> torch.Tensor:
-    """q = clamp(round(x / S) + Z, qmin, qmax) as an int32 tensor of x's shape.
-
-    x: float tensor, any shape. scale/zero_point: numbers (per tensor) or 1-D tensors of
-    length x.shape[axis] (per channel, ``axis=`` given). Rounding is half-to-even and x / S
-    is x * float32(1 / S), like torch's fake-quant ops. NaN maps to qmin, as in torch.
-    """
-    check_tensor(x, "x")
-    qmin, qmax = _check_range(qmin, qmax)
-    s, z = _params(x, scale, zero_point, axis)
-    q = _unclamped(x, s, z).clamp(qmin, qmax)
-    q = torch.where(torch.isnan(q), torch.full_like(q, qmin), q)
-    return q.to(torch.int32)
-
-
-def dequantize(
-    q: torch.Tensor, scale: ScaleLike, zero_point: ZeroLike, *, axis: int | None = None
-) -> torch.Tensor:
-    """r_hat = S (q - Z) as float32; q is an integer tensor, shapes as in ``quantize``."""
-    check_tensor(q, "q", floating=False)
-    if q.is_floating_point() or q.is_complex() or q.dtype == torch.bool:
-        raise ValueError(
-            f"q must be an integer tensor (the output of quantize), got dtype {q.dtype}."
-        )
-    s, z = _params(q, scale, zero_point, axis)
-    return (q.to(torch.float32) - z) * s
-
-
-class _FakeQuant(torch.autograd.Function):
-    """Forward: S (clamp(round(x/S) + Z) - Z). Backward: straight-through inside the range."""
-
-    @staticmethod
-    def forward(ctx, x, s, z, qmin, qmax, per_channel):  # type: ignore[override]
-        q = _unclamped(x, s, z)
-        inside = (q >= qmin) & (q <= qmax)
-        q = q.clamp(qmin, qmax)
-        q = torch.where(torch.isnan(q), torch.full_like(q, qmin), q)
-        ctx.save_for_backward(inside)
-        # torch computes S (q - Z) in float32 per tensor, in q's compute type per channel
-        out_type = q.dtype if per_channel else torch.float32
-        return ((q.to(out_type) - z.to(out_type)) * s.to(out_type)).to(x.dtype)
-
-    @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
-        (inside,) = ctx.saved_tensors
-        return grad * inside, None, None, None, None, None
-
-
-def fake_quantize(
-    x: torch.Tensor,
-    scale: ScaleLike,
-    zero_point: ZeroLike,
-    qmin: int,
-    qmax: int,
-    *,
-    axis: int | None = None,
-) -> torch.Tensor:
-    """dequantize(quantize(x)) in x's dtype, with the straight-through gradient.
-
-    Forward equals ``torch.fake_quantize_per_tensor_affine`` (or ``_per_channel_affine`` with
-    ``axis``) bit for bit. Backward: d out / d x = 1 where round(x/S) + Z lies in
-    [qmin, qmax] and 0 where it was clamped (torch's STE with clipping).
-    """
-    check_tensor(x, "x")
-    qmin, qmax = _check_range(qmin, qmax)
-    s, z = _params(x, scale, zero_point, axis)
-    return _FakeQuant.apply(x, s, z, qmin, qmax, axis is not None)
-
-
-def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
-    """The integer range: signed [-2^(b-1), 2^(b-1)-1] if symmetric, else [0, 2^b - 1]."""
-    bits = check_bits(bits)
-    if symmetric:
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return 0, 2**bits - 1
-
-
-def compute_qparams(
-    xmin: Number | torch.Tensor,
-    xmax: Number | torch.Tensor,
-    bits: int = 8,
-    symmetric: bool = False,
-) -> QParams:
-    """Scale and zero point that cover the real range [xmin, xmax] with ``bits`` bits.
-
-    The range is first widened to contain 0 (so 0.0 is exact): lo = min(xmin, 0),
-    hi = max(xmax, 0).
-
-    - asymmetric: q in [0, 2^b - 1], S = (hi - lo) / (2^b - 1), Z = qmin - round(lo / S)
-      (clamped into [qmin, qmax]);
-    - symmetric:  q in [-2^(b-1), 2^(b-1) - 1], S = max(|lo|, hi) / (2^(b-1) - 1), Z = 0.
-
-    S is at least float32 eps (an all-zero range still gives a valid grid). Tensors xmin/xmax
-    of shape (C,) (1-D, even C = 1) give per-channel QParams (scale float32 (C,), zero_point int64 (C,)).
-    """
-    bits = check_bits(bits)
-    if not isinstance(symmetric, bool):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}.")
-    per_channel = isinstance(xmin, torch.Tensor) and xmin.ndim >= 1
+def _check_minmax(xmin: object, xmax: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """xmin, xmax as float64 tensors of shape (C,) (C = 1 for numbers), finite, xmin <= xmax."""
     lo = torch.as_tensor(xmin, dtype=torch.float64).detach().reshape(-1)
     hi = torch.as_tensor(xmax, dtype=torch.float64).detach().reshape(-1)
     if lo.shape != hi.shape:
@@ -232,31 +291,24 @@ def compute_qparams(
         raise ValueError("xmin and xmax must be finite; did the calibration data contain inf/NaN?")
     if (lo > hi).any():
         raise ValueError(f"need xmin <= xmax, got xmin={xmin!r}, xmax={xmax!r}.")
-    lo, hi = lo.clamp(max=0.0), hi.clamp(min=0.0)
-    qmin, qmax = qrange(bits, symmetric)
-    eps = torch.finfo(torch.float32).eps
-    if symmetric:
-        scale = (torch.maximum(-lo, hi) / qmax).clamp(min=eps).float()
-        zp = torch.zeros_like(scale, dtype=torch.int64)
-    else:
-        scale = ((hi - lo) / (qmax - qmin)).clamp(min=eps).float()
-        zp = (qmin - torch.round(lo / scale.double())).clamp(qmin, qmax).to(torch.int64)
-    if per_channel:
-        return QParams(scale, zp, qmin, qmax)
-    return QParams(float(scale[0]), int(zp[0]), qmin, qmax)
+    return lo, hi
+
+
+# --------------------------------------------------------------------------- whole tensors
 
 
 def quantize_tensor(
     x: torch.Tensor, bits: int = 8, symmetric: bool = True, axis: int | None = None
 ) -> tuple[torch.Tensor, QParams]:
-    """MinMax-quantise x (per tensor, or per channel along ``axis``): (int32 q, QParams)."""
+    """MinMax-quantise x (per tensor, or per channel along ``axis``): (int32 q, QParams).
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
+    """
     check_tensor(x, "x")
-    if axis is None:
+    if _check_axis(x, axis) is None:
         qp = compute_qparams(float(x.min()), float(x.max()), bits, symmetric)
     else:
-        if isinstance(axis, bool) or not isinstance(axis, int) or not -x.ndim <= axis < x.ndim:
-            raise ValueError(f"axis must be an int in [-{x.ndim}, {x.ndim}), got {axis!r}.")
-        dims = [d for d in range(x.ndim) if d != axis % x.ndim]
+        dims = [d for d in range(x.ndim) if d != axis % x.ndim]  # type: ignore[operator]
         qp = compute_qparams(x.amin(dim=dims), x.amax(dim=dims), bits, symmetric)
     return quantize(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax, axis=axis), qp
 
@@ -264,7 +316,10 @@ def quantize_tensor(
 def fake_quantize_minmax(
     x: torch.Tensor, bits: int = 8, symmetric: bool = True, axis: int | None = None
 ) -> torch.Tensor:
-    """x quantised with its own min/max range and dequantised back (float, x's shape)."""
+    """x quantised with its own min/max range and dequantised back (float, x's shape).
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
+    """
     q, qp = quantize_tensor(x, bits, symmetric, axis)
     return dequantize(q, qp.scale, qp.zero_point, axis=axis)
 
@@ -273,6 +328,8 @@ def sqnr_db(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     """Signal-to-quantisation-noise ratio: 10 log10(sum x^2 / sum (x - x_hat)^2) in dB.
 
     +inf when x_hat == x. Each extra bit of a uniform quantiser adds about 6.02 dB.
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
     """
     check_tensor(x, "x")
     check_tensor(x_hat, "x_hat")
@@ -303,6 +360,8 @@ class MinMaxObserver:
     """Range = the smallest and largest value seen (per tensor, or per channel on ``axis``).
 
     ``observe(x)`` any number of times, then ``qparams(bits, symmetric)``.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
     """
 
     def __init__(self, axis: int | None = None) -> None:
@@ -363,6 +422,8 @@ class HistogramObserver:
     max |x| and doubles when a later batch goes beyond it; doubling merges neighbouring bin
     pairs, so no count is ever re-estimated. The exact min and max are kept too.
     Subclasses choose the clipping range in ``range(bits, symmetric)``.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
     """
 
     def __init__(self, bins: int = 2048) -> None:
@@ -443,6 +504,8 @@ class PercentileObserver(HistogramObserver):
     asymmetric: range (quantile_(1-p)/2 (x), quantile_(1+p)/2 (x)), i.e. (100 - p)/2 % cut
     from each tail, the convention of ONNX Runtime's percentile calibrator. Quantiles are read
     from the histogram (resolution: one bin) and never go beyond the data's min/max.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
     """
 
     def __init__(self, percentile: float = 99.99, bins: int = 2048) -> None:
@@ -493,6 +556,8 @@ def kl_threshold(hist: torch.Tensor, num_quantized_bins: int = 128) -> int:
     Runtime put the remainder of i // num_quantized_bins into the last group instead; for
     i < 2 num_quantized_bins that makes Q almost a copy of P and biases the search towards
     the smallest candidates.)
+
+    Taught in notebooks/05_quantization_math.ipynb, "Exercise 4: KL threshold search".
     """
     check_tensor(hist, "hist", floating=False, ndim=1)
     h = hist.detach().double().cpu().numpy()
@@ -542,6 +607,8 @@ class EntropyObserver(HistogramObserver):
     The threshold T = kl_threshold(hist of |x| up to max |x|, 2^(bits-1)) * bin_width
     minimises KL(P || Q) between the clipped distribution and its quantised version.
     symmetric: (-T, T); asymmetric: (max(min x, -T), min(max x, T)), e.g. (0, T) after ReLU.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
     """
 
     def __init__(self, bins: int = 2048) -> None:
@@ -574,6 +641,8 @@ class MSEObserver(HistogramObserver):
     that lies within 0.5 % of the maximum (NVIDIA pytorch-quantization's calibrator test).
     Each candidate is scored by sum_bins count * (c - fake_quantize(c))^2 over the bins' mean
     values c (a bin's mean is the data's own value when the bin holds one distinct value).
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
     """
 
     def __init__(self, bins: int = 2048, grid: int = 200, max_data_candidates: int = 64) -> None:
@@ -627,10 +696,15 @@ OBSERVERS = {
 }
 
 
-def calibrate(
+def calibrate_observer(
     batches: list[torch.Tensor], observer: MinMaxObserver | HistogramObserver
 ) -> MinMaxObserver | HistogramObserver:
-    """Feed every batch to ``observer`` and return it (ready for ``.qparams``)."""
+    """Feed every batch to ``observer`` and return it (ready for ``.range`` / ``.qparams``).
+
+    (A whole model's activation ranges are calibrated by ``qat.calibrate_activations``.)
+
+    Taught in notebooks/05_quantization_math.ipynb, "Calibration: choosing the range of an activation".
+    """
     for b in batches:
         observer.observe(b)
     return observer
@@ -648,6 +722,8 @@ def ort_range(
     ``onnxruntime.quantization.calibrate.create_calibrator`` with CalibrationMethod
     MinMax / Entropy / Percentile and reads the range of X. ``options`` go to
     ``extra_options`` (e.g. num_bins=2048, num_quantized_bins=128, percentile=99.99).
+
+    Taught in notebooks/05_quantization_math.ipynb, "5. The same data through ONNX Runtime's calibrators".
     """
     import contextlib
     import io
@@ -719,6 +795,8 @@ def fixed_point(x: torch.Tensor, int_bits: int, frac_bits: int) -> torch.Tensor:
 
     A Qm.n number is a (1 + m + n)-bit two's-complement integer k read as k / 2^n:
     step 2^-n, range [-2^m, 2^m - 2^-n]. It is affine quantisation with S = 2^-n, Z = 0.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Fixed point".
     """
     if isinstance(int_bits, bool) or not isinstance(int_bits, int) or int_bits < 0:
         raise ValueError(f"int_bits must be an int >= 0, got {int_bits!r}.")
@@ -736,6 +814,8 @@ def quantize_multiplier(m: float) -> tuple[int, int]:
     multiplier is a 31-bit integer in [2^30, 2^31) (a Q0.31 number in [0.5, 1)), found
     from m = f 2^e with f in [0.5, 1): multiplier = round(f 2^31), shift = 31 - e. The
     relative error is below 2^-31. (gemmlowp / TFLite's QuantizeMultiplier.)
+
+    Taught in notebooks/05_quantization_math.ipynb, "Integer-only linear layer".
     """
     m = check_positive(m, "m")
     f, e = math.frexp(m)
@@ -758,6 +838,8 @@ def rounding_shift(
     +half turns it into round-half-up. shift in [1, 62]. The product must fit in int64:
     |acc| * |multiplier| + 2^(shift-1) < 2^63 (an int32 accumulator times a 31-bit
     multiplier always does); larger operands raise instead of wrapping around silently.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Integer-only linear layer".
     """
     check_tensor(acc, "acc", floating=False)
     if acc.is_floating_point() or multiplier.is_floating_point() or shift.is_floating_point():
@@ -786,6 +868,8 @@ class IntLinear(NamedTuple):
     q_weight int8 (out, in), per output channel symmetric; bias int32 (out,) in units of
     S_x S_w; multiplier/shift int64 (out,) with M = S_x S_w / S_y ~= multiplier / 2^shift;
     the input and output qparams.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Integer-only linear layer".
     """
 
     q_weight: torch.Tensor
@@ -803,6 +887,8 @@ def int_linear_prepare(linear: nn.Linear, x_qparams: QParams, y_qparams: QParams
     Weights: symmetric int8 per output row, S_w[o] = max |W[o]| / 127, Z_w = 0.
     Bias: q_b = round(b / (S_x S_w)) as int32 (it is added to the int32 accumulator).
     Requantisation: M[o] = S_x S_w[o] / S_y as (multiplier, shift).
+
+    Taught in notebooks/05_quantization_math.ipynb, "Integer-only linear layer".
     """
     if not isinstance(linear, nn.Linear):
         raise ValueError(f"linear must be an nn.Linear, got {type(linear).__name__}.")
@@ -811,16 +897,17 @@ def int_linear_prepare(linear: nn.Linear, x_qparams: QParams, y_qparams: QParams
             raise ValueError(f"{name} must be per-tensor QParams (from compute_qparams).")
         if qp.qmin < -128 or qp.qmax > 255:
             raise ValueError(f"{name} must describe 8-bit integers, got [{qp.qmin}, {qp.qmax}].")
-    w = linear.weight.detach().float()
-    wq = compute_qparams(w.amin(1), w.amax(1), 8, symmetric=True)
-    q_w = quantize(w, wq.scale, wq.zero_point, wq.qmin, wq.qmax, axis=0).to(torch.int8)
-    acc_scale = x_qparams.scale * wq.scale.double()  # (out,) float64
+    w = linear.weight.detach().float()  # (out, in)
+    w_scale = symmetric_scale(w, 8, axis=0)  # (out,) S_w = max|W[o]| / 127
+    zeros = torch.zeros_like(w_scale, dtype=torch.int64)
+    q_w = quantize(w, w_scale, zeros, -128, 127, axis=0).to(torch.int8)  # (out, in)
+    acc_scale = x_qparams.scale * w_scale.double()  # (out,) float64
     b = linear.bias.detach().double() if linear.bias is not None else torch.zeros(w.shape[0])
     q_b = torch.round(b / acc_scale).to(torch.int32)
     pairs = [quantize_multiplier(float(s) / y_qparams.scale) for s in acc_scale]
     mult = torch.tensor([p[0] for p in pairs], dtype=torch.int64)
     shift = torch.tensor([p[1] for p in pairs], dtype=torch.int64)
-    return IntLinear(q_w, wq.scale, q_b, mult, shift, x_qparams, y_qparams)
+    return IntLinear(q_w, w_scale, q_b, mult, shift, x_qparams, y_qparams)
 
 
 def int_linear(q_x: torch.Tensor, layer: IntLinear) -> torch.Tensor:
@@ -829,6 +916,8 @@ def int_linear(q_x: torch.Tensor, layer: IntLinear) -> torch.Tensor:
     acc[n, o] = sum_k (q_x[n, k] - Z_x) q_w[o, k] + q_b[o]      (int32 accumulate)
     q_y = clamp(Z_y + round(acc * multiplier[o] / 2^shift[o]), qmin_y, qmax_y)
     No float operation is used; dequantize(q_y, S_y, Z_y) approximates the float layer.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Integer-only linear layer".
     """
     check_tensor(q_x, "q_x", floating=False, ndim=2)
     if q_x.is_floating_point():
@@ -853,7 +942,10 @@ def int_linear(q_x: torch.Tensor, layer: IntLinear) -> torch.Tensor:
 
 
 class Pow2Codes(NamedTuple):
-    """Power-of-two codes: value = sign * 2^exponent, or 0 where ``zero`` is True."""
+    """Power-of-two codes: value = sign * 2^exponent, or 0 where ``zero`` is True.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Power-of-two (logarithmic) quantisation".
+    """
 
     sign: torch.Tensor
     exponent: torch.Tensor
@@ -868,6 +960,8 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
     e in [e_max - 2^(bits-1) + 2, e_max] plus one code for zero. e_max defaults to
     round(log2 max|x|). e = clamp(round(log2 |x|), e_min, e_max); values with
     |x| < 2^(e_min - 1) (closer to 0 than to 2^e_min in the log domain) become 0.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Power-of-two (logarithmic) quantisation".
     """
     check_tensor(x, "x")
     bits = check_bits(bits)
@@ -885,7 +979,10 @@ def pow2_quantize(x: torch.Tensor, bits: int = 4, max_exponent: int | None = Non
 
 
 def pow2_rounding_error(bits: int, amax: float, x: torch.Tensor) -> tuple[float, float]:
-    """SQNR (dB) of power-of-two vs uniform symmetric quantisation of x at ``bits`` bits."""
+    """SQNR (dB) of power-of-two vs uniform symmetric quantisation of x at ``bits`` bits.
+
+    Taught in notebooks/05_quantization_math.ipynb, "Power-of-two (logarithmic) quantisation".
+    """
     qp = compute_qparams(-amax, amax, bits, symmetric=True)
     uni = fake_quantize(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax)
     return sqnr_db(x, pow2_quantize(x, bits).values), sqnr_db(x, uni)
@@ -895,14 +992,20 @@ def pow2_rounding_error(bits: int, amax: float, x: torch.Tensor) -> tuple[float,
 
 
 def scheme_sqnr(w: torch.Tensor, bits: int, symmetric: bool, per_channel: bool) -> float:
-    """SQNR (dB) of MinMax-quantising a weight tensor, per tensor or per output channel (dim 0)."""
+    """SQNR (dB) of MinMax-quantising a weight tensor, per tensor or per output channel (dim 0).
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
+    """
     return sqnr_db(w, fake_quantize_minmax(w, bits, symmetric, axis=0 if per_channel else None))
 
 
 def fake_quantize_weights(
     model: nn.Module, bits: int, symmetric: bool = True, per_channel: bool = True
 ) -> nn.Module:
-    """A copy of ``model`` whose Conv2d/Linear weights are MinMax fake-quantised (weights only)."""
+    """A copy of ``model`` whose Conv2d/Linear weights are MinMax fake-quantised (weights only).
+
+    Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
+    """
     import copy
 
     check_bits(bits)
@@ -924,6 +1027,8 @@ def inject_outlier_channel(
     factor > 0 (ReLU(k z) = k ReLU(z)) and divide the linear's input columns that read that
     channel by factor. The network computes the same logits (to float rounding), but the
     activation now has an outlier channel, as large language models do.
+
+    Taught in notebooks/05_quantization_math.ipynb, "4. An activation with outliers".
     """
     check_positive(factor, "factor")
     if not 0 <= channel < bn.num_features:

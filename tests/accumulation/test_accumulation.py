@@ -48,8 +48,8 @@ def test_wrong_versions_and_their_errors() -> None:
 
 def test_training_with_accumulation_gives_the_same_weights() -> None:
     x, y = data(64)
-    big = acc.train(mlp(), x, y, steps=5, lr=0.5)
-    small = acc.train(mlp(), x, y, steps=5, lr=0.5, micro_batch_size=16)
+    big = acc.train_accumulated(mlp(), x, y, steps=5, lr=0.5)
+    small = acc.train_accumulated(mlp(), x, y, steps=5, lr=0.5, micro_batch_size=16)
     for p, q in zip(big.parameters(), small.parameters(), strict=True):
         assert torch.allclose(p, q, rtol=1e-5, atol=1e-6)
 
@@ -60,7 +60,7 @@ def test_forgetting_the_division_is_a_k_times_learning_rate() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     acc.accumulate_wrong(model, CE, x, y, 16, "no_divide")
     opt.step()
-    reference = acc.train(mlp(), x, y, steps=1, lr=0.4)
+    reference = acc.train_accumulated(mlp(), x, y, steps=1, lr=0.4)
     for p, q in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.allclose(p, q, rtol=1e-4, atol=1e-6)
 
@@ -131,6 +131,10 @@ def test_saved_activation_bytes_counts_what_autograd_keeps() -> None:
     # int64 target (n) and a float scalar (total weight). Parameters are not counted.
     expected = 4 * n * 64 + 2 * 4 * n * width + 4 * n * 10 + 8 * n + 4
     assert acc.saved_activation_bytes(model, x, y) == expected
+    # a micro-batch is a slice of the batch: only its rows count, not the whole storage
+    m = 10
+    micro = 4 * m * 64 + 2 * 4 * m * width + 4 * m * 10 + 8 * m + 4
+    assert acc.saved_activation_bytes(model, x[:m], y[:m]) == micro
 
 
 def test_peak_memory_sweep_rows() -> None:
@@ -168,4 +172,4 @@ def test_bad_input_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="init_scale"):
         acc.clip_order_effect(model, x, y, 4, max_norm=1.0, init_scale=0.0)
     with pytest.raises(ValueError, match="steps"):
-        acc.train(model, x, y, steps=-1, lr=0.1)
+        acc.train_accumulated(model, x, y, steps=-1, lr=0.1)

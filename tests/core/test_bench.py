@@ -163,3 +163,97 @@ def test_roofline_point_arithmetic() -> None:
     p = bench.roofline_point(lambda: a @ a, flops=2 * 64**3, bytes_moved=3 * 64 * 64 * 4, repeats=3)
     assert p["intensity"] == pytest.approx(2 * 64**3 / (3 * 64 * 64 * 4))
     assert p["gflops"] == pytest.approx(2 * 64**3 / p["seconds"] / 1e9)
+
+
+# ------------------------------------------------------------ Pareto front and budget pick
+# Hand-made (cost, value) points: cost minimised, value maximised.
+POINTS = [
+    (1.0, 0.80),  # 0: cheapest
+    (2.0, 0.90),  # 1: on the front
+    (2.0, 0.85),  # 2: dominated by 1 (same cost, worse)
+    (3.0, 0.90),  # 3: dominated by 1 (costlier, same value)
+    (4.0, 0.95),  # 4: most accurate
+    (2.0, 0.90),  # 5: an exact tie with 1: neither dominates the other
+    (0.5, 0.10),  # 6: cheapest of all, worst: still on the front
+]
+
+
+def test_pareto_front_hand_made_points_with_ties_and_dominated() -> None:
+    assert bench.pareto_front(POINTS) == [6, 0, 1, 5, 4]
+    assert bench.pareto_front([]) == []
+    assert bench.pareto_front([(1.0, 0.5)]) == [0]
+    # same cost: only the best value survives; same value: only the cheapest
+    assert bench.pareto_front([(1.0, 0.5), (1.0, 0.6)]) == [1]
+    assert bench.pareto_front([(2.0, 0.5), (1.0, 0.5)]) == [1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), max_size=12))
+def test_pareto_front_matches_brute_force(pts: list[tuple[int, int]]) -> None:
+    def beaten(p: tuple[int, int]) -> bool:
+        return any(q[0] <= p[0] and q[1] >= p[1] and q != p for q in pts)
+
+    front = bench.pareto_front(pts)
+    assert sorted(front) == [i for i, p in enumerate(pts) if not beaten(p)]
+    assert [pts[i][0] for i in front] == sorted(pts[i][0] for i in front)
+
+
+def test_pareto_front_custom_cheaper_and_nan() -> None:
+    # costs within 0.5 of each other count as equal: 1 (cost 2.0) no longer beats 3 (2.4)
+    pts = [(1.0, 0.8), (2.0, 0.9), (2.4, 0.9), (2.45, 0.95)]
+    assert bench.pareto_front(pts) == [0, 1, 3]
+
+    def cheaper(a: int, b: int) -> bool:
+        return pts[a][0] < pts[b][0] - 0.5
+
+    # 3 is as cheap as 1 and 2 within the noise and more accurate: both fall
+    assert bench.pareto_front(pts, cheaper=cheaper) == [0, 3]
+    with pytest.raises(ValueError, match="NaN"):
+        bench.pareto_front([(1.0, 0.5), (float("nan"), 0.9)])
+    with pytest.raises(ValueError, match="NaN"):
+        bench.pareto_front([(1.0, float("nan"))])
+
+
+ROWS = [
+    {"name": "a", "accuracy": 0.95, "ms": 5.0, "bytes": 900},
+    {"name": "b", "accuracy": 0.90, "ms": 2.0, "bytes": 400},
+    {"name": "c", "accuracy": 0.90, "ms": 1.0, "bytes": 400},  # ties b on accuracy, faster
+    {"name": "d", "accuracy": 0.90, "ms": 1.0, "bytes": 300},  # ties c, fewer bytes
+    {"name": "e", "accuracy": 0.50, "ms": 0.5, "bytes": 100},
+]
+
+
+def test_best_under_budget_limits_ties_and_none() -> None:
+    def pick(**limits: float) -> str | None:
+        row = bench.best_under_budget(ROWS, limits)
+        return None if row is None else row["name"]
+
+    assert pick(ms=10.0) == "a"
+    assert pick(ms=5.0) == "a"  # the limit is inclusive
+    assert pick(ms=4.9) == "c"  # b, c, d tie on accuracy: lower ms, then the earlier row
+    assert pick(bytes=400) == "d"  # ... fewer bytes when bytes is the budget
+    assert pick(ms=2.0, bytes=350) == "d"
+    # the order of the limits is the order of the tie-breaks
+    fast_big = [*ROWS, {"name": "f", "accuracy": 0.90, "ms": 0.8, "bytes": 500}]
+    assert bench.best_under_budget(fast_big, {"bytes": 900, "ms": 4})["name"] == "d"
+    assert bench.best_under_budget(fast_big, {"ms": 4, "bytes": 900})["name"] == "f"
+    assert pick(ms=0.5) == "e"
+    assert pick(ms=0.1) is None
+    assert bench.best_under_budget([], {"ms": 1.0}) is None
+    # an exact tie on everything: the earlier row
+    twins = [dict(ROWS[3], name="first"), dict(ROWS[3], name="second")]
+    assert bench.best_under_budget(twins, {"ms": 9.0})["name"] == "first"
+    assert bench.best_under_budget(ROWS, {"ms": 9.0}, value="bytes")["name"] == "a"
+
+
+def test_best_under_budget_bad_input() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        bench.best_under_budget(
+            [*ROWS, {"accuracy": 0.99, "ms": float("nan"), "bytes": 1}], {"ms": 9}
+        )
+    with pytest.raises(ValueError, match="NaN"):
+        bench.best_under_budget(ROWS, {"ms": float("nan")})
+    with pytest.raises(ValueError, match="no 'ms' column"):
+        bench.best_under_budget([{"accuracy": 1.0}], {"ms": 1.0})
+    with pytest.raises(ValueError, match="limits is empty"):
+        bench.best_under_budget(ROWS, {})

@@ -61,19 +61,6 @@ def test_fit_learns_digits_and_evaluate_counts() -> None:
     assert after["accuracy"] > 0.9 > before
 
 
-def test_save_load_round_trip(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(models, "DATA_DIR", tmp_path)
-    m = models.mlp(8)
-    models.save(m, "tiny", {"accuracy": "0.5"})
-    m2 = models.mlp(8)
-    meta = models.load(m2, "tiny")
-    assert meta == {"accuracy": "0.5"}
-    for a, b in zip(m.state_dict().values(), m2.state_dict().values(), strict=True):
-        assert torch.equal(a, b)
-    with pytest.raises(ValueError, match="train_assets"):
-        models.load(m2, "missing")
-
-
 def test_histogram_stores_counts_not_samples() -> None:
     import pytest
 
@@ -101,21 +88,111 @@ def test_huge_width_is_refused_before_allocating() -> None:
     assert sum(p.numel() for p in models.mlp(width=512, depth=3).parameters()) > 0
 
 
-def test_damaged_and_foreign_checkpoints_name_the_file_and_the_fix(tmp_path, monkeypatch) -> None:
-    import pytest
+# ---- the one attention and the one transformer block (labkit.models) ----------------------
 
-    from labkit import models
 
-    monkeypatch.setattr(models, "DATA_DIR", tmp_path)
-    net = models.mlp(width=8, depth=1)
-    models.save(net, "toy", {"accuracy": "0.5"})
-    assert models.load(models.mlp(width=8, depth=1), "toy") == {"accuracy": "0.5"}
-    with pytest.raises(ValueError, match=r"toy\.safetensors was saved from another architecture"):
-        models.load(models.mlp(width=16, depth=1), "toy")
-    with pytest.raises(ValueError, match="missing"):
-        models.load(models.mlp(width=8, depth=2), "toy")
-    (tmp_path / "toy.safetensors").write_bytes(b"\x00garbage" * 10)
-    with pytest.raises(ValueError, match=r"toy\.safetensors is damaged.*train_assets toy"):
-        models.load(net, "toy")
-    with pytest.raises(ValueError, match="not found"):
-        models.load(net, "nothing")
+def _loop_attention(q, k, v, offset):
+    """Query by query, key by key: query i sees keys 0 .. i + offset (scratch code)."""
+    out = torch.empty(*q.shape[:-1], v.shape[-1])
+    for i in range(q.shape[-2]):
+        keys = min(k.shape[-2], i + offset + 1)
+        s = q[..., i : i + 1, :] @ k[..., :keys, :].transpose(-2, -1) / q.shape[-1] ** 0.5
+        out[..., i, :] = (s.softmax(-1) @ v[..., :keys, :]).squeeze(-2)
+    return out
+
+
+@pytest.mark.parametrize("n, m", [(5, 9), (9, 5), (6, 6), (1, 7)])
+def test_top_left_causal_attention_is_sdpa_is_causal(n: int, m: int) -> None:
+    gen = torch.Generator().manual_seed(n * m)
+    q, k, v = (torch.randn(2, 3, s, 8, generator=gen) for s in (n, m, m))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    got = models.attention(q, k, v, causal=True, offset=0)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(got, _loop_attention(q, k, v, offset=0), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("n, m", [(4, 9), (1, 9), (6, 6)])
+def test_bottom_right_causal_attention_is_the_kv_cache_rule(n: int, m: int) -> None:
+    """The n queries are the last n of m positions: query i sees keys 0 .. m - n + i."""
+    gen = torch.Generator().manual_seed(n + m)
+    q, k, v = (torch.randn(2, 3, s, 8, generator=gen) for s in (n, m, m))
+    got = models.attention(q, k, v, causal=True, offset=m - n)
+    torch.testing.assert_close(got, _loop_attention(q, k, v, offset=m - n), atol=1e-5, rtol=1e-4)
+    # the same rows of the full causal attention over all m positions
+    full_q = torch.cat([torch.randn(2, 3, m - n, 8, generator=gen), q], dim=2)
+    full = models.attention(full_q, k, v, causal=True)
+    torch.testing.assert_close(got, full[:, :, m - n :], atol=1e-5, rtol=1e-4)
+
+
+def test_causal_mask_alignment_and_no_mask_attention() -> None:
+    assert models.causal_mask(2, 4).tolist() == [[1, 0, 0, 0], [1, 1, 0, 0]]
+    assert models.causal_mask(2, 4, offset=2).tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+    q, k, v = torch.randn(1, 3, 4), torch.randn(1, 5, 4), torch.randn(1, 5, 2)
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(models.attention(q, k, v), ref, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(models.attention(q, k, v, scale=0.5), ref, atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(models.attention(q, k, v, scale=3.0), ref, atol=1e-3)
+
+
+def test_tiled_attention_of_notebook_08_matches_the_one_attention() -> None:
+    from labkit import attention
+
+    gen = torch.Generator().manual_seed(0)
+    for n, m in [(70, 100), (100, 70)]:
+        q, k, v = (torch.randn(2, s, 16, generator=gen) for s in (n, m, m))
+        for causal in (False, True):
+            torch.testing.assert_close(
+                attention.tiled_attention(q, k, v, block_size=16, causal=causal),
+                models.attention(q, k, v, causal=causal),
+                atol=1e-5,
+                rtol=1e-4,
+            )
+        assert torch.equal(
+            attention.naive_attention(q, k, v, causal=True),
+            models.attention(q, k, v, True, 0, 0.25),
+        )
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_block_explicit_and_sdpa_attention_agree(causal: bool) -> None:
+    torch.manual_seed(0)
+    explicit = models.TransformerBlock(16, 4, causal=causal).eval()
+    fused = models.TransformerBlock(16, 4, causal=causal, sdpa=True).eval()
+    fused.load_state_dict(explicit.state_dict())
+    x = torch.randn(2, 7, 16)
+    with torch.no_grad():
+        (a, (ka, va)), (b, (kb, vb)) = explicit(x), fused(x)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+        assert ka.shape == (2, 4, 7, 4) and torch.equal(ka, kb) and torch.equal(va, vb)
+        if causal:  # a 3-token step against a 4-token cache: the bottom-right mask in both
+            past = (ka[:, :, :4], va[:, :, :4])
+            step_a, _ = explicit(x[:, 4:], past)
+            step_b, _ = fused(x[:, 4:], past)
+            torch.testing.assert_close(step_a, a[:, 4:], atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(step_b, a[:, 4:], atol=1e-5, rtol=1e-4)
+
+
+def test_block_is_causal_only_when_asked() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(1, 6, 8)
+    changed = x.clone()
+    changed[:, -1] += torch.randn(8)  # change the last token only
+    for causal in (True, False):
+        block = models.TransformerBlock(8, 2, causal=causal).eval()
+        with torch.no_grad():
+            same_past = torch.allclose(block(x)[0][:, :-1], block(changed)[0][:, :-1])
+        assert same_past == causal
+    with pytest.raises(ValueError, match="divisible"):
+        models.TransformerBlock(10, 4)
+
+
+def test_block_creates_its_linears_in_the_checkpoints_order() -> None:
+    """qkv, proj, fc, out: the random-init order both shipped transformer checkpoints were made in."""
+    torch.manual_seed(0)
+    block = models.TransformerBlock(8, 2)
+    torch.manual_seed(0)
+    d = 8
+    expected = [torch.nn.Linear(a, b) for a, b in ((d, 3 * d), (d, d), (d, 4 * d), (4 * d, d))]
+    got = [block.qkv, block.proj, block.fc, block.out]
+    for e, g in zip(expected, got, strict=True):
+        assert torch.equal(e.weight, g.weight) and torch.equal(e.bias, g.bias)

@@ -508,3 +508,22 @@ def test_runner_refuses_a_batch_outside_the_profile(monkeypatch) -> None:
     monkeypatch.setattr(_FakeTrt, "accept", False)  # TensorRT itself says no
     with pytest.raises(ValueError, match="outside"):
         deploy_trt.runner(b"engine")(torch.zeros(8, 1, 8, 8))
+
+
+def test_digit_transformer_stacks_the_shared_encoder_block() -> None:
+    """labkit.models.TransformerBlock, not causal (every row sees every row), SDPA attention."""
+    from labkit import assets
+
+    model = deploy.digit_transformer()
+    assert all(isinstance(b, models.TransformerBlock) for b in model.blocks)
+    assert all(not b.causal and b.sdpa for b in model.blocks)
+    assert "blocks.1.fc.weight" in model.state_dict() and "blocks.1.out.bias" in model.state_dict()
+    assert assets.REGISTRY["digit_transformer"].train is deploy.train_transformer
+    x = torch.randn(3, 1, 8, 8)
+    changed = x.clone()
+    changed[:, :, -1] += torch.randn(8)  # the last row (token) only
+    with torch.no_grad():
+        h, h2 = (model.embed(t.reshape(3, 8, 8)) + model.pos for t in (x, changed))
+        first, _ = model.blocks[0](h)
+        first2, _ = model.blocks[0](h2)
+    assert not torch.allclose(first[:, 0], first2[:, 0])  # the first token saw the last one

@@ -347,3 +347,12 @@ def test_difference_verdicts() -> None:
         distill.difference([1.0], [2.0, 3.0])
     with pytest.raises(ValueError, match="paired"):
         distill.difference([1.0, 2.0], [2.0, 3.0, 4.0], paired=True)
+
+
+def test_teachers_are_a_registered_checkpoint() -> None:
+    from labkit import assets
+
+    entry = assets.REGISTRY["kd_teachers"]
+    assert entry.train is distill.train_teachers
+    built = entry.build(assets.metadata("kd_teachers"))
+    assert [type(m) for m in built] == [type(m) for m in distill.teacher_models()]

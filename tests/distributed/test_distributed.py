@@ -131,31 +131,14 @@ def test_zero_paper_table_1_max_model_size() -> None:
     assert [round(v, 1) for v in sizes] == [2.0, 7.6, 14.4, 128.0]
 
 
-def test_peak_tensor_bytes_counts_live_storages() -> None:
-    def alloc_free_alloc() -> None:
-        a = torch.ones(1000)
-        b = torch.ones(1000)  # noqa: F841
-        del a
-        torch.ones(500)
-
-    assert dist_lab.peak_tensor_bytes(alloc_free_alloc) == 8000
-
-    def views_and_inplace() -> torch.Tensor:
-        a = torch.ones(1000)
-        a.add_(1)
-        return a.view(10, 100)
-
-    assert dist_lab.peak_tensor_bytes(views_and_inplace) == 4000
-
-
 def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
     model = dist_lab.deep_mlp(depth=16, width=32)
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(0), requires_grad=True)
     act = 64 * 32 * 4
     # each Linear saves its input, each ReLU its output (the next Linear's input): x + 16 outputs
-    assert dist_lab.saved_activation_bytes(model, x, 0) == 17 * act
+    assert dist_lab.checkpointed_activation_bytes(model, x, 0) == 17 * act
     # 4 segments of 8 modules: 3 checkpointed segment inputs + the last (plain) segment's 5
-    assert dist_lab.saved_activation_bytes(model, x, 4) == 8 * act
+    assert dist_lab.checkpointed_activation_bytes(model, x, 4) == 8 * act
     rows = dist_lab.checkpoint_costs(model, x, [0, 4])
     plain, ckpt = (r["peak_bytes"] for r in rows)
     assert plain >= 16 * act  # the 16 new saved activations are alive at the end of forward

@@ -10,7 +10,7 @@ def test_low_rank_without_singular_values_is_rejected() -> None:
         u, s, vh = torch.linalg.svd(weight, full_matrices=False)
         return u[:, :rank], vh[:rank]
 
-    res = checks.check("edge.low_rank", no_s)
+    res = checks.check("edge.low_rank_factors", no_s)
     assert not res.passed and "SVD approximation" in res.message
 
 
@@ -20,7 +20,7 @@ def test_low_rank_keeping_the_smallest_values_is_rejected() -> None:
         root = s[-rank:].sqrt()
         return u[:, -rank:] * root, root[:, None] * vh[-rank:]
 
-    assert not checks.check("edge.low_rank", smallest).passed
+    assert not checks.check("edge.low_rank_factors", smallest).passed
 
 
 def test_low_rank_with_swapped_shapes_is_rejected() -> None:
@@ -29,7 +29,7 @@ def test_low_rank_with_swapped_shapes_is_rejected() -> None:
         root = s[:rank].sqrt()
         return (root[:, None] * vh[:rank]).T, (u[:, :rank] * root).T
 
-    res = checks.check("edge.low_rank", swapped)
+    res = checks.check("edge.low_rank_factors", swapped)
     assert not res.passed and "shapes" in res.message
 
 
@@ -92,7 +92,7 @@ def test_low_rank_with_all_of_s_in_left_is_rejected() -> None:
         u, s, vh = torch.linalg.svd(weight, full_matrices=False)
         return u[:, :rank] * s[:rank], vh[:rank]
 
-    res = checks.check("edge.low_rank", uneven)
+    res = checks.check("edge.low_rank_factors", uneven)
     assert not res.passed and "split evenly" in res.message
 
 
@@ -102,7 +102,7 @@ def test_low_rank_with_untransposed_v_is_rejected() -> None:
         root = s[:rank].sqrt()
         return u[:, :rank] * root, root[:, None] * v[:rank]
 
-    res = checks.check("edge.low_rank", old_svd)
+    res = checks.check("edge.low_rank_factors", old_svd)
     assert not res.passed
 
 
@@ -113,7 +113,7 @@ def test_low_rank_off_by_one_rank_is_rejected() -> None:
         root = s[:r].sqrt()
         return u[:, :r] * root, root[:, None] * vh[:r]
 
-    res = checks.check("edge.low_rank", plus_one)
+    res = checks.check("edge.low_rank_factors", plus_one)
     assert not res.passed
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import data, env, generate
+from labkit import data, env, generate, quant
 from labkit.generate import gpt
 
 TINY = gpt.GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16)
@@ -288,10 +288,13 @@ def test_int8_linear_close_to_float_and_int_arithmetic_exact() -> None:
     ) * s_x.double() * q.weight_scale.double() + lin.bias.double()
     torch.testing.assert_close(y.double(), manual, atol=1e-5, rtol=1e-5)
     assert q.weight_q.dtype == torch.int8 and q.weight_q.abs().max() == 127
+    # the one symmetric weight scale of the course, max|W_row| / 127
+    assert torch.equal(q.weight_scale, quant.symmetric_scale(lin.weight, 8, axis=0))
+    assert torch.equal(q.weight_scale, lin.weight.detach().abs().amax(1) / 127)
 
 
 def test_quantized_model_generates_and_is_smaller(trained: gpt.CharGPT) -> None:
-    qmodel = generate.quantize_dynamic_int8(trained)
+    qmodel = generate.quantize_linear_int8(trained)
     n_int8 = sum(isinstance(m, generate.Int8Linear) for m in qmodel.modules())
     assert n_int8 == 4 * trained.cfg.n_layer + 1
     assert not any(isinstance(m, generate.Int8Linear) for m in trained.modules())

@@ -57,7 +57,7 @@ def test_correct_update_passes() -> None:
     assert checks.check("precision.update_scale", _planted(None)).passed
 
 
-def _decode(bits, e_bits, m_bits, *, bias_off=0, subnormals=True, specials=True):
+def _bits_to_float(bits, e_bits, m_bits, *, bias_off=0, subnormals=True, specials=True):
     bias = 2 ** (e_bits - 1) - 1 + bias_off
     m = bits & (2**m_bits - 1)
     e = (bits >> m_bits) & (2**e_bits - 1)
@@ -69,28 +69,34 @@ def _decode(bits, e_bits, m_bits, *, bias_off=0, subnormals=True, specials=True)
     return sign * 2.0 ** (e - bias) * (1 + m / 2**m_bits)
 
 
-def test_decode_without_subnormals_is_rejected() -> None:
-    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, subnormals=False))
+def test_bits_to_float_without_subnormals_is_rejected() -> None:
+    res = checks.check(
+        "precision.bits_to_float", lambda b, e, m: _bits_to_float(b, e, m, subnormals=False)
+    )
     assert not res.passed and "subnormal" in res.message
 
 
-def test_decode_with_the_wrong_bias_is_rejected() -> None:
-    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, bias_off=1))
+def test_bits_to_float_with_the_wrong_bias_is_rejected() -> None:
+    res = checks.check(
+        "precision.bits_to_float", lambda b, e, m: _bits_to_float(b, e, m, bias_off=1)
+    )
     assert not res.passed and "1.0" in res.message
 
 
-def test_decode_without_inf_and_nan_is_rejected() -> None:
-    res = checks.check("precision.decode", lambda b, e, m: _decode(b, e, m, specials=False))
+def test_bits_to_float_without_inf_and_nan_is_rejected() -> None:
+    res = checks.check(
+        "precision.bits_to_float", lambda b, e, m: _bits_to_float(b, e, m, specials=False)
+    )
     assert not res.passed and "inf" in res.message
 
 
-def test_decode_ignoring_the_sign_is_rejected() -> None:
-    res = checks.check("precision.decode", lambda b, e, m: abs(_decode(b, e, m)))
+def test_bits_to_float_ignoring_the_sign_is_rejected() -> None:
+    res = checks.check("precision.bits_to_float", lambda b, e, m: abs(_bits_to_float(b, e, m)))
     assert not res.passed and "negative" in res.message
 
 
-def test_correct_decode_passes() -> None:
-    assert checks.check("precision.decode", _decode).passed
+def test_correct_bits_to_float_passes() -> None:
+    assert checks.check("precision.bits_to_float", _bits_to_float).passed
 
 
 def test_float64_finiteness_check_is_rejected() -> None:
@@ -126,26 +132,26 @@ def test_no_tracker_reset_after_growth_is_rejected() -> None:
     assert not res.passed and "grow and reset" in res.message
 
 
-def test_decode_subnormal_with_the_normal_exponent_is_rejected() -> None:
+def test_bits_to_float_subnormal_with_the_normal_exponent_is_rejected() -> None:
     def subnormal_off(b, e_bits, m_bits):
         bias = 2 ** (e_bits - 1) - 1
         m, e = b & (2**m_bits - 1), (b >> m_bits) & (2**e_bits - 1)
         if e == 0:  # 2**-bias instead of 2**(1 - bias): subnormals come out half as big
             sign = -1.0 if b >> (e_bits + m_bits) else 1.0
             return sign * 2.0**-bias * m / 2**m_bits
-        return _decode(b, e_bits, m_bits)
+        return _bits_to_float(b, e_bits, m_bits)
 
-    res = checks.check("precision.decode", subnormal_off)
+    res = checks.check("precision.bits_to_float", subnormal_off)
     assert not res.passed and "subnormal" in res.message
 
 
-def test_decode_mantissa_scaled_by_the_wrong_power_is_rejected() -> None:
+def test_bits_to_float_mantissa_scaled_by_the_wrong_power_is_rejected() -> None:
     def mantissa_off(b, e_bits, m_bits):
-        value = _decode(b, e_bits, m_bits)
+        value = _bits_to_float(b, e_bits, m_bits)
         e, m = (b >> m_bits) & (2**e_bits - 1), b & (2**m_bits - 1)
         if 0 < e < 2**e_bits - 1 and m:  # m / 2**(M-1) instead of m / 2**M
             return value / (1 + m / 2**m_bits) * (1 + m / 2 ** (m_bits - 1))
         return value
 
-    res = checks.check("precision.decode", mantissa_off)
+    res = checks.check("precision.bits_to_float", mantissa_off)
     assert not res.passed and "mantissa" in res.message

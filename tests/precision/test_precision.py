@@ -40,24 +40,26 @@ def test_limits_table_rows() -> None:
 
 
 @pytest.mark.parametrize("name", ["fp16", "bf16", "fp8_e4m3", "fp8_e5m2"])
-def test_decode_every_bit_pattern_like_torch(name: str) -> None:
+def test_bits_to_float_every_bit_pattern_like_torch(name: str) -> None:
     fmt = precision.FORMATS[name]
     patterns = torch.arange(2**fmt.bits)
     expected = torch_value_of_bits(patterns, fmt)
-    ours = torch.tensor([precision.decode(b, fmt) for b in range(2**fmt.bits)], dtype=torch.float64)
+    ours = torch.tensor(
+        [precision.bits_to_float(b, fmt) for b in range(2**fmt.bits)], dtype=torch.float64
+    )
     assert torch.equal(ours.isnan(), expected.isnan())
     ok = ~expected.isnan()
     assert torch.equal(ours[ok], expected[ok])
 
 
-def test_fp32_decode_on_sampled_patterns() -> None:
+def test_fp32_bits_to_float_on_sampled_patterns() -> None:
     fmt = precision.FORMATS["fp32"]
     gen = torch.Generator().manual_seed(0)
     patterns = torch.randint(0, 2**32, (2000,), generator=gen, dtype=torch.int64).tolist()
     patterns += [0, 1, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x00800000, 0x3F800000]
     for b in patterns:
         expected = torch_value_of_bits(torch.tensor([b]), fmt).item()
-        got = precision.decode(b, fmt)
+        got = precision.bits_to_float(b, fmt)
         assert (math.isnan(got) and math.isnan(expected)) or got == expected, hex(b)
 
 
@@ -66,9 +68,9 @@ def test_fp32_decode_on_sampled_patterns() -> None:
     st.floats(min_value=-6e4, max_value=6e4, allow_nan=False, allow_subnormal=True),
     st.sampled_from(["fp16", "bf16", "fp8_e5m2", "fp8_e4m3"]),
 )
-def test_encode_decode_is_torchs_rounding(value: float, name: str) -> None:
+def test_float_to_bits_round_trip_is_torchs_rounding(value: float, name: str) -> None:
     fmt = precision.FORMATS[name]
-    stored = precision.decode(precision.encode(value, fmt), fmt)
+    stored = precision.bits_to_float(precision.float_to_bits(value, fmt), fmt)
     expected = torch.tensor(value, dtype=torch.float64).to(fmt.dtype).double().item()
     assert stored == expected or (math.isnan(stored) and math.isnan(expected))
 

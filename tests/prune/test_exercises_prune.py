@@ -6,12 +6,12 @@ import torch
 from torch import nn
 
 from labkit import checks
-from solutions.n04_pruning import magnitude_mask, remove_output_channels
+from solutions.n04_pruning import magnitude_mask, prune_conv_pair
 
 
 def test_worked_solutions_pass() -> None:
     assert checks.check("prune.magnitude_mask", magnitude_mask).passed
-    assert checks.check("prune.remove_output_channels", remove_output_channels).passed
+    assert checks.check("prune.prune_conv_pair", prune_conv_pair).passed
 
 
 def test_float_mask_and_threshold_version_are_accepted() -> None:
@@ -118,7 +118,7 @@ def test_slicing_the_next_convs_outputs_is_rejected() -> None:
             b.weight.copy_(next_conv.weight[keep])  # wrong dimension
         return a, b
 
-    res = checks.check("prune.remove_output_channels", wrong_dim)
+    res = checks.check("prune.prune_conv_pair", wrong_dim)
     assert not res.passed
 
 
@@ -132,19 +132,19 @@ def test_forgetting_the_bias_is_rejected() -> None:
                 b.bias.copy_(next_conv.bias)
         return a, b
 
-    res = checks.check("prune.remove_output_channels", no_bias)
+    res = checks.check("prune.prune_conv_pair", no_bias)
     assert not res.passed and "bias" in res.message
 
 
 def test_slicing_the_next_convs_bias_is_rejected() -> None:
     def sliced_next_bias(conv, next_conv, keep):
-        a, b = remove_output_channels(conv, next_conv, keep)
+        a, b = prune_conv_pair(conv, next_conv, keep)
         if next_conv.bias is not None:
             with torch.no_grad():
                 b.bias.zero_()  # dropped what slicing by keep cannot give back
         return a, b
 
-    assert not checks.check("prune.remove_output_channels", sliced_next_bias).passed
+    assert not checks.check("prune.prune_conv_pair", sliced_next_bias).passed
 
 
 def test_editing_the_original_in_place_is_rejected() -> None:
@@ -157,27 +157,27 @@ def test_editing_the_original_in_place_is_rejected() -> None:
         next_conv.in_channels = len(keep)
         return conv, next_conv
 
-    res = checks.check("prune.remove_output_channels", in_place)
+    res = checks.check("prune.prune_conv_pair", in_place)
     assert not res.passed and "changed the original" in res.message
 
 
 def test_stale_channel_attributes_are_rejected() -> None:
     def stale(conv, next_conv, keep):
-        a, b = remove_output_channels(conv, next_conv, keep)
+        a, b = prune_conv_pair(conv, next_conv, keep)
         a.out_channels, b.in_channels = conv.out_channels, next_conv.in_channels
         return a, b
 
-    res = checks.check("prune.remove_output_channels", stale)
+    res = checks.check("prune.prune_conv_pair", stale)
     assert not res.passed and "out_channels" in res.message
 
 
 def test_dropping_stride_is_rejected() -> None:
     def no_stride(conv, next_conv, keep):
-        a, b = remove_output_channels(conv, next_conv, keep)
+        a, b = prune_conv_pair(conv, next_conv, keep)
         a.stride = (1, 1)
         return a, b
 
-    res = checks.check("prune.remove_output_channels", no_stride)
+    res = checks.check("prune.prune_conv_pair", no_stride)
     assert not res.passed and "stride" in res.message
 
 
@@ -211,24 +211,24 @@ def test_mask_ranking_each_row_separately_is_rejected() -> None:
 
 def test_dropping_padding_is_rejected() -> None:
     def no_padding(conv, next_conv, keep):
-        a, b = remove_output_channels(conv, next_conv, keep)
+        a, b = prune_conv_pair(conv, next_conv, keep)
         a.padding = (0, 0)
         return a, b
 
-    res = checks.check("prune.remove_output_channels", no_padding)
+    res = checks.check("prune.prune_conv_pair", no_padding)
     assert not res.passed and "padding" in res.message
 
 
 def test_pruning_weights_of_the_next_conv_in_place_is_rejected() -> None:
     def zero_next(conv, next_conv, keep):
-        a, b = remove_output_channels(conv, next_conv, keep)
+        a, b = prune_conv_pair(conv, next_conv, keep)
         with torch.no_grad():
             drop = torch.ones(next_conv.in_channels, dtype=torch.bool)
             drop[keep] = False
             next_conv.weight[:, drop] = 0  # "prunes" the original as a side effect
         return a, b
 
-    res = checks.check("prune.remove_output_channels", zero_next)
+    res = checks.check("prune.prune_conv_pair", zero_next)
     assert not res.passed and "changed the original" in res.message
 
 

@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from labkit import models, prune
+from labkit.core.errors import MissingDependency
 
 
 def _random_cnn(width: int = 8, seed: int = 0) -> nn.Sequential:
@@ -326,3 +327,14 @@ def test_sparse_matmul_times_one_dense_baseline() -> None:
     for r in rows:
         assert r["iqr_low"] <= r["speedup"] <= r["iqr_high"] or r["iqr_low"] <= r["iqr_high"]
         assert r["verdict"] in {"CSR faster", "dense faster", "no clear difference"}
+
+
+def test_semi_structured_latency_takes_what_gpu_check_passes() -> None:
+    """labkit.course.gpu_check calls it with rounds/repeats keywords; a CPU run checks the names."""
+    import inspect
+
+    sig = inspect.signature(prune.semi_structured_latency)
+    sig.bind(rows=2048, cols=2048, batch=2048, rounds=10, repeats=20)
+    if not torch.cuda.is_available():
+        with pytest.raises(MissingDependency):
+            prune.semi_structured_latency(rows=8, cols=8, batch=8, repeats=1)

@@ -1,4 +1,4 @@
-"""labkit.qat: the STE against its definition and torch, PTQ/QAT models, size accounting,
+"""labkit.qat: the STE (quant.fake_quantize) against its definition and torch, PTQ/QAT models, size accounting,
 sensitivity -> mixed precision, and the library quantizers."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from labkit import data, models, qat, train
+from labkit import data, generate, models, qat, quant, train
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_ste_forward_is_torch_and_gradient_is_the_ste_definition(
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(300, generator=g) * scale * 2 ** (bits - 1) * 1.5).requires_grad_(True)
     upstream = torch.randn(300, generator=g)
-    y = qat.ste_fake_quantize(x, scale, zp, qmin, qmax)
+    y = quant.fake_quantize(x, scale, zp, qmin, qmax)
     y.backward(upstream)
     ref = torch.fake_quantize_per_tensor_affine(x.detach(), scale, zp, qmin, qmax)
     assert torch.equal(y.detach(), ref)
@@ -67,7 +67,8 @@ def test_ste_with_per_channel_scale_broadcasts() -> None:
     s, qmin, qmax = qat.weight_qparams(w, 4)
     assert s.shape == (4, 1, 1, 1)
     torch.testing.assert_close(s.flatten(), w.detach().abs().flatten(1).amax(1) / 7)
-    y = qat.ste_fake_quantize(w, s, 0, qmin, qmax)
+    assert torch.equal(s.flatten(), quant.symmetric_scale(w, 4, axis=0))  # the one weight scale
+    y = quant.STEFakeQuant.apply(w, s, torch.zeros_like(s), qmin, qmax)  # as QuantLayer calls it
     ref = torch.fake_quantize_per_channel_affine(
         w.detach(), s.flatten(), torch.zeros(4, dtype=torch.int32), 0, qmin, qmax
     )
@@ -82,13 +83,25 @@ def test_true_gradient_of_round_is_zero_which_is_why_ste_exists() -> None:
     assert torch.count_nonzero(x.grad) == 0
 
 
-def test_ste_bad_input() -> None:
-    with pytest.raises(ValueError, match="scale"):
-        qat.ste_fake_quantize(torch.ones(3), 0.0, 0, 0, 255)
-    with pytest.raises(ValueError, match="qmin < qmax"):
-        qat.ste_fake_quantize(torch.ones(3), 0.1, 0, 5, 5)
-    with pytest.raises(ValueError, match="torch.Tensor"):
-        qat.ste_fake_quantize([1.0], 0.1, 0, 0, 255)
+def test_per_tensor_weight_scale_is_one_scale_broadcast_to_every_channel() -> None:
+    w = torch.tensor([[1.0, -3.0], [0.5, 0.25], [2.0, 0.0]])
+    s, qmin, qmax = qat.weight_qparams(w, 8, per_channel=False)
+    assert (qmin, qmax) == (-128, 127) and s.shape == (3, 1)
+    assert torch.equal(s.flatten(), torch.full((3,), 3.0 / 127))
+
+
+def test_quant_layer_uses_the_one_ste_of_quant() -> None:
+    """qat has no fake-quant Function of its own: QuantLayer's weight gradient is quant's STE."""
+    assert not hasattr(qat, "STEFakeQuant") and not hasattr(qat, "ste_fake_quantize")
+    lin = nn.Linear(3, 2)
+    with torch.no_grad():
+        lin.weight.copy_(torch.tensor([[1.0, -0.5, 0.25], [2.0, 1.0, -1.0]]))
+    ql = qat.QuantLayer(lin, w_bits=2, a_bits=None)
+    w_hat = ql.quantized_weight()
+    assert w_hat.grad_fn is not None and type(w_hat.grad_fn).__name__ == "STEFakeQuantBackward"
+    s = quant.symmetric_scale(lin.weight, 2, axis=0)
+    ref = quant.fake_quantize(lin.weight, s, torch.zeros(2, dtype=torch.int64), -2, 1, axis=0)
+    assert torch.equal(w_hat, ref)
 
 
 # --------------------------------------------------------------------------- models
@@ -328,7 +341,7 @@ def test_torch_int8_runs_without_deterministic_warnings(digits_mlp, capfd) -> No
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         pt = qat.torch_int8(model, calib)
-        with torch.no_grad(), qat.allow_nondeterministic():
+        with torch.no_grad(), qat._allow_nondeterministic():
             acc = _accuracy(pt, splits["test"])
         assert torch.are_deterministic_algorithms_enabled()
     finally:
@@ -365,3 +378,12 @@ def test_runtime_table_rejects_a_batch_larger_than_the_test_set(digits_mlp) -> N
     test = splits["test"]
     with pytest.raises(ValueError, match="batch"):
         qat.runtime_table(model, calib, test.x[:8], test.y[:8], model, batch=32)
+
+
+# --------------------------------------------------------------------------- names
+
+
+def test_generate_int8_model_no_longer_shares_onnx_file_to_file_name() -> None:
+    """Taught-in pointers of every lesson are checked once, in tests/test_lesson_pointers.py."""
+    assert callable(generate.quantize_linear_int8)
+    assert not hasattr(generate, "quantize_dynamic_int8")

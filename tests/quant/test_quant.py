@@ -169,7 +169,7 @@ def test_minmax_observer_over_several_batches() -> None:
 
 def test_percentile_observer_matches_numpy_quantile() -> None:
     x = torch.randn(400_000, generator=torch.Generator().manual_seed(5))
-    obs = quant.calibrate(_batches(x), quant.PercentileObserver(99.9, bins=4096))
+    obs = quant.calibrate_observer(_batches(x), quant.PercentileObserver(99.9, bins=4096))
     _, t = obs.range(8, True)
     ref = float(np.quantile(x.abs().numpy(), 0.999))
     assert t == pytest.approx(ref, abs=2 * obs.width)
@@ -191,7 +191,7 @@ def test_histogram_growth_by_doubling_keeps_every_count() -> None:
 
 def test_entropy_threshold_on_gaussian_is_a_few_sigma() -> None:
     x = torch.randn(1_000_000, generator=torch.Generator().manual_seed(6))
-    obs = quant.calibrate(_batches(x), quant.EntropyObserver())
+    obs = quant.calibrate_observer(_batches(x), quant.EntropyObserver())
     _, t = obs.range(8, True)
     # KL calibration of a unit Gaussian at 8 bits clips near 3 to 4.5 sigma, below the max
     assert 3.0 < t < 4.8 < float(x.abs().max())
@@ -202,7 +202,7 @@ def test_entropy_threshold_on_gaussian_is_a_few_sigma() -> None:
 def test_entropy_threshold_agrees_with_onnxruntime_on_symmetric_data() -> None:
     pytest.importorskip("onnxruntime")
     x = torch.randn(200_000, generator=torch.Generator().manual_seed(7))
-    obs = quant.calibrate(_batches(x), quant.EntropyObserver(bins=1024))
+    obs = quant.calibrate_observer(_batches(x), quant.EntropyObserver(bins=1024))
     ours = obs.range(8, True)[1]
     lo, hi = quant.ort_range(_batches(x), "entropy", True, num_bins=2048, num_quantized_bins=256)
     assert ours == pytest.approx(hi, rel=0.15)
@@ -213,7 +213,7 @@ def test_minmax_and_percentile_agree_with_onnxruntime() -> None:
     x = torch.randn(50_000, generator=torch.Generator().manual_seed(8)) * 2 + 0.5
     lo, hi = quant.ort_range(_batches(x), "minmax", False)
     assert (lo, hi) == pytest.approx((float(x.min()), float(x.max())), rel=1e-6)
-    obs = quant.calibrate(_batches(x), quant.PercentileObserver(99.9, bins=2048))
+    obs = quant.calibrate_observer(_batches(x), quant.PercentileObserver(99.9, bins=2048))
     ort = quant.ort_range(_batches(x), "percentile", True, num_bins=2048, percentile=99.9)
     assert obs.range(8, True)[1] == pytest.approx(ort[1], rel=0.02)
 
@@ -222,8 +222,8 @@ def test_mse_observer_beats_minmax_with_an_outlier() -> None:
     g = torch.Generator().manual_seed(9)
     x = torch.randn(100_000, generator=g)
     x[0] = 60.0
-    mm = quant.calibrate([x], quant.MinMaxObserver()).qparams(4, True)
-    ms = quant.calibrate([x], quant.MSEObserver()).qparams(4, True)
+    mm = quant.calibrate_observer([x], quant.MinMaxObserver()).qparams(4, True)
+    ms = quant.calibrate_observer([x], quant.MSEObserver()).qparams(4, True)
 
     def mse(qp: quant.QParams) -> float:
         return float(
@@ -628,3 +628,93 @@ def test_histogram_observers_refuse_huge_sizes_before_allocating() -> None:
         quant.PercentileObserver(99.9, bins=2**30)
     with pytest.raises(ValueError, match="grid"):
         quant.MSEObserver(grid=10**9)
+
+
+# ---------------------------------------------------------------- one STE fake-quant, one weight scale
+# quant.STEFakeQuant is the course's only straight-through fake-quant (qat's QuantLayer uses it);
+# quant.symmetric_scale the only max|w| / 127 (qat.weight_qparams, generate.Int8Linear use it).
+
+
+def test_ste_gradient_is_one_inside_the_range_and_zero_outside() -> None:
+    # S = 0.5, Z = 0, codes [-4, 3]: x/S rounds into the range for x in [-2.25, 1.75]
+    # (-4.5 rounds half-to-even to -4, inside; 3.5 to 4, outside)
+    x = torch.tensor([-3.0, -2.25, -2.0, 0.0, 0.3, 1.5, 1.75, 1.76, 4.0], requires_grad=True)
+    y = quant.fake_quantize(x, 0.5, 0, -4, 3)
+    y.backward(torch.full_like(x, 2.0))
+    want = torch.tensor([0.0, 2.0, 2.0, 2.0, 2.0, 2.0, 0.0, 0.0, 0.0])
+    assert torch.equal(x.grad, want)
+    assert torch.equal(y.detach(), torch.tensor([-2.0, -2.0, -2.0, 0.0, 0.5, 1.5, 1.5, 1.5, 1.5]))
+
+
+def test_nan_maps_to_qmin_forward_and_gets_zero_gradient() -> None:
+    """The one NaN rule: x = NaN -> code qmin, value S (qmin - Z), gradient 0 (as torch)."""
+    x = torch.tensor([math.nan, 0.4, math.nan], requires_grad=True)
+    y = quant.fake_quantize(x, 0.1, 3, 0, 255)
+    y.sum().backward()
+    assert torch.equal(y.detach(), torch.tensor([-0.3, 0.4, -0.3]))
+    assert torch.equal(x.grad, torch.tensor([0.0, 1.0, 0.0]))
+    assert torch.equal(quant.quantize(x.detach(), 0.1, 3, 0, 255), torch.tensor([0, 7, 0]).int())
+    ref = torch.fake_quantize_per_tensor_affine(x.detach(), 0.1, 3, 0, 255)
+    assert torch.equal(y.detach(), ref)
+    w = torch.tensor([[math.nan, 1.0], [2.0, math.nan]], requires_grad=True)
+    s, z = torch.tensor([0.5, 0.25]), torch.tensor([1, -2])
+    yc = quant.fake_quantize(w, s, z, -8, 7, axis=0)
+    yc.sum().backward()
+    assert torch.equal(yc.detach(), torch.tensor([[-4.5, 1.0], [2.0, -1.5]]))
+    assert torch.equal(w.grad, torch.tensor([[0.0, 1.0], [1.0, 0.0]]))
+    ref = torch.fake_quantize_per_channel_affine(w.detach(), s, z.int(), 0, -8, 7)
+    assert torch.equal(yc.detach(), ref)
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_per_channel_fake_quantize_equals_a_loop_over_channels(axis: int, dtype) -> None:
+    g = torch.Generator().manual_seed(axis + 7)
+    x = (torch.randn(5, 6, 3, generator=g) * 4).to(dtype).requires_grad_(True)
+    c = x.shape[axis]
+    scale = torch.rand(c, generator=g) * 0.2 + 0.02
+    zp = torch.randint(-5, 5, (c,), generator=g)
+    up = torch.randn(x.shape, generator=g).to(dtype)
+    y = quant.fake_quantize(x, scale, zp, -16, 15, axis=axis)
+    y.backward(up)
+    q = quant.quantize(x.detach(), scale, zp, -16, 15, axis=axis)
+    for i in range(c):
+        xi = x.detach().select(axis, i).clone().requires_grad_(True)
+        yi = quant.fake_quantize(xi, float(scale[i]), int(zp[i]), -16, 15)
+        yi.backward(up.select(axis, i))
+        qi = quant.quantize(xi.detach(), float(scale[i]), int(zp[i]), -16, 15)
+        assert torch.equal(q.select(axis, i), qi)
+        if dtype == torch.float64:  # torch: S (q - Z) in float32 per tensor, float64 per channel
+            torch.testing.assert_close(y.detach().select(axis, i), yi.detach(), atol=0, rtol=2**-23)
+        else:
+            assert torch.equal(y.detach().select(axis, i), yi.detach())
+        assert torch.equal(x.grad.select(axis, i), xi.grad)
+
+
+def test_symmetric_scale_is_max_abs_over_qmax_per_tensor_and_per_axis() -> None:
+    w = torch.tensor([[1.0, -8.0, 0.5], [2.0, 4.0, -0.25], [0.0, 0.0, 0.0]])
+    assert torch.equal(quant.symmetric_scale(w), torch.tensor(8.0 / 127))
+    assert torch.equal(quant.symmetric_scale(w, 8, axis=0)[:2], torch.tensor([8.0, 4.0]) / 127)
+    assert quant.symmetric_scale(w, 8, axis=0)[2] == torch.finfo(torch.float32).eps  # zero row
+    assert torch.equal(quant.symmetric_scale(w, 4, axis=1), torch.tensor([2.0, 8.0, 0.5]) / 7)
+    assert torch.equal(quant.symmetric_scale(w, 8, axis=-1), quant.symmetric_scale(w, 8, axis=1))
+    conv = torch.randn(6, 3, 3, 3, generator=torch.Generator().manual_seed(0))
+    got = quant.symmetric_scale(conv, 8, axis=0)
+    assert got.shape == (6,) and got.dtype == torch.float32
+    # the same S as compute_qparams(symmetric=True) on the per-channel min/max
+    ref = quant.compute_qparams(conv.amin((1, 2, 3)), conv.amax((1, 2, 3)), 8, True).scale
+    assert torch.equal(got, ref)
+    assert torch.equal(got, conv.abs().flatten(1).amax(1) / 127)  # generate's old formula
+    for bad in (2, -3, 1.0, True):
+        with pytest.raises(ValueError, match="axis"):
+            quant.symmetric_scale(w, 8, axis=bad)
+    with pytest.raises(ValueError, match="bits"):
+        quant.symmetric_scale(w, 1)
+
+
+def test_calibrate_observer_feeds_every_batch() -> None:
+    obs = quant.calibrate_observer(
+        [torch.tensor([1.0, -2.0]), torch.tensor([5.0])], quant.MinMaxObserver()
+    )
+    assert obs.range() == (-2.0, 5.0)
+    assert not hasattr(quant, "calibrate")  # one name per thing: qat.calibrate_activations
