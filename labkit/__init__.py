@@ -1,8 +1,8 @@
 """labkit: the helper package of the Efficient Deep Learning Lab.
 
 Layout: ``labkit/core/`` is the shared plumbing (env, errors, data, plots, checks, the widget
-base, train, bench, models, assets); ``labkit/<topic>/`` is one chapter's lesson (``__init__.py``),
-its ``exercises.py`` and its ``widget.py``; ``labkit/course/`` is tooling (set-up, builds).
+base, train, bench, models, assets, probes, onnx); ``labkit/<topic>/`` is one chapter's lesson
+(``__init__.py``), its ``exercises.py`` and its ``widget.py``; ``labkit/course/`` is tooling.
 A topic imports core and topics taught before it, never a later one (tests/test_architecture.py).
 
 Submodules load on first use (``labkit.bench``, ``from labkit import quant``), so the course

@@ -283,6 +283,14 @@ def calibration_reader(x: torch.Tensor, input_name: str = "x", batch_size: int =
     return DigitsReader()
 
 
+def calibration_method(method: str) -> Any:
+    """ORT's CalibrationMethod for "minmax" | "entropy" | "percentile" (the course's names)."""
+    if method not in CALIBRATION_METHODS:
+        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}.")
+    quant = require("onnxruntime.quantization", "onnxruntime")
+    return getattr(quant.CalibrationMethod, {"minmax": "MinMax"}.get(method, method.title()))
+
+
 def quantize_static_int8(
     fp32_path: str | Path,
     out_path: str | Path,
@@ -309,13 +317,7 @@ def quantize_static_int8(
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
     """
     quant = require("onnxruntime.quantization", "onnxruntime")
-    methods = {
-        "minmax": quant.CalibrationMethod.MinMax,
-        "entropy": quant.CalibrationMethod.Entropy,
-        "percentile": quant.CalibrationMethod.Percentile,
-    }
-    if method not in methods:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}.")
+    ort_method = calibration_method(method)
     fp32_path = check_onnx_file(fp32_path, "fp32_path")
     out_path = Path(out_path)
     act = quant.QuantType.QInt8 if symmetric_activations else quant.QuantType.QUInt8
@@ -338,7 +340,7 @@ def quantize_static_int8(
             per_channel=per_channel,
             activation_type=act,
             weight_type=quant.QuantType.QInt8,
-            calibrate_method=methods[method],
+            calibrate_method=ort_method,
             reduce_range=reduce_range,
             extra_options=extra,
         )

@@ -37,6 +37,9 @@ from labkit.core.onnx import (
     available_providers as available_providers,
 )
 from labkit.core.onnx import (
+    calibration_method as calibration_method,
+)
+from labkit.core.onnx import (
     calibration_reader as calibration_reader,
 )
 from labkit.core.onnx import (

@@ -735,19 +735,11 @@ def ort_range(
     onnx = require("onnx", why="to build the model ONNX Runtime calibrates")
     require("onnxruntime", why="ONNX Runtime's calibrators")
     from onnx import TensorProto, helper
-    from onnxruntime.quantization.calibrate import (
-        CalibrationDataReader,
-        CalibrationMethod,
-        create_calibrator,
-    )
+    from onnxruntime.quantization.calibrate import CalibrationDataReader, create_calibrator
 
-    methods = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }
-    if method not in methods:
-        raise ValueError(f"method must be one of {sorted(methods)}, got {method!r}.")
+    from labkit.core.onnx import calibration_method
+
+    ort_method = calibration_method(method)  # the one name -> ORT table (labkit.onnx)
     if not batches:
         raise ValueError("batches is empty; pass at least one tensor.")
     # one concatenated batch: ORT stacks per-batch outputs, which needs equal batch sizes
@@ -778,7 +770,7 @@ def ort_range(
             path,
             ["Mul"],
             augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-            calibrate_method=methods[method],
+            calibrate_method=ort_method,
             extra_options=extra,
         )
         cal.collect_data(Reader())

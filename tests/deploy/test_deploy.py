@@ -527,3 +527,18 @@ def test_digit_transformer_stacks_the_shared_encoder_block() -> None:
         first, _ = model.blocks[0](h)
         first2, _ = model.blocks[0](h2)
     assert not torch.allclose(first[:, 0], first2[:, 0])  # the first token saw the last one
+
+
+def test_one_calibration_method_table_for_ort_range_and_the_static_quantiser() -> None:
+    """quant.ort_range (05) and onnx.quantize_static_int8 (09) read the same name -> ORT table."""
+    from onnxruntime.quantization import CalibrationMethod
+
+    from labkit import quant
+
+    assert [deploy.calibration_method(m) for m in deploy.CALIBRATION_METHODS] == [
+        CalibrationMethod.MinMax,
+        CalibrationMethod.Entropy,
+        CalibrationMethod.Percentile,
+    ]
+    with pytest.raises(ValueError, match="method must be one of"):
+        quant.ort_range([torch.randn(100)], method="kl")
