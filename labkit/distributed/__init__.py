@@ -282,11 +282,7 @@ def checkpoint_costs(
     temporaries, not the .grad buffers. Time is measured separately (checkpoint_timing).
     Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
     """
-    _check_segments(model, segments)
-    check_tensor(x, "x", ndim=2)
-    _check_activations(model, x)
-    x = x.detach().requires_grad_(True)
-    forward_backward(model, x, 0)  # creates the .grad buffers once
+    x = _ready_for_checkpointing(model, x, segments)
     return [
         {
             "segments": k,
@@ -318,11 +314,7 @@ def checkpoint_timing(
     Variant names are segment_label(k); speed-up < 1 means slower than the baseline.
     Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
     """
-    _check_segments(model, segments)
-    check_tensor(x, "x", ndim=2)
-    _check_activations(model, x)
-    x = x.detach().requires_grad_(True)
-    forward_backward(model, x, 0)  # creates the .grad buffers once
+    x = _ready_for_checkpointing(model, x, segments)
 
     def step(k: int) -> None:
         with torch.enable_grad():  # bench.compare times under no_grad; backward needs grad
@@ -476,3 +468,16 @@ def _check_size(value: object, name: str) -> float:
     ):
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
     return float(value)
+
+
+def _ready_for_checkpointing(
+    model: nn.Sequential, x: torch.Tensor, segments: list[int]
+) -> torch.Tensor:
+    """Check the arguments; return x as a leaf that needs grad, after one forward+backward
+    that creates the .grad buffers (so later measurements see activations only)."""
+    _check_segments(model, segments)
+    check_tensor(x, "x", ndim=2)
+    _check_activations(model, x)
+    x = x.detach().requires_grad_(True)
+    forward_backward(model, x, 0)
+    return x

@@ -115,7 +115,8 @@ class STEFakeQuant(torch.autograd.Function):
     def forward(ctx, x, S, Z, qmin, qmax):  # type: ignore[override]
         xc = x if x.dtype in (torch.float32, torch.float64) else x.float()  # torch's compute type
         q = torch.round(xc * (1 / S)) + Z
-        ctx.save_for_backward((q >= qmin) & (q <= qmax))  # False at NaN
+        if x.requires_grad:  # the mask is only needed for backward (eval skips it)
+            ctx.save_for_backward((q >= qmin) & (q <= qmax))  # False at NaN
         q = q.clamp_(qmin, qmax).nan_to_num_(nan=qmin)  # in place: QAT calls this every step
         if S.ndim == 0:  # torch dequantises in float32 per tensor, in q's compute type per channel
             q = q.float()
