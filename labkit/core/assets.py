@@ -74,8 +74,9 @@ def load(name: str, retrain: bool = False) -> tuple[nn.Module, dict[str, str]]:
     asset = _asset(name)
     if retrain or not path(name).exists():
         train(name)
-    model = asset.build(metadata(name))
-    meta = load_weights(model, name)
+    state, meta = _read(name, tensors=True)  # one read: the metadata sizes the model
+    model = asset.build(meta)
+    _load_state(model, name, state)
     return model.eval(), meta
 
 
@@ -119,6 +120,12 @@ def load_weights(model: nn.Module, name: str) -> dict[str, str]:
     A missing, corrupted or foreign checkpoint raises ValueError naming the file and the fix.
     """
     state, meta = _read(name, tensors=True)
+    _load_state(model, name, state)
+    return meta
+
+
+def _load_state(model: nn.Module, name: str, state: dict) -> None:
+    """model.load_state_dict(state), or a ValueError naming what differs and the fix."""
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     wrong = [
@@ -142,4 +149,3 @@ def load_weights(model: nn.Module, name: str) -> dict[str, str]:
             f"(see data/README.md) or run `python -m labkit.course.train_assets {name}`."
         )
     model.load_state_dict(state)
-    return meta
