@@ -7,8 +7,11 @@ one sentence that says what to do instead of a stack trace from deep inside torc
 from __future__ import annotations
 
 import importlib
+import math
+from collections.abc import Iterable
 from types import ModuleType
 
+import numpy as np
 import torch
 
 
@@ -66,6 +69,27 @@ def check_tensor(
     return x
 
 
+def check_int(value: object, name: str, *, low: int | None = None, high: int | None = None) -> int:
+    """Check an integer (not a bool) in [low, high]; either bound may be None (open)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer{_range(low, high)}, got {value!r}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be an integer{_range(low, high)}, got {value!r}.")
+    return int(value)
+
+
+def check_number(
+    value: object, name: str, *, low: float | None = None, high: float | None = None
+) -> float:
+    """Check a finite real number (not a bool, not NaN or inf) in [low, high]."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite real number{_range(low, high)}, got {value!r}.")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"{name} must be a finite real number{_range(low, high)}, got {value!r}.")
+    return float(value)
+
+
 def check_bits(bits: object, low: int = 2, high: int = 16) -> int:
     """Check an integer bit width in [low, high]."""
     if isinstance(bits, bool) or not isinstance(bits, int) or not low <= bits <= high:
@@ -74,10 +98,11 @@ def check_bits(bits: object, low: int = 2, high: int = 16) -> int:
 
 
 def check_positive(value: object, name: str) -> float:
-    """Check a real number > 0 (a scale, a temperature, a learning rate...)."""
-    v = float(value.min()) if isinstance(value, torch.Tensor) else value
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-        raise ValueError(f"{name} must be > 0, got {value!r}.")
+    """Check a real number > 0 (a scale, a temperature, a learning rate...); NaN and inf fail."""
+    v = float(value.min()) if isinstance(value, torch.Tensor) and value.numel() else value
+    ok = isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    if not ok or not 0 < v < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
     return float(v)
 
 
@@ -88,3 +113,59 @@ def check_fraction(value: object, name: str, *, include_one: bool = False) -> fl
         upper = "1]" if include_one else "1)"
         raise ValueError(f"{name} must be in [0, {upper}, got {value!r}.")
     return float(value)
+
+
+def check_percentile(value: object, name: str = "percentile") -> float:
+    """Check a percentile in [0, 100] (99.9 means the 99.9th percentile, not 0.999)."""
+    return check_number(value, name, low=0, high=100)
+
+
+def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
+    """Check a non-empty tensor with no NaN or inf (sampling, scales, multipliers)."""
+    check_nonempty(x, name)
+    if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            f"{name} contains NaN or inf; find where it first appears (torch.isfinite) "
+            "and fix that step (a too-large learning rate, a division by zero, an overflow)."
+        )
+    return x
+
+
+def check_nonempty(x: object, name: str = "x") -> object:
+    """Check a tensor, array or sequence with at least one element."""
+    size = x.numel() if isinstance(x, torch.Tensor) else len(x)  # type: ignore[arg-type]
+    if size == 0:
+        raise ValueError(f"{name} is empty; pass at least one element.")
+    return x
+
+
+def check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str = "a, b") -> None:
+    """Check two tensors of the same shape (``names`` says which two, for the message)."""
+    if tuple(a.shape) != tuple(b.shape):
+        raise ValueError(
+            f"{names} must have the same shape, got {tuple(a.shape)} and {tuple(b.shape)}."
+        )
+
+
+def check_model(model: object, name: str = "model") -> torch.nn.Module:
+    """Check a torch.nn.Module (not a string, a path or a state dict)."""
+    if not isinstance(model, torch.nn.Module):
+        hint = " (load it first: labkit.assets.load(...))" if isinstance(model, (str, dict)) else ""
+        raise ValueError(f"{name} must be a torch.nn.Module, got {type(model).__name__}{hint}.")
+    return model
+
+
+def check_choice(value: object, name: str, choices: Iterable[object]) -> object:
+    """Check that ``value`` is one of ``choices``."""
+    options = list(choices)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}.")
+    return value
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" >= {low}"
+    return f" <= {high}" if high is not None else ""
