@@ -15,6 +15,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from labkit.core import MODULES as _CORE
+
 __version__ = "0.1.0"
 __all__ = [
     "bench",
@@ -28,9 +30,6 @@ __all__ = [
     "MissingDependency",
     "expect",
 ]
-_CORE = {
-    "assets", "bench", "checks", "data", "env", "errors", "models", "onnx", "plots", "probes", "train",
-}  # fmt: skip
 _LAZY = {
     "MissingDependency": ("labkit.core.errors", "MissingDependency"),
     "expect": ("labkit.core.checks", "expect"),

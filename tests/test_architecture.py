@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from labkit.core import MODULES
+
 LABKIT = Path(__file__).resolve().parent.parent / "labkit"
 # Shared plumbing: labkit/core/ (its modules are also reachable as labkit.bench, labkit.env, ...).
-CORE = {
-    "assets", "bench", "checks", "data", "env", "errors", "explorer", "models", "onnx", "plots",
-    "probes", "train",
-}  # fmt: skip
+CORE = set(MODULES)
 # Course order: the notebook that teaches each topic package (interview_prep comes last).
 TOPICS = {
-    "precision": 1, "accumulation": 2, "distill": 3, "prune": 4, "quant": 5, "qat": 6,
+    "measure": 0, "precision": 1, "accumulation": 2, "distill": 3, "prune": 4, "quant": 5, "qat": 6,
     "fusion": 7, "attention": 8, "deploy": 9, "edge": 10, "generate": 11, "distributed": 12,
     "pipeline": 13, "interview": 14,
 }  # fmt: skip
@@ -132,6 +131,48 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
 def test_labkit_follows_the_import_rule() -> None:
     broken = violations()
     assert not broken, "labkit breaks its import rule:\n" + "\n".join(broken)
+
+
+def test_the_core_list_is_the_core_folder() -> None:
+    files = {p.stem for p in (LABKIT / "core").glob("*.py")} - {"__init__"}
+    assert files == CORE, f"labkit/core/__init__.py MODULES differs from the folder: {files ^ CORE}"
+    import labkit
+
+    assert all(getattr(labkit, m).__name__ == f"labkit.core.{m}" for m in CORE)
+
+
+def core_by_the_face(root: Path = LABKIT) -> list[str]:
+    """Imports inside labkit that reach core through the package face (`from labkit import
+    bench`, `labkit.bench`, `import labkit`) instead of the one spelling `labkit.core...`."""
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path == root / "__init__.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom) and node.module == "labkit" and node.level == 0:
+                names = [a.name for a in node.names if a.name in CORE]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                parts = node.module.split(".")
+                names = (
+                    parts[1:2] if parts[0] == "labkit" and parts[1:2] and parts[1] in CORE else []
+                )
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names if a.name == "labkit"]
+            found += [f"{path.relative_to(root.parent)}:{node.lineno}: {n}" for n in names]
+    return found
+
+
+def test_core_is_imported_one_way() -> None:
+    found = core_by_the_face()
+    assert not found, "spell core imports `from labkit.core import x`:\n" + "\n".join(found)
+
+
+def test_a_face_import_of_core_is_caught(copy_of_labkit: Path) -> None:
+    lesson = copy_of_labkit / "quant" / "planted.py"
+    lesson.write_text("from labkit import bench\nimport labkit\nfrom labkit.env import threads\n")
+    found = [f for f in core_by_the_face(copy_of_labkit) if "planted" in f]
+    assert [f.split(": ")[1] for f in found] == ["bench", "labkit", "env"]
 
 
 def test_every_module_has_a_known_place() -> None:

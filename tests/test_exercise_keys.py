@@ -1,7 +1,7 @@
 """Exercise keys name what they teach.
 
-Every key "<topic>.<name>" of labkit/<topic>/exercises.py (labkit/core/exercises.py for
-"bench.") either names a public function of labkit.<topic> (labkit.bench for "bench.") that
+Every key "<topic>.<name>" of labkit/<package>/exercises.py (chapter 00's labkit/measure/ holds
+the "bench." keys) either names a public function of labkit.<topic> (labkit.bench for "bench.") that
 passes that exercise's own checker - so the learner re-implements exactly that library
 function - or is listed below with the reason it is not one.
 """
@@ -69,8 +69,7 @@ EXERCISES = all_exercises()
 
 def library(key: str) -> Any:
     topic, name = key.split(".", 1)
-    module = importlib.import_module("labkit.core.bench" if topic == "bench" else f"labkit.{topic}")
-    return getattr(module, name, None)
+    return getattr(getattr(labkit, topic), name, None)
 
 
 @pytest.mark.parametrize("key", sorted(EXERCISES))

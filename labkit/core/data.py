@@ -15,7 +15,9 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+from labkit.core.paths import DATA
+
+DATA_DIR = DATA
 TEXT_FILE = DATA_DIR / "python_docs.txt"
 SPLIT = (1077, 360, 360)  # train, val, test
 

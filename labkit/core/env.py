@@ -18,6 +18,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from labkit.core.paths import ROOT
+
 OPTIONAL_PACKAGES = ("onnx", "onnxruntime", "tensorrt", "flash_attn", "xformers", "triton")
 CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile")
 DEFAULT_THREADS = 2
@@ -250,8 +252,6 @@ def widget_extension_enabled() -> bool:
 
 def problems(rep: dict[str, object] | None = None) -> list[str]:
     """What stops the course from running here, each with its fix (empty: ready)."""
-    import labkit
-
     out = []
     for name, version in notebook_stack().items():
         if version is None:
@@ -266,7 +266,7 @@ def problems(rep: dict[str, object] | None = None) -> list[str]:
         if isinstance(pkgs, dict) and pkgs.get(name) is None:
             out.append(f"{name} is missing: pip install -r requirements.txt")
     here = os.path.abspath(os.getcwd())
-    pkg_dir = os.path.dirname(os.path.dirname(os.path.abspath(labkit.__file__)))
+    pkg_dir = str(ROOT)
     if os.path.isdir(os.path.join(here, "labkit")) and os.path.abspath(here) != pkg_dir:
         out.append(
             f"labkit is imported from {pkg_dir}, not from this folder ({here}): run "
@@ -280,14 +280,12 @@ def doctor() -> int:
 
     Taught in notebooks/00_setup_and_measurement.ipynb, "1. The environment doctor".
     """
-    import labkit
-
     rep = report()
     print(format_report(rep))
     stack = notebook_stack()
     print("  notebook stack    " + ", ".join(f"{k}={v or 'MISSING'}" for k, v in stack.items()))
     print(f"  widget extension  {'enabled' if widget_extension_enabled() else 'NOT FOUND'}")
-    print(f"  labkit from       {os.path.dirname(os.path.abspath(labkit.__file__))}")
+    print(f"  labkit from       {ROOT / 'labkit'}")
     todo = problems(rep)
     if todo:
         print("NOT READY - fix: " + "; ".join(todo))

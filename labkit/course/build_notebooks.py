@@ -23,8 +23,8 @@ import nbformat
 import tomllib
 from nbclient import NotebookClient
 
-ROOT = Path(__file__).resolve().parents[2]
-NOTEBOOKS = ROOT / "notebooks"
+from labkit.core.paths import NOTEBOOKS, ROOT, notebook_paths
+
 TIMES = NOTEBOOKS / "build_times.json"
 COLAB_MARK = "# @title Colab set-up"
 
@@ -54,16 +54,6 @@ if "google.colab" in sys.modules:  # fetch the course, install it, turn the widg
     from google.colab import output
 
     output.enable_custom_widget_manager()"""
-
-
-def notebook_paths(prefixes: list[str] | None = None) -> list[Path]:
-    """Notebooks in course order (NN_topic.ipynb first, then the rest by name)."""
-    paths = sorted(
-        NOTEBOOKS.glob("*.ipynb"), key=lambda p: (not re.match(r"\d\d_", p.name), p.name)
-    )
-    if prefixes:
-        paths = [p for p in paths if any(p.name.startswith(x) for x in prefixes)]
-    return paths
 
 
 def set_colab_cell(nb: nbformat.NotebookNode) -> None:

@@ -17,7 +17,8 @@ import urllib.request
 import venv
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from labkit.core.paths import ROOT, notebook_paths
+
 VENV = ROOT / ".venv"
 CPU_WHEELS = "https://download.pytorch.org/whl/cpu"
 # Another CPU's instruction set, forced at process start: checked notebook outputs must not move.
@@ -111,7 +112,7 @@ def reset(args: list[str]) -> int:
     ``python -m labkit reset 05`` (one), ``reset --all``. Run it before ``git pull`` so the
     pull never conflicts with your own edits and outputs.
     """
-    nbs = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    nbs = notebook_paths()
     chosen = nbs if "--all" in args else [p for p in nbs if any(p.name.startswith(a) for a in args)]
     if not chosen:
         print("usage: python -m labkit reset NN [NN ...] | --all   (NN: the notebook's number)")

@@ -1,4 +1,4 @@
-"""Exercises of notebook 00 (setup and measurement)."""
+"""Exercises of notebook 00 (setup and measurement); keys "bench.<name>": the library is labkit.bench."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from labkit import bench
+from labkit.core import bench
 from labkit.core.checks import Case, Exercise, close
 
 
