@@ -1,4 +1,4 @@
-"""Conventions every course notebook follows (COURSE_DESIGN.md), checked on the saved files.
+"""Conventions every course notebook follows (CONTRIBUTING.md, "Notebook layout"), checked on the saved files.
 
 nbval (configured in pyproject.toml) separately re-executes each notebook and compares outputs.
 """

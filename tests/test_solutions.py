@@ -1,6 +1,6 @@
 """Every worked solution passes its checker, and every exercise in a notebook has one.
 
-Planted wrong versions (the mistakes learners really make) live in tests/test_exercises_<topic>.py.
+Planted wrong versions (the mistakes learners really make) live in tests/<topic>/test_exercises_<topic>.py.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 import labkit
 import solutions
 from labkit import checks
-from labkit.course.build_notebooks import notebook_paths
+from labkit.core.paths import notebook_paths
 
 
 def solution_entries() -> dict[str, object]:

@@ -1,6 +1,6 @@
 """Exercise checker: ``my_fn = labkit.checks.exercise("quant.quantize", my_fn)``.
 
-Each exercise is an ``Exercise`` in ``labkit/exercises/<topic>.py`` (key "<topic>.<name>"):
+Each exercise is an ``Exercise`` in ``labkit/<topic>/exercises.py`` (key "<topic>.<name>"):
 a reference implementation plus test cases (edge cases included). The checker runs the
 learner's function on every case against the reference and prints
 

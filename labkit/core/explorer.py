@@ -8,7 +8,7 @@ and Colab, on a busy machine too; with JupyterLab's widget-state saving on (``py
 labkit setup`` turns it on), a reopened notebook shows the last figure.
 Where widgets cannot render (notebook builds, nbval: LABKIT_QUIET=1 or LABKIT_STATIC_WIDGETS=1)
 the explorer shows a static figure of the current values, with a one-line caption.
-Topic widgets live in labkit/<topic>/ or labkit/widgets/<topic>.py and use this function.
+Topic widgets live in labkit/<topic>/widget.py and use this function.
 """
 
 from __future__ import annotations
