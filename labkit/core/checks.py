@@ -149,12 +149,15 @@ def lookup(key: str) -> Exercise:
 class _Lent:
     """The reference, lent to the notebook after a miss so later cells still run.
 
-    It is marked: passing it back to the checker (re-running only the checker cell after a
-    first Run All) never prints ✅ for an exercise that was not written.
+    It is marked and keeps the learner's own function: passing it back to the checker
+    (re-running only the checker cell) checks the learner's function again, so a second miss
+    counts (the hint grows) and an exercise that was not written never prints ✅.
     """
 
-    def __init__(self, key: str, reference: Callable[..., Any]) -> None:
-        self.key, self.reference = key, reference
+    def __init__(
+        self, key: str, reference: Callable[..., Any], learner: Callable[..., Any]
+    ) -> None:
+        self.key, self.reference, self.learner = key, reference, learner
         self.__name__ = getattr(reference, "__name__", key)
         self.__doc__ = reference.__doc__
 
@@ -165,11 +168,31 @@ class _Lent:
         return f"<reference solution of {self.key!r}, lent by labkit.checks>"
 
 
+class _Raised(Exception):
+    """An exception raised inside the learner's function (not in the checker's own code)."""
+
+    @staticmethod
+    def watch(fn: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except NotImplementedError:
+                raise
+            except Exception as exc:
+                raise _Raised(str(exc)) from exc
+
+        return call
+
+
 _MISSES: dict[str, int] = {}  # key -> wrong attempts so far in this kernel (graduated hints)
 
 
+class _Unwatched:
+    """Stands for an argument the checker does not watch (a function, a generator...)."""
+
+
 def _snapshot(x: Any) -> Any:
-    """A comparable copy of an argument: tensors, arrays, modules (state), containers."""
+    """A comparable copy of an argument: tensors, arrays, modules (state), containers, scalars."""
     if isinstance(x, torch.nn.Module):
         return {k: v.detach().clone() for k, v in x.state_dict().items()}
     if isinstance(x, torch.Tensor):
@@ -180,7 +203,9 @@ def _snapshot(x: Any) -> Any:
         return type(x)(_snapshot(v) for v in x) if isinstance(x, list) else tuple(map(_snapshot, x))
     if isinstance(x, dict):
         return {k: _snapshot(v) for k, v in x.items()}
-    return None  # numbers, strings, functions: immutable or not ours to watch
+    if x is None or isinstance(x, bool | int | float | complex | str | bytes | np.number):
+        return x  # immutable, but an item of a list or dict the learner may replace
+    return _Unwatched()
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -201,7 +226,11 @@ def _same(a: Any, b: Any) -> bool:
         return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple):
         return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_same, a, b))
-    return True
+    if isinstance(a, _Unwatched):
+        return True
+    if isinstance(a, float | np.floating) and isinstance(b, float | np.floating):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return type(a) is type(b) and a == b
 
 
 def _snapshots(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
@@ -256,23 +285,23 @@ def check(key: str, fn: Callable[..., Any]) -> Result:
     the originals (a change the reference does not make is an in-place bug: ``x /= scale``).
     """
     ex = lookup(key)
-    if isinstance(fn, _Lent):
-        return Result(
-            False,
-            False,
-            f"📝 {key}: not attempted yet - this name still holds the reference the checker lent "
-            "after the last miss. Run the exercise cell above (with your code), then this cell.",
-        )
+    fn = fn.learner if isinstance(fn, _Lent) else fn  # a re-run of the checker cell: yours again
     if not callable(fn):
         return Result(False, False, f"📝 {key}: expected your function, got {_describe(fn)}.")
     if ex.custom is not None:
         try:
-            msg = ex.custom(fn)
+            msg = ex.custom(_Raised.watch(fn))
         except NotImplementedError:
             return Result(False, False, f"📝 {key}: not attempted yet.")
-        except Exception as exc:  # a learner's bug: report it, never raise
+        except _Raised as raised:  # a learner's bug: report it, never raise
+            exc = raised.__cause__ or raised
             return _miss(
                 key, ex, f"❌ {key}: your function raised {type(exc).__name__}: {exc}{_where(exc)}"
+            )
+        except Exception as exc:  # the checker could not use what the function gave back
+            msg = (
+                f"the checker could not use what your function returned ({type(exc).__name__}: "
+                f"{exc}); return the same kind of value as the reference (dtype, shape, type)"
             )
         return (
             _miss(key, ex, f"❌ {key}: {msg}") if msg else Result(True, True, f"✅ {key}: correct.")
@@ -334,7 +363,8 @@ def exercise(key: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         _MISSES.pop(key, None)
         return fn
     print("   The notebook goes on with the reference solution for now.")
-    return fn if isinstance(fn, _Lent) else _Lent(key, lookup(key).reference)
+    learner = fn.learner if isinstance(fn, _Lent) else fn
+    return _Lent(key, lookup(key).reference, learner)
 
 
 def solution(key: str) -> str:

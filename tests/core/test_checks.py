@@ -165,3 +165,60 @@ def test_unknown_key_is_clear() -> None:
 
     with pytest.raises(ValueError, match="no exercise named"):
         checks.lookup("nope.nothing")
+
+
+def test_a_second_miss_counts_when_only_the_checker_cell_is_rerun(monkeypatch, capsys) -> None:
+    spec = Exercise(
+        reference=lambda x: x * 2,
+        cases=lambda: [Case((torch.ones(2),))],
+        hint="a nudge",
+        formula="y = 2 x",
+    )
+    _patch(monkeypatch, spec)
+    monkeypatch.setattr(checks, "_MISSES", {})
+    lent = checks.exercise("t.double", lambda x: x * 3)  # first miss: the nudge only
+    assert "Formula" not in capsys.readouterr().out
+    again = checks.exercise("t.double", lent)  # the checker cell alone, run again
+    out = capsys.readouterr().out
+    assert "❌" in out and "Formula: y = 2 x" in out and "not attempted" not in out
+    assert isinstance(again, checks._Lent) and again(torch.ones(1)).item() == 2.0
+
+
+def test_editing_numbers_inside_a_list_of_dicts_in_place_is_caught(monkeypatch) -> None:
+    rows = [{"name": "a", "ms": 3.0}, {"name": "b", "ms": 1.0}]
+
+    def fastest(rows):
+        return min(rows, key=lambda r: r["ms"])["name"]
+
+    def sorts_in_place(rows):
+        rows.sort(key=lambda r: r["ms"])
+        return rows[0]["name"]
+
+    def rounds_in_place(rows):
+        for r in rows:
+            r["ms"] = round(r["ms"])
+        return fastest(rows)
+
+    _patch(monkeypatch, Exercise(reference=fastest, cases=lambda: [Case((rows,))]))
+    assert checks.check("t.fastest", fastest).passed
+    for wrong in (sorts_in_place, rounds_in_place):
+        res = checks.check("t.fastest", wrong)
+        assert not res.passed and "in place" in res.message, wrong.__name__
+
+
+def test_a_checker_failure_does_not_blame_the_learner(monkeypatch) -> None:
+    def custom(fn):
+        y = fn(torch.ones(3))
+        y.sum().backward()  # the checker's own step: fails on an integer tensor
+        return None
+
+    _patch(monkeypatch, Exercise(reference=lambda x: x, custom=custom))
+    res = checks.check("t.custom", lambda x: x.long())
+    assert not res.passed and "your function raised" not in res.message
+    assert "could not use what your function returned" in res.message
+
+    def raises(x):
+        raise KeyError("learner bug")
+
+    res = checks.check("t.custom", raises)
+    assert not res.passed and "your function raised KeyError" in res.message
