@@ -1,8 +1,9 @@
 """Training and evaluation loops shared by every notebook.
 
 fit: for each epoch, for each batch: loss = loss_fn(model, x, y); loss.backward(); step.
-The default loss_fn is cross-entropy of model(x) against y. A tqdm bar shows progress,
-except under tests and notebook builds (labkit.env.quiet()).
+The default loss_fn is cross-entropy of model(x) against y. A text progress line (tqdm's
+plain bar, not its widget: a closed widget would leave "model not found" in a saved notebook)
+shows progress, except under tests and notebook builds (labkit.env.quiet()).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
+from tqdm.std import tqdm
 
 from labkit.core.env import quiet
 
