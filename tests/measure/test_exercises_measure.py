@@ -188,3 +188,19 @@ def test_macs_planted_mistakes_are_rejected() -> None:
         )
         assert not res.passed and label in res.message, (mistake, res.message)
     assert checks.check("bench.conv2d_macs", _macs).passed
+
+
+def test_rounding_the_output_size_up_is_rejected() -> None:
+    import math
+
+    def ceil_macs(conv, height, width, batch=1):
+        kh, kw = conv.kernel_size
+        sh, sw = conv.stride
+        ph, pw = conv.padding
+        h_out = math.ceil((height + 2 * ph - kh) / sh) + 1
+        w_out = math.ceil((width + 2 * pw - kw) / sw) + 1
+        per_output = (conv.in_channels // conv.groups) * kh * kw
+        return batch * conv.out_channels * h_out * w_out * per_output
+
+    res = checks.check("bench.conv2d_macs", ceil_macs)
+    assert not res.passed and "not whole" in res.message
