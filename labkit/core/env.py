@@ -14,6 +14,7 @@ import platform
 import random
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -265,14 +266,27 @@ def problems(rep: dict[str, object] | None = None) -> list[str]:
     for name in ("onnx", "onnxruntime"):
         if isinstance(pkgs, dict) and pkgs.get(name) is None:
             out.append(f"{name} is missing: pip install -r requirements.txt")
-    here = os.path.abspath(os.getcwd())
-    pkg_dir = str(ROOT)
-    if os.path.isdir(os.path.join(here, "labkit")) and os.path.abspath(here) != pkg_dir:
+    kernel_labkit = kernel_labkit_dir()
+    if kernel_labkit is not None and kernel_labkit != ROOT / "labkit":
         out.append(
-            f"labkit is imported from {pkg_dir}, not from this folder ({here}): run "
-            "`python3 -m labkit setup` here (each clone has its own .venv)"
+            f"notebook kernels import labkit from {kernel_labkit}, not from this folder "
+            f"({ROOT}): run `python3 -m labkit setup` here (each clone or copy has its own .venv)"
         )
     return out
+
+
+def kernel_labkit_dir() -> Path | None:
+    """Where a kernel of this Python imports labkit from (run from a neutral folder, as Jupyter
+    kernels are): the installed (editable) copy, which can differ from the folder running this
+    code when a clone was copied with its .venv. None when labkit is not installed."""
+    import subprocess
+    import tempfile
+
+    code = "import os, labkit; print(os.path.dirname(os.path.abspath(labkit.__file__)))"
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=tempfile.gettempdir(), capture_output=True, text=True
+    )
+    return Path(run.stdout.strip()).resolve() if run.returncode == 0 else None
 
 
 def doctor() -> int:
@@ -285,7 +299,8 @@ def doctor() -> int:
     stack = notebook_stack()
     print("  notebook stack    " + ", ".join(f"{k}={v or 'MISSING'}" for k, v in stack.items()))
     print(f"  widget extension  {'enabled' if widget_extension_enabled() else 'NOT FOUND'}")
-    print(f"  labkit from       {ROOT / 'labkit'}")
+    print(f"  labkit here       {ROOT / 'labkit'}")
+    print(f"  kernels import    {kernel_labkit_dir() or 'labkit is not installed in this Python'}")
     todo = problems(rep)
     if todo:
         print("NOT READY - fix: " + "; ".join(todo))

@@ -66,3 +66,19 @@ def test_doctor_command_prints_report() -> None:
 def test_doctor_usage_on_unknown_command() -> None:
     res = subprocess.run([sys.executable, "-m", "labkit", "nope"], capture_output=True, text=True)
     assert res.returncode == 2 and "usage" in res.stdout
+
+
+def test_doctor_flags_kernels_importing_labkit_from_another_folder(monkeypatch, tmp_path) -> None:
+    from labkit.core import env as env_mod
+
+    monkeypatch.setattr(env_mod, "kernel_labkit_dir", lambda: env_mod.ROOT / "labkit")
+    assert not any("kernels import labkit" in p for p in env_mod.problems())
+    monkeypatch.setattr(env_mod, "kernel_labkit_dir", lambda: tmp_path / "original" / "labkit")
+    found = [p for p in env_mod.problems() if "kernels import labkit" in p]
+    assert found and str(tmp_path / "original") in found[0] and "labkit setup" in found[0]
+
+
+def test_kernel_labkit_dir_is_where_a_fresh_python_imports_it() -> None:
+    from labkit.core import env as env_mod
+
+    assert env_mod.kernel_labkit_dir() == (env_mod.ROOT / "labkit").resolve()
