@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from labkit import bench, data, deploy, env, models
+from labkit import bench, data, deploy, env, models, onnx
 
 
 def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int, str]]:
@@ -22,13 +22,13 @@ def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int, str]]:
     tr = deploy.digit_transformer().eval()
     rows = []
     for name, model in (("cnn w48", cnn), ("transformer", tr)):
-        fp32 = deploy.export_onnx(model, x[:2], tmp / f"{name}.onnx")
+        fp32 = onnx.export_onnx(model, x[:2], tmp / f"{name}.onnx")
         if name == "transformer":
-            int8 = deploy.quantize_dynamic_int8(fp32, tmp / f"{name}_int8.onnx")
+            int8 = onnx.quantize_dynamic_int8(fp32, tmp / f"{name}_int8.onnx")
         else:
-            int8 = deploy.quantize_static_int8(fp32, tmp / f"{name}_int8.onnx", calib)
-        r32 = deploy.ort_runner(deploy.ort_session(fp32, threads=1))
-        r8 = deploy.ort_runner(deploy.ort_session(int8, threads=1))
+            int8 = onnx.quantize_static_int8(fp32, tmp / f"{name}_int8.onnx", calib)
+        r32 = onnx.ort_runner(onnx.ort_session(fp32, threads=1))
+        r8 = onnx.ort_runner(onnx.ort_session(int8, threads=1))
         for batch in (1, 32):
             xb = x[:batch]
 
@@ -54,8 +54,8 @@ def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int, str]]:
                     cmp.median_ms["eager"],
                     cmp.median_ms["ort32"],
                     cmp.median_ms["ort8"],
-                    deploy.file_size(fp32),
-                    deploy.file_size(int8),
+                    onnx.file_size(fp32),
+                    onnx.file_size(int8),
                     cmp.verdict("ort8"),
                 )
             )
@@ -65,7 +65,7 @@ def run(tmp: Path) -> list[tuple[str, int, float, float, float, int, int, str]]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         rows = run(Path(tmp))
-    print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
+    print(f"CPU: {env.cpu_name()}; {env.int8_kernel_note()}")
     print(
         "| model | batch | eager ms | ORT fp32 ms | ORT int8 ms | int8 vs fp32 (interleaved) | size ratio |"
     )

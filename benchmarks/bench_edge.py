@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from labkit import bench, data, deploy, edge, env, models
+from labkit import bench, data, edge, env, models, onnx
 
 
 def main() -> None:
@@ -51,13 +51,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        f_ref = deploy.export_onnx(ref, x[:2], tmp / "ref.onnx")
-        f_small = deploy.export_onnx(variants["narrow cnn(16, 3)"], x[:2], tmp / "small.onnx")
-        q_small = deploy.quantize_static_int8(
+        f_ref = onnx.export_onnx(ref, x[:2], tmp / "ref.onnx")
+        f_small = onnx.export_onnx(variants["narrow cnn(16, 3)"], x[:2], tmp / "small.onnx")
+        q_small = onnx.quantize_static_int8(
             f_small, tmp / "small_int8.onnx", data.digits()["train"].x[:256]
         )
-        r_ref = deploy.ort_runner(deploy.ort_session(f_ref, threads=1))
-        r_q = deploy.ort_runner(deploy.ort_session(q_small, threads=1))
+        r_ref = onnx.ort_runner(onnx.ort_session(f_ref, threads=1))
+        r_q = onnx.ort_runner(onnx.ort_session(q_small, threads=1))
         xb = x[:32]
         ort = bench.compare(
             {"reference FP32": lambda: r_ref(xb), "cnn(16, 3) INT8 QDQ": lambda: r_q(xb)},
@@ -69,13 +69,13 @@ def main() -> None:
         print("| ORT, 1 thread, batch 32 | file bytes | latency ms |")
         print("|---|---|---|")
         print(
-            f"| reference FP32 | {deploy.file_size(f_ref)} | {ort.median_ms['reference FP32']:.4f} |"
+            f"| reference FP32 | {onnx.file_size(f_ref)} | {ort.median_ms['reference FP32']:.4f} |"
         )
         print(
-            f"| cnn(16, 3) INT8 QDQ | {deploy.file_size(q_small)} | {ort.median_ms['cnn(16, 3) INT8 QDQ']:.4f} |"
+            f"| cnn(16, 3) INT8 QDQ | {onnx.file_size(q_small)} | {ort.median_ms['cnn(16, 3) INT8 QDQ']:.4f} |"
         )
         print(
-            f"| ratio | {deploy.file_size(f_ref) / deploy.file_size(q_small):.2f}x smaller "
+            f"| ratio | {onnx.file_size(f_ref) / onnx.file_size(q_small):.2f}x smaller "
             f"| {ort.verdict('cnn(16, 3) INT8 QDQ')} |"
         )
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 os.environ.setdefault("LABKIT_QUIET", "1")  # no progress bars in the report
 
-from labkit import data, deploy, distill, env, pipeline  # noqa: E402
+from labkit import data, distill, env, pipeline  # noqa: E402
 
 ROUNDS, REPEATS = 15, 10
 
@@ -36,7 +36,7 @@ def main() -> None:
         rows = pipeline.with_latency(rows, comps)
     base = rows[0]
     print(f"## Capstone pipeline vs the FP32 teacher (1 thread), CPU: {env.cpu_name()}\n")
-    print(deploy.int8_kernel_note() + "\n")
+    print(env.int8_kernel_note() + "\n")
     print(
         "| stage | runtime | accuracy % | file bytes | smaller | MACs | ms b1 | ms b32 "
         "| faster b1 | faster b32 |"

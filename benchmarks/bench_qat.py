@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from labkit import bench, data, deploy, env, models, qat, train
+from labkit import bench, data, env, models, qat, train
 
 
 def run() -> dict[int, tuple[list[dict[str, Any]], dict[str, bench.Comparison]]]:
@@ -31,7 +31,7 @@ def run() -> dict[int, tuple[list[dict[str, Any]], dict[str, bench.Comparison]]]
 
 def main() -> None:
     tables = run()
-    print(f"CPU: {env.cpu_name()}; {deploy.int8_kernel_note()}")
+    print(f"CPU: {env.cpu_name()}; {env.int8_kernel_note()}")
     print("Course MLP 64-256-256-10 on digits, 1 thread; speed-up = baseline ms / method ms.")
     print("| batch | method | accuracy | size ratio | median ms | verdict |")
     print("|---|---|---|---|---|---|")

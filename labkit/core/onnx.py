@@ -1,11 +1,12 @@
-"""ONNX export, ONNX Runtime sessions, parity and ORT INT8: plumbing several chapters use.
+"""ONNX export, ONNX Runtime (ORT) sessions and ORT INT8: the plumbing several chapters use.
 
-Taught in notebooks/09_onnx_and_tensorrt.ipynb (``labkit.deploy`` re-exports these names);
-used by 06 (ORT's quantisers beside ours), 07 (ORT graph optimisation levels), 10 and 13.
+Met in notebooks 06 (ORT's quantisers beside ours) and 07 (ORT's graph optimisation levels),
+and used throughout 09, whose own code (providers, parity, describe_onnx, TensorRT) lives in
+labkit/deploy/; 10 and 13 use it too. Core, so every chapter calls it at one address:
+``labkit.onnx.export_onnx`` (labkit.onnx is labkit.core.onnx for short).
 
 Pipeline:  PyTorch model --torch.onnx.export (dynamo)--> .onnx --onnx.checker--> ORT session
            .onnx --quantize_static (QDQ, calibrated) / quantize_dynamic--> INT8 .onnx
-Parity: max |y_torch - y_ort| and the allclose rule |g - e| <= atol + rtol * |e| elementwise.
 One vocabulary for ORT's graph optimisation level: ORT_LEVELS, ORT's own names.
 onnx / onnxruntime are imported when first needed; every entry point that reads an .onnx
 file checks it first (check_onnx_file): one ValueError naming the file and the fix.
@@ -26,7 +27,14 @@ import torch
 from torch import nn
 
 from labkit.core.env import has_vnni
-from labkit.core.errors import check_tensor, require
+from labkit.core.errors import (
+    check_choice,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_tensor,
+    require,
+)
 
 # torch's exporter logs one warning per torchvision op when torchvision is not installed (the
 # course does not need it): keep that noise out of the notebooks.
@@ -38,6 +46,16 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+# ORT's GraphOptimizationLevel, lowest first: the course's name -> ORT's enum member
+_ORT_ENUM = {
+    "disable_all": "ORT_DISABLE_ALL",
+    "basic": "ORT_ENABLE_BASIC",
+    "extended": "ORT_ENABLE_EXTENDED",
+    "all": "ORT_ENABLE_ALL",
+}
+ORT_LEVELS = tuple(_ORT_ENUM)
+MAX_THREADS = 256  # more intra-op threads than any laptop has cores: a typo, not a setting
+_FIX = "export the model with labkit.onnx.export_onnx(model, example, path) first"
 
 
 def strip_metadata(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -75,7 +93,7 @@ def export_onnx(
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
     """
-    check_tensor(example, "example")
+    _check_export(model, example)
     onnx = require("onnx", why="ONNX export")
     require("onnxscript", why="the dynamo ONNX exporter needs it")
     path = Path(path)
@@ -107,8 +125,11 @@ def export_onnx(
 
 
 def file_size(path: str | Path) -> int:
-    """Bytes of a file on disk (what ships to the device)."""
-    return Path(path).stat().st_size
+    """Bytes of a file on disk (what ships to the device).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
+    """
+    return _check_file(path).stat().st_size
 
 
 def check_onnx_file(path: str | Path, name: str = "path") -> Path:
@@ -116,38 +137,19 @@ def check_onnx_file(path: str | Path, name: str = "path") -> Path:
 
     The message names the file and the fix (export it with export_onnx) whether the file is
     missing, a folder, empty, or not an ONNX protobuf (a truncated download, a .pt file...).
-
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
+    Used by every function here and in labkit/deploy, labkit/fusion that reads an .onnx file.
     """
-    if not isinstance(path, str | Path):
-        raise ValueError(f"{name} must be a file path (str or Path), got {type(path).__name__}.")
-    path = Path(path)
-    fix = "export the model with labkit.deploy.export_onnx(model, example, path) first"
-    if not path.is_file():
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise ValueError(f"ONNX file {path} {what}; {fix}.")
-    onnx = require("onnx")
+    path = _check_file(path, name)
     try:
-        model = onnx.load(str(path), load_external_data=False)
+        model = require("onnx").load(str(path), load_external_data=False)
     except Exception as exc:  # DecodeError, and friends: one message for all
         raise ValueError(
-            f"{path} is not a valid ONNX model ({type(exc).__name__}); {fix} "
+            f"{path} is not a valid ONNX model ({type(exc).__name__}); {_FIX} "
             "(a file from another tool or a truncated copy cannot be loaded)."
         ) from None
     if not len(model.graph.node) or not len(model.graph.input):
-        raise ValueError(f"{path} holds no ONNX graph (empty or not an ONNX file); {fix}.")
+        raise ValueError(f"{path} holds no ONNX graph (empty or not an ONNX file); {_FIX}.")
     return path
-
-
-def available_providers() -> list[str]:
-    """Execution providers this onnxruntime build offers, in ORT's priority order.
-
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
-    """
-    return list(require("onnxruntime").get_available_providers())
-
-
-ORT_LEVELS = ("disable_all", "basic", "extended", "all")  # ORT's GraphOptimizationLevel names
 
 
 def session_options(
@@ -164,21 +166,12 @@ def session_options(
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
     """
+    _check_session_options(threads, opt_level)
     ort = require("onnxruntime")
-    levels = {
-        "disable_all": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }
-    if opt_level not in levels:
-        raise ValueError(f"opt_level must be one of {sorted(levels)}, got {opt_level!r}.")
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}.")
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
-    so.graph_optimization_level = levels[opt_level]
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _ORT_ENUM[opt_level])
     so.execution_mode = (
         ort.ExecutionMode.ORT_SEQUENTIAL if sequential else ort.ExecutionMode.ORT_PARALLEL
     )
@@ -198,11 +191,13 @@ def ort_session(
 ) -> ort.InferenceSession:
     """An ORT InferenceSession on ``path`` (CPU provider unless ``providers`` is given).
 
+    providers: names (or (name, options) pairs) from onnxruntime.get_available_providers(),
+    in priority order; a name this build lacks is an error, not a silent fall-back to CPU.
+
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "3. Execution providers and session options".
     """
-    ort = require("onnxruntime")
-    path = check_onnx_file(path)
-    return ort.InferenceSession(
+    path = _check_session(path, providers)
+    return require("onnxruntime").InferenceSession(
         str(path),
         session_options(threads, opt_level, optimized_path=optimized_path),
         providers=list(providers) if providers else ["CPUExecutionProvider"],
@@ -210,7 +205,11 @@ def ort_session(
 
 
 def ort_runner(session: ort.InferenceSession) -> Callable[[torch.Tensor | np.ndarray], np.ndarray]:
-    """fn(x) -> first output of ``session`` as a NumPy array (x: tensor or array, float32)."""
+    """fn(x) -> first output of ``session`` as a NumPy array (x: tensor or array, float32).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "Parity with PyTorch".
+    """
+    _check_runner(session)
     name = session.get_inputs()[0].name
 
     def run(x: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -220,51 +219,19 @@ def ort_runner(session: ort.InferenceSession) -> Callable[[torch.Tensor | np.nda
     return run
 
 
-def parity(
-    expected: torch.Tensor | np.ndarray,
-    got: torch.Tensor | np.ndarray,
-    atol: float = 1e-4,
-    rtol: float = 1e-3,
-) -> dict[str, float | bool]:
-    """Compare a runtime's output with PyTorch's.
-
-    max_abs_diff = max |g - e|;  max_rel_diff = max |g - e| / (|e| + 1e-12);
-    ok = every element satisfies |g - e| <= atol + rtol * |e| (NaN anywhere -> not ok).
-
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "2. Export to ONNX".
-    """
-    e = torch.as_tensor(
-        np.asarray(expected.detach() if isinstance(expected, torch.Tensor) else expected)
-    )
-    g = torch.as_tensor(np.asarray(got.detach() if isinstance(got, torch.Tensor) else got))
-    if e.shape != g.shape:
-        raise ValueError(f"shapes differ: expected {tuple(e.shape)}, got {tuple(g.shape)}.")
-    e, g = e.double(), g.double()
-    diff = (g - e).abs()
-    ok = bool(torch.all(diff <= atol + rtol * e.abs()).item())  # NaN compares False
-    return {
-        "max_abs_diff": float(diff.max()) if diff.numel() else 0.0,
-        "max_rel_diff": float((diff / (e.abs() + 1e-12)).max()) if diff.numel() else 0.0,
-        "ok": ok,
-    }
-
-
 def calibration_reader(x: torch.Tensor, input_name: str = "x", batch_size: int = 32) -> Any:
     """An ORT CalibrationDataReader that yields {input_name: float32 batch} then None.
 
+    batches = x[0:b], x[b:2b], ... (the last one may be shorter), as float32 NumPy arrays.
     rewind() starts again from the first batch (ORT's Entropy/Percentile calibrators may
-    need several passes).
-
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
+    need several passes). Notebook 09's Exercise 1 re-implements it.
     """
-    check_tensor(x, "x")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    _check_reader(x, batch_size)
     quant = require("onnxruntime.quantization", "onnxruntime")
 
     class DigitsReader(quant.CalibrationDataReader):
         def __init__(self) -> None:
-            arr = x.detach().cpu().numpy().astype(np.float32)
+            arr = x.detach().cpu().numpy().astype(np.float32)  # (N, ...)
             self.batches = [arr[i : i + batch_size] for i in range(0, len(arr), batch_size)]
             self.index = 0
 
@@ -285,8 +252,7 @@ def calibration_reader(x: torch.Tensor, input_name: str = "x", batch_size: int =
 
 def calibration_method(method: str) -> Any:
     """ORT's CalibrationMethod for "minmax" | "entropy" | "percentile" (the course's names)."""
-    if method not in CALIBRATION_METHODS:
-        raise ValueError(f"method must be one of {CALIBRATION_METHODS}, got {method!r}.")
+    check_choice(method, "method", CALIBRATION_METHODS)
     quant = require("onnxruntime.quantization", "onnxruntime")
     return getattr(quant.CalibrationMethod, {"minmax": "MinMax"}.get(method, method.title()))
 
@@ -305,6 +271,8 @@ def quantize_static_int8(
 ) -> Path:
     """Static INT8 in QDQ format: weights int8 per channel, activations calibrated.
 
+    x ~ s * (q - z) with q int8/uint8; s, z of every activation come from the calibration
+    batches (calib_x, or ``reader``); weights are per-channel symmetric.
     reduce_range: quantise weights to 7 bits (ORT uses [-64, 64]). None (default) turns it on where
     the CPU has no VNNI: AVX2's vpmaddubsw adds two u8*s8 products into a saturating int16,
     and 255 * 127 * 2 > 32767, so full-range weights can overflow and cost accuracy.
@@ -316,9 +284,9 @@ def quantize_static_int8(
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
     """
-    quant = require("onnxruntime.quantization", "onnxruntime")
     ort_method = calibration_method(method)
     fp32_path = check_onnx_file(fp32_path, "fp32_path")
+    quant = require("onnxruntime.quantization", "onnxruntime")
     out_path = Path(out_path)
     act = quant.QuantType.QInt8 if symmetric_activations else quant.QuantType.QUInt8
     # TensorRT's recipe: symmetric int8 everywhere, biases left in float (its DequantizeLinear
@@ -354,10 +322,10 @@ def quantize_dynamic_int8(fp32_path: str | Path, out_path: str | Path) -> Path:
     No calibration data; the runtime pays for a min/max pass over each activation, which
     suits transformers (activation ranges vary per input) better than tiny convnets.
 
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "4. INT8 with ONNX Runtime".
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "Dynamic INT8 for the transformer".
     """
-    quant = require("onnxruntime.quantization", "onnxruntime")
     fp32_path = check_onnx_file(fp32_path, "fp32_path")
+    quant = require("onnxruntime.quantization", "onnxruntime")
     out_path = Path(out_path)
     with _quiet_quantizer():
         quant.quantize_dynamic(
@@ -384,3 +352,55 @@ def _strip_file(path: Path) -> None:
     onnx = require("onnx")
     model = onnx.load(str(path))
     onnx.save(strip_metadata(model), str(path))
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_export(model: object, example: object) -> None:
+    check_model(model)
+    check_nonempty(check_tensor(example, "example"), "example")
+
+
+def _check_file(path: object, name: str = "path") -> Path:
+    if not isinstance(path, str | Path):
+        raise ValueError(f"{name} must be a file path (str or Path), got {type(path).__name__}.")
+    path = Path(path)
+    if not path.is_file():
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise ValueError(f"ONNX file {path} {what}; {_FIX}.")
+    return path
+
+
+def _check_session_options(threads: object, opt_level: object) -> None:
+    check_choice(opt_level, "opt_level", ORT_LEVELS)
+    check_int(threads, "threads", low=1, high=MAX_THREADS)
+
+
+def _check_session(path: object, providers: object) -> Path:
+    if providers is not None:
+        if isinstance(providers, str) or not isinstance(providers, Sequence):
+            raise ValueError(
+                f"providers must be a list such as ['CPUExecutionProvider'], got {providers!r}."
+            )
+        have = list(require("onnxruntime").get_available_providers())
+        for name in (p[0] if isinstance(p, tuple) else p for p in providers):
+            if name not in have:
+                raise ValueError(
+                    f"providers: {name!r} is not an execution provider of this onnxruntime "
+                    f"build (available: {have}); pick from onnxruntime.get_available_providers()."
+                )
+    return check_onnx_file(path)
+
+
+def _check_runner(session: object) -> None:
+    if not callable(getattr(session, "run", None)) or not hasattr(session, "get_inputs"):
+        raise ValueError(
+            "session must be an onnxruntime.InferenceSession (make one with "
+            f"labkit.onnx.ort_session(path)), got {type(session).__name__}."
+        )
+
+
+def _check_reader(x: object, batch_size: object) -> None:
+    check_nonempty(check_tensor(x, "x"), "x")
+    check_int(batch_size, "batch_size", low=1)

@@ -1,4 +1,8 @@
-"""Exercises of notebook 09 (ONNX and TensorRT): a calibration reader and a parity check."""
+"""Exercises of notebook 09 (ONNX and TensorRT): a calibration reader and a parity check.
+
+"deploy.calibration_reader" re-implements labkit.onnx.calibration_reader (core: notebook 06's
+quantisers use it too); "deploy.parity_check" is a tuple-returning deploy.parity.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from labkit import deploy
 from labkit.core.checks import Case, Exercise, close
-
-
-def calibration_reader(x: torch.Tensor, input_name: str = "x", batch_size: int = 32) -> Any:
-    """Reference: an ORT CalibrationDataReader over x in batches (labkit.deploy)."""
-    return deploy.calibration_reader(x, input_name, batch_size)
+from labkit.core.onnx import calibration_reader  # core (06 uses it); 09's learner writes it
+from labkit.deploy.runtime import parity
 
 
 def _drain(reader: Any, limit: int = 100) -> list[Any]:
@@ -67,7 +67,7 @@ def parity_check(
     rtol: float = 1e-3,
 ) -> tuple[float, bool]:
     """Reference: (max |got - expected|, all |got - expected| <= atol + rtol * |expected|)."""
-    r = deploy.parity(expected, got, atol, rtol)
+    r = parity(expected, got, atol, rtol)
     return r["max_abs_diff"], r["ok"]
 
 

@@ -12,7 +12,7 @@ Strong typing: every tensor's type comes from the ONNX graph, not from builder f
 TensorRT 11 removed the weak-typing API (BuilderFlag.FP16/INT8, platform_has_fast_fp16/int8,
 IInt8Calibrator); on 10.x the STRONGLY_TYPED creation flag opts in, on 11.x it is the only
 mode (the flag is kept and ignored). TRT_USED lists every TensorRT name this module touches;
-tests/test_deploy.py checks it by AST against TRT_10_AND_11 and TRT_REMOVED_IN_11.
+tests/deploy/test_deploy.py checks it by AST against TRT_10_AND_11 and TRT_REMOVED_IN_11.
 
 tensorrt is imported only inside the functions (labkit.errors.require), so this module
 imports on any machine; gpu_check_rows() returns "skip" rows where CUDA or tensorrt is missing.
@@ -30,8 +30,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from labkit import deploy
-from labkit.core.errors import MissingDependency, require, require_cuda
+from labkit.core import models
+from labkit.core.errors import (
+    MissingDependency,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_tensor,
+    require,
+    require_cuda,
+)
+from labkit.core.onnx import check_onnx_file, export_onnx, quantize_static_int8
 
 # Every TensorRT name used below, as "Class.attr" under the tensorrt module. The API test
 # checks (a) each is in TRT_10_AND_11, (b) none is in TRT_REMOVED_IN_11, (c) every
@@ -155,16 +164,8 @@ def tensorrt() -> Any:
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    require_cuda("TensorRT")
-    trt = require("tensorrt", why="TensorRT engines; GPU extras: requirements-gpu.txt")
-    major = int(str(trt.__version__).split(".")[0])
-    if major < 10:
-        raise MissingDependency(
-            f"TensorRT {trt.__version__} is too old: labkit uses the TensorRT >= 10 API "
-            "(strongly typed networks, named tensors, execute_async_v3). "
-            "`pip install -r requirements-gpu.txt`."
-        )
-    return trt
+    _check_tensorrt()  # a CUDA GPU, tensorrt installed, version >= 10
+    return require("tensorrt")
 
 
 # --------------------------------------------------------------------------- ONNX with types
@@ -175,10 +176,11 @@ class Float16Graph(nn.Module):
 
     Exported, this is an ONNX graph with float16 weights and a Cast at each end, which is
     how a strongly typed TensorRT network learns that it should run in FP16.
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    Used by export_fp16_onnx (labkit/deploy/trt.py).
     """
 
     def __init__(self, model: nn.Module) -> None:
+        check_model(model)
         super().__init__()
         self.inner = copy.deepcopy(model).eval().half()
 
@@ -191,7 +193,8 @@ def export_fp16_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) 
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    return deploy.export_onnx(Float16Graph(model), example.float(), path)
+    check_tensor(example, "example")
+    return export_onnx(Float16Graph(model), example.float(), path)
 
 
 def export_int8_qdq_onnx(
@@ -203,7 +206,7 @@ def export_int8_qdq_onnx(
     (reduce_range=False: a GPU has no int16 saturation issue), per-channel weight scales.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    return deploy.quantize_static_int8(
+    return quantize_static_int8(
         fp32_path,
         out_path,
         calib_x,
@@ -221,9 +224,9 @@ def engine_path(onnx_path: str | Path, cache_dir: str | Path, settings: dict[str
     """Cache file for an engine: hash of the ONNX bytes, the build settings, TensorRT and GPU.
 
     An engine is specific to the GPU model and TensorRT version that built it.
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    Used by build_engine (labkit/deploy/trt.py).
     """
-    h = hashlib.sha256(deploy.check_onnx_file(onnx_path).read_bytes())
+    h = hashlib.sha256(check_onnx_file(onnx_path).read_bytes())
     h.update(repr(sorted(settings.items())).encode())
     return Path(cache_dir) / f"{Path(onnx_path).stem}-{h.hexdigest()[:16]}.engine"
 
@@ -245,14 +248,7 @@ def build_engine(
     FP32 engine, export_fp16_onnx an FP16 one, export_int8_qdq_onnx an INT8 one.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    onnx_path = deploy.check_onnx_file(onnx_path)
-    if not all(isinstance(b, int) for b in (min_batch, opt_batch, max_batch)) or not (
-        1 <= min_batch <= opt_batch <= max_batch
-    ):
-        raise ValueError(
-            "need integers 1 <= min_batch <= opt_batch <= max_batch, "
-            f"got {min_batch!r}, {opt_batch!r}, {max_batch!r}."
-        )
+    onnx_path = _check_build(onnx_path, (min_batch, opt_batch, max_batch), workspace_bytes)
     trt = tensorrt()
     settings = {
         "profile": (min_batch, opt_batch, max_batch),
@@ -267,9 +263,7 @@ def build_engine(
     builder = trt.Builder(logger)
     network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
     parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes()):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ValueError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    _parsed(parser, onnx_path)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_bytes)
     profile = builder.create_optimization_profile()
@@ -278,10 +272,8 @@ def build_engine(
         rest = tuple(tensor.shape)[1:]
         profile.set_shape(tensor.name, (min_batch, *rest), (opt_batch, *rest), (max_batch, *rest))
     config.add_optimization_profile(profile)
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
-        raise ValueError(f"TensorRT failed to build {onnx_path.name}; see the log lines above.")
-    engine = bytes(serialized)
+    built = builder.build_serialized_network(network, config)
+    engine = bytes(_ok(built, f"TensorRT failed to build {onnx_path.name}; see the log above."))
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_bytes(engine)
     return engine
@@ -299,14 +291,14 @@ def runner(engine_bytes: bytes) -> Callable[[torch.Tensor], dict[str, torch.Tens
     fn.max_batch is the profile's largest batch; run_batched splits larger inputs.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
+    _check_engine_bytes(engine_bytes)
     trt = tensorrt()
     runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-    engine = runtime.deserialize_cuda_engine(engine_bytes)
-    if engine is None:
-        raise ValueError(
-            "TensorRT could not deserialize the engine (built on another GPU or TensorRT "
-            "version?); rebuild it with build_engine."
-        )
+    engine = _ok(
+        runtime.deserialize_cuda_engine(engine_bytes),
+        "TensorRT could not deserialize "
+        "the engine (another GPU or TensorRT version?); rebuild it with build_engine.",
+    )
     context = engine.create_execution_context()
     dtypes = {
         trt.DataType.FLOAT: torch.float32,
@@ -323,16 +315,7 @@ def runner(engine_bytes: bytes) -> Callable[[torch.Tensor], dict[str, torch.Tens
     keep: list[torch.Tensor] = []  # buffers must outlive the asynchronous launch
 
     def run(x: torch.Tensor) -> dict[str, torch.Tensor]:
-        shape = tuple(x.shape)
-        outside = len(shape) != len(low) or any(
-            not lo <= s <= hi for s, lo, hi in zip(shape, low, high, strict=False)
-        )
-        if outside or not context.set_input_shape(inputs[0], shape):
-            raise ValueError(
-                f"input shape {shape} is outside the engine's optimisation profile "
-                f"{low} .. {high}; split the batch (deploy_trt.run_batched) or rebuild with "
-                "build_engine(..., max_batch=...)."
-            )
+        _set_shape(context, inputs[0], tuple(x.shape), low, high)  # (N, 1, 8, 8) within profile
         x = x.to("cuda", dtypes[engine.get_tensor_dtype(inputs[0])]).contiguous()
         keep[:] = [x]
         context.set_tensor_address(inputs[0], x.data_ptr())
@@ -343,8 +326,7 @@ def runner(engine_bytes: bytes) -> Callable[[torch.Tensor], dict[str, torch.Tens
             context.set_tensor_address(name, out.data_ptr())
             result[name] = out
         stream = torch.cuda.current_stream()
-        if not context.execute_async_v3(stream.cuda_stream):
-            raise ValueError("TensorRT execute_async_v3 failed; see the log lines above.")
+        _ok(context.execute_async_v3(stream.cuda_stream), "execute_async_v3 failed; see the log.")
         stream.synchronize()
         return result
 
@@ -359,8 +341,7 @@ def run_batched(
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    if not isinstance(max_batch, int) or max_batch < 1:
-        raise ValueError(f"max_batch must be a positive integer, got {max_batch!r}.")
+    _check_run_batched(x, max_batch)
     parts = [run(chunk) for chunk in x.split(max_batch)]
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
@@ -375,7 +356,7 @@ def gpu_check_rows() -> list[tuple[str, str, str]]:
     and compare with PyTorch FP32 (relative error max|y - y_ref| / max|y_ref|: FP16 < 2e-2,
     INT8 < 0.15), and check that a batch outside the profile raises ValueError.
     Without them: one "skip" row per path, saying what is missing.
-    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
+    Used by rows (labkit/course/gpu_check.py).
     """
     paths = ("TensorRT FP16 engine", "TensorRT INT8 engine (Q/DQ)", "TensorRT profile guard")
     try:
@@ -383,8 +364,6 @@ def gpu_check_rows() -> list[tuple[str, str, str]]:
     except MissingDependency as exc:
         reason = str(exc).split(". ")[0]
         return [(p, "skip", reason) for p in paths]
-    from labkit import models
-
     rows: list[tuple[str, str, str]] = []
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -394,7 +373,7 @@ def gpu_check_rows() -> list[tuple[str, str, str]]:
         ref = model(x)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        fp32 = deploy.export_onnx(model, x[:2], work / "tiny.onnx")
+        fp32 = export_onnx(model, x[:2], work / "tiny.onnx")
         builds = (
             (paths[0], lambda: export_fp16_onnx(model, x[:2], work / "tiny_fp16.onnx"), 2e-2),
             (paths[1], lambda: export_int8_qdq_onnx(fp32, work / "tiny_int8.onnx", x), 0.15),
@@ -420,3 +399,69 @@ def gpu_check_rows() -> list[tuple[str, str, str]]:
             except ValueError:
                 rows.append((paths[2], "ok", "batch 65 > profile max 64 raises ValueError"))
     return rows
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+MAX_BATCH = 4096  # the largest batch export_onnx declares for the symbolic batch axis
+
+
+def _check_tensorrt() -> None:
+    require_cuda("TensorRT")
+    trt = require("tensorrt", why="TensorRT engines; GPU extras: requirements-gpu.txt")
+    if int(str(trt.__version__).split(".")[0]) < 10:
+        raise MissingDependency(
+            f"TensorRT {trt.__version__} is too old: labkit uses the TensorRT >= 10 API "
+            "(strongly typed networks, named tensors, execute_async_v3). "
+            "`pip install -r requirements-gpu.txt`."
+        )
+
+
+def _check_build(onnx_path: object, batches: tuple, workspace_bytes: object) -> Path:
+    for name, b in zip(("min_batch", "opt_batch", "max_batch"), batches, strict=True):
+        check_int(b, name, low=1, high=MAX_BATCH)
+    if not batches[0] <= batches[1] <= batches[2]:
+        raise ValueError(
+            "need integers 1 <= min_batch <= opt_batch <= max_batch, got "
+            f"{', '.join(map(repr, batches))}; e.g. min_batch=1, opt_batch=32, max_batch=256."
+        )
+    check_int(workspace_bytes, "workspace_bytes", low=1 << 20, high=1 << 40)
+    return check_onnx_file(onnx_path, "onnx_path")
+
+
+def _check_engine_bytes(engine_bytes: object) -> None:
+    if not isinstance(engine_bytes, bytes | bytearray | memoryview):
+        raise ValueError(
+            "engine_bytes must be the bytes build_engine returns (a serialized engine), got "
+            f"{type(engine_bytes).__name__}; an .onnx path goes to build_engine first."
+        )
+
+
+def _check_run_batched(x: object, max_batch: object) -> None:
+    check_nonempty(check_tensor(x, "x", floating=False), "x")
+    check_int(max_batch, "max_batch", low=1)
+
+
+def _parsed(parser: Any, onnx_path: Path) -> None:
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ValueError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+
+
+def _set_shape(context: Any, name: str, shape: tuple, low: tuple, high: tuple) -> None:
+    outside = len(shape) != len(low) or any(
+        not lo <= s <= hi for s, lo, hi in zip(shape, low, high, strict=False)
+    )
+    if outside or not context.set_input_shape(name, shape):
+        raise ValueError(
+            f"input shape {shape} is outside the engine's optimisation profile "
+            f"{low} .. {high}; split the batch (deploy.run_batched) or rebuild with "
+            "build_engine(..., max_batch=...)."
+        )
+
+
+def _ok(result: Any, message: str) -> Any:
+    """TensorRT's result, or ValueError(message) where it returned None or False (it logs why)."""
+    if result is None or result is False:
+        raise ValueError(message)
+    return result

@@ -13,7 +13,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import data, deploy, models, train
+from labkit import data, deploy, env, models, train
+from labkit import onnx as lk_onnx
 from labkit.core.errors import MissingDependency
 from labkit.deploy import trt as deploy_trt
 
@@ -31,7 +32,7 @@ def cnn_files(tmp_path_factory, digits):
     train.fit(model, data.digits_loaders(64).train, epochs=4, lr=3e-3)
     model.eval()
     tmp = tmp_path_factory.mktemp("onnx")
-    fp32 = deploy.export_onnx(model, digits["test"].x[:2], tmp / "cnn.onnx")
+    fp32 = lk_onnx.export_onnx(model, digits["test"].x[:2], tmp / "cnn.onnx")
     return model, fp32, tmp
 
 
@@ -48,7 +49,7 @@ def test_onnx_cnn_parity_with_pytorch(cnn_files, digits, batch) -> None:
     x = digits["test"].x[:batch]
     with torch.no_grad():
         expected = model(x)
-    got = deploy.ort_runner(deploy.ort_session(fp32, threads=2))(x)
+    got = lk_onnx.ort_runner(lk_onnx.ort_session(fp32, threads=2))(x)
     result = deploy.parity(expected, got, atol=1e-4, rtol=1e-4)
     assert got.shape == (batch, 10)
     assert result["ok"], result
@@ -58,8 +59,8 @@ def test_onnx_cnn_parity_with_pytorch(cnn_files, digits, batch) -> None:
 def test_onnx_transformer_parity_with_pytorch(tmp_path, digits) -> None:
     torch.manual_seed(0)
     model = deploy.digit_transformer(d_model=32, heads=4, depth=1).eval()
-    path = deploy.export_onnx(model, digits["test"].x[:2], tmp_path / "tr.onnx")
-    run = deploy.ort_runner(deploy.ort_session(path))
+    path = lk_onnx.export_onnx(model, digits["test"].x[:2], tmp_path / "tr.onnx")
+    run = lk_onnx.ort_runner(lk_onnx.ort_session(path))
     for batch in (1, 17):
         x = digits["test"].x[:batch]
         with torch.no_grad():
@@ -67,17 +68,17 @@ def test_onnx_transformer_parity_with_pytorch(tmp_path, digits) -> None:
         assert result["ok"], result
 
 
-@pytest.mark.parametrize("method", deploy.CALIBRATION_METHODS)
+@pytest.mark.parametrize("method", lk_onnx.CALIBRATION_METHODS)
 def test_static_int8_accuracy_within_one_point_and_smaller(cnn_files, digits, method) -> None:
     model, fp32, tmp = cnn_files
-    int8 = deploy.quantize_static_int8(
+    int8 = lk_onnx.quantize_static_int8(
         fp32, tmp / f"cnn_{method}.onnx", digits["train"].x[:256], method=method
     )
     ops = deploy.describe_onnx(int8)["op_types"]
     assert ops.get("QuantizeLinear", 0) >= 4 and ops.get("DequantizeLinear", 0) >= 4
     x, y = digits["test"]
-    acc32 = deploy.accuracy(deploy.ort_runner(deploy.ort_session(fp32)), x, y)
-    acc8 = deploy.accuracy(deploy.ort_runner(deploy.ort_session(int8)), x, y)
+    acc32 = train.accuracy(lk_onnx.ort_runner(lk_onnx.ort_session(fp32)), x, y)
+    acc8 = train.accuracy(lk_onnx.ort_runner(lk_onnx.ort_session(int8)), x, y)
     assert acc32 > 0.95
     assert acc8 >= acc32 - 0.01, (method, acc32, acc8)
 
@@ -85,11 +86,11 @@ def test_static_int8_accuracy_within_one_point_and_smaller(cnn_files, digits, me
 def test_static_int8_file_is_at_least_3_5x_smaller(tmp_path, digits) -> None:
     """Size does not depend on training: the width-48 CNN of notebook 09, freshly initialised."""
     torch.manual_seed(0)
-    fp32 = deploy.export_onnx(
+    fp32 = lk_onnx.export_onnx(
         models.cnn(width=48, depth=3), digits["test"].x[:2], tmp_path / "w48.onnx"
     )
-    int8 = deploy.quantize_static_int8(fp32, tmp_path / "w48_int8.onnx", digits["train"].x[:64])
-    ratio = deploy.file_size(fp32) / deploy.file_size(int8)
+    int8 = lk_onnx.quantize_static_int8(fp32, tmp_path / "w48_int8.onnx", digits["train"].x[:64])
+    ratio = lk_onnx.file_size(fp32) / lk_onnx.file_size(int8)
     assert 3.5 <= ratio < 4.0, ratio  # weights shrink exactly 4x; scales and graph cost a little
 
 
@@ -97,7 +98,7 @@ def test_int8_weights_are_stored_as_int8(cnn_files, digits) -> None:
     import onnx
 
     _, fp32, tmp = cnn_files
-    int8 = deploy.quantize_static_int8(
+    int8 = lk_onnx.quantize_static_int8(
         fp32, tmp / "cnn_sym.onnx", digits["train"].x[:64], symmetric_activations=True
     )
     inits = {t.name: t for t in onnx.load(str(int8)).graph.initializer}
@@ -117,17 +118,17 @@ def test_dynamic_int8_transformer_asset(tmp_path, digits) -> None:
     with torch.no_grad():
         acc_torch = float((model(x).argmax(1) == y).float().mean())
     assert abs(acc_torch - float(meta["test_accuracy"])) < 1e-3
-    fp32 = deploy.export_onnx(model, x[:2], tmp_path / "tr.onnx")
-    dyn = deploy.quantize_dynamic_int8(fp32, tmp_path / "tr_dyn.onnx")
+    fp32 = lk_onnx.export_onnx(model, x[:2], tmp_path / "tr.onnx")
+    dyn = lk_onnx.quantize_dynamic_int8(fp32, tmp_path / "tr_dyn.onnx")
     assert deploy.describe_onnx(dyn)["op_types"].get("MatMulInteger", 0) >= 4
-    acc8 = deploy.accuracy(deploy.ort_runner(deploy.ort_session(dyn)), x, y)
+    acc8 = train.accuracy(lk_onnx.ort_runner(lk_onnx.ort_session(dyn)), x, y)
     assert acc8 >= acc_torch - 0.01
-    assert deploy.file_size(fp32) / deploy.file_size(dyn) > 3.0
+    assert lk_onnx.file_size(fp32) / lk_onnx.file_size(dyn) > 3.0
 
 
 def test_calibration_reader_yields_every_example_once() -> None:
     x = torch.arange(70 * 64, dtype=torch.float64).reshape(70, 1, 8, 8)
-    reader = deploy.calibration_reader(x, "inp", 32)
+    reader = lk_onnx.calibration_reader(x, "inp", 32)
     batches = list(reader)
     assert [b["inp"].shape[0] for b in batches] == [32, 32, 6]
     assert all(b["inp"].dtype == np.float32 for b in batches)
@@ -153,17 +154,85 @@ def test_parity_agrees_with_numpy_allclose(values, noise, atol, rtol) -> None:
 
 def test_bad_input_gives_clear_errors(tmp_path) -> None:
     with pytest.raises(ValueError, match="threads"):
-        deploy.session_options(threads=0)
+        lk_onnx.session_options(threads=0)
     with pytest.raises(ValueError, match="opt_level"):
-        deploy.session_options(opt_level="max")
+        lk_onnx.session_options(opt_level="max")
     with pytest.raises(ValueError, match="shapes differ"):
         deploy.parity(torch.zeros(2, 3), torch.zeros(3, 2))
     with pytest.raises(ValueError, match="method"):
-        deploy.quantize_static_int8(
+        lk_onnx.quantize_static_int8(
             tmp_path / "a.onnx", tmp_path / "b.onnx", torch.zeros(1, 1, 8, 8), method="kl"
         )
     with pytest.raises(ValueError, match="divisible"):
         deploy.digit_transformer(d_model=30, heads=4)
+
+
+@pytest.mark.parametrize(
+    ("call", "name"),
+    [
+        (lambda: lk_onnx.session_options(threads=True), "threads"),  # a bool is not a count
+        (lambda: lk_onnx.session_options(threads=10**6), "threads"),
+        (lambda: lk_onnx.calibration_reader(torch.zeros(0, 1, 8, 8)), "x"),
+        (lambda: lk_onnx.calibration_reader(torch.zeros(4, 1, 8, 8), batch_size=0), "batch_size"),
+        (lambda: lk_onnx.calibration_reader(torch.zeros(4, 1, 8, 8), batch_size=2.5), "batch_size"),
+        (lambda: lk_onnx.export_onnx("cnn.pt", torch.zeros(2, 1, 8, 8), "m.onnx"), "model"),
+        (
+            lambda: lk_onnx.export_onnx(models.cnn(8, 2), torch.zeros(0, 1, 8, 8), "m.onnx"),
+            "example",
+        ),
+        (lambda: lk_onnx.ort_runner("cnn.onnx"), "session"),
+        (lambda: deploy.parity(torch.zeros(0, 10), torch.zeros(0, 10)), "expected"),
+        (lambda: deploy.parity(torch.zeros(2, 10), {"logits": torch.zeros(2, 10)}), "got"),
+        (lambda: deploy.parity(torch.zeros(2), ["a", "b"]), "got"),
+        (lambda: deploy.parity(torch.zeros(2), torch.zeros(2), atol=-1e-4), "atol"),
+        (lambda: deploy.parity(torch.zeros(2), torch.zeros(2), rtol=float("nan")), "rtol"),
+        (lambda: deploy.digit_transformer(depth=0), "depth"),
+        (lambda: deploy.digit_transformer(d_model=10**6), "d_model"),
+        (lambda: deploy.digit_transformer(d_model=64.0), "d_model"),
+        (lambda: deploy.DigitTransformer(heads=0), "heads"),
+        (lambda: deploy.train_transformer(epochs=0), "epochs"),
+        (lambda: deploy.runner("cnn.onnx"), "engine_bytes"),
+        (lambda: deploy.run_batched(lambda x: {"y": x}, torch.zeros(0, 2), 4), "x"),
+        (lambda: deploy.run_batched(lambda x: {"y": x}, torch.zeros(3, 2), True), "max_batch"),
+        (lambda: deploy_trt.Float16Graph("cnn.pt"), "model"),
+        (lambda: deploy.export_fp16_onnx(models.cnn(8, 2), [[0.0]], "m.onnx"), "example"),
+    ],
+)
+def test_bad_input_names_the_parameter(call, name) -> None:
+    """Empty inputs, non-models, bools, fractional, zero and huge counts: one ValueError each."""
+    with pytest.raises(ValueError, match=rf"\b{name}\b"):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("batches", "name"),
+    [
+        ({"min_batch": 0}, "min_batch"),
+        ({"opt_batch": -1}, "opt_batch"),
+        ({"max_batch": 10**7}, "max_batch"),  # a profile this large would not fit a GPU
+        ({"max_batch": 256.0}, "max_batch"),
+        ({"workspace_bytes": 0}, "workspace_bytes"),
+    ],
+)
+def test_build_engine_refuses_bad_profiles_before_needing_a_gpu(cnn_files, batches, name) -> None:
+    _, fp32, _ = cnn_files
+    with pytest.raises(ValueError, match=name):
+        deploy.build_engine(fp32, **batches)
+
+
+def test_ort_session_refuses_unknown_providers(cnn_files) -> None:
+    """ORT itself only warns and falls back to CPU; a typo must not pass for a GPU run."""
+    _, fp32, _ = cnn_files
+    with pytest.raises(ValueError, match="providers: 'CUDAExecutionProviderr'"):
+        lk_onnx.ort_session(fp32, providers=["CUDAExecutionProviderr"])
+    with pytest.raises(ValueError, match="providers must be a list"):
+        lk_onnx.ort_session(fp32, providers="CPUExecutionProvider")  # ORT would split the letters
+    assert lk_onnx.ort_session(fp32, providers=deploy.gpu_providers("c")).get_providers()
+
+
+def test_file_size_of_a_missing_file_names_it(tmp_path) -> None:
+    with pytest.raises(ValueError, match="nothing.onnx does not exist"):
+        lk_onnx.file_size(tmp_path / "nothing.onnx")
 
 
 BAD_FILES = {
@@ -173,13 +242,13 @@ BAD_FILES = {
     "folder": "dir",
 }
 ENTRY_POINTS = {
-    "ort_session": lambda p, tmp: deploy.ort_session(p),
+    "ort_session": lambda p, tmp: lk_onnx.ort_session(p),
     "describe_onnx": lambda p, tmp: deploy.describe_onnx(p),
-    "quantize_static_int8": lambda p, tmp: deploy.quantize_static_int8(
+    "quantize_static_int8": lambda p, tmp: lk_onnx.quantize_static_int8(
         p, tmp / "out.onnx", torch.zeros(4, 1, 8, 8)
     ),
-    "quantize_dynamic_int8": lambda p, tmp: deploy.quantize_dynamic_int8(p, tmp / "out.onnx"),
-    "check_onnx_file": lambda p, tmp: deploy.check_onnx_file(p),
+    "quantize_dynamic_int8": lambda p, tmp: lk_onnx.quantize_dynamic_int8(p, tmp / "out.onnx"),
+    "check_onnx_file": lambda p, tmp: lk_onnx.check_onnx_file(p),
     "deploy_trt.build_engine": lambda p, tmp: deploy_trt.build_engine(p),
 }
 
@@ -216,9 +285,9 @@ def test_describe_onnx_turns_checker_failures_into_value_error(tmp_path, cnn_fil
 
 def test_check_onnx_file_accepts_a_real_model_and_rejects_non_paths(cnn_files) -> None:
     _, fp32, _ = cnn_files
-    assert deploy.check_onnx_file(str(fp32)) == fp32
+    assert lk_onnx.check_onnx_file(str(fp32)) == fp32
     with pytest.raises(ValueError, match="file path"):
-        deploy.check_onnx_file(b"bytes are not a path")
+        lk_onnx.check_onnx_file(b"bytes are not a path")
 
 
 def test_providers_and_gpu_route() -> None:
@@ -233,9 +302,9 @@ def test_providers_and_gpu_route() -> None:
 
 
 def test_int8_kernel_note_names_the_instruction() -> None:
-    assert "vpdpbusd" in deploy.int8_kernel_note({"avx2": True, "avx512_vnni": True})
-    assert "vpmaddubsw" in deploy.int8_kernel_note({"avx2": True, "avx512_vnni": False})
-    assert "No AVX2" in deploy.int8_kernel_note({})
+    assert "vpdpbusd" in env.int8_kernel_note({"avx2": True, "avx512_vnni": True})
+    assert "vpmaddubsw" in env.int8_kernel_note({"avx2": True, "avx512_vnni": False})
+    assert "No AVX2" in env.int8_kernel_note({})
 
 
 # --------------------------------------------------------------------------- TensorRT
@@ -325,8 +394,11 @@ def test_trt_api_scan_catches_the_removed_api() -> None:
     assert "execute_async_v2" in _attribute_names(old) & _removed_leaf_names()
 
 
-def test_deploy_itself_has_no_tensorrt_code() -> None:
-    assert not _trt_uses(Path(inspect.getsourcefile(deploy)).read_text()) - {"DataType.FLOAT"}
+def test_only_trt_py_holds_tensorrt_code() -> None:
+    from labkit.deploy import runtime, transformer
+
+    for module in (deploy, runtime, transformer):
+        assert not _trt_uses(Path(inspect.getsourcefile(module)).read_text()), module.__name__
     assert not hasattr(deploy, "trt_build_engine")
 
 
@@ -434,10 +506,10 @@ def test_engine_cache_key_changes_with_settings(tmp_path, cnn_files) -> None:
 
 
 def test_reduce_range_defaults_on_only_without_vnni() -> None:
-    assert deploy.has_vnni({"avx2": True, "avx512_vnni": False, "avx_vnni": False}) is False
-    assert deploy.has_vnni({"avx2": True, "avx512_vnni": True}) is True
-    assert deploy.has_vnni({"avx2": True, "avx_vnni": True}) is True
-    src = inspect.getsource(deploy.quantize_static_int8)
+    assert env.has_vnni({"avx2": True, "avx512_vnni": False, "avx_vnni": False}) is False
+    assert env.has_vnni({"avx2": True, "avx512_vnni": True}) is True
+    assert env.has_vnni({"avx2": True, "avx_vnni": True}) is True
+    src = inspect.getsource(lk_onnx.quantize_static_int8)
     assert "reduce_range=reduce_range" in src
 
 
@@ -535,7 +607,7 @@ def test_one_calibration_method_table_for_ort_range_and_the_static_quantiser() -
 
     from labkit import quant
 
-    assert [deploy.calibration_method(m) for m in deploy.CALIBRATION_METHODS] == [
+    assert [lk_onnx.calibration_method(m) for m in lk_onnx.CALIBRATION_METHODS] == [
         CalibrationMethod.MinMax,
         CalibrationMethod.Entropy,
         CalibrationMethod.Percentile,
