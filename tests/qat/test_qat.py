@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 from labkit import data, generate, models, qat, quant, train
+from labkit.qat.runtimes import _allow_nondeterministic
 
 
 @pytest.fixture(scope="module")
@@ -248,6 +249,82 @@ def test_bad_input_raises_clear_errors(digits_mlp) -> None:
         qat.sensitivity(model, calib, x_val, torch.zeros(len(x_val), dtype=torch.long), (1,))
 
 
+def _tiny() -> tuple[nn.Module, list[torch.Tensor]]:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)), [torch.randn(5, 4)]
+
+
+def _bad_calls() -> list[tuple[str, object]]:
+    """(parameter the message must name, call) for every class of bad input qat guards."""
+    mlp, calib = _tiny()
+    x, y = calib[0], torch.zeros(5, dtype=torch.long)
+    sens = {"0": {2: 0.1, 8: 0.0}, "2": {2: 0.1, 8: 0.0}}
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    return [
+        # a string (or a state dict) where a model is expected
+        ("model", lambda: qat.quantizable_layers("mlp.pt")),
+        ("model", lambda: qat.quant_layers({"weight": x})),
+        ("model", lambda: qat.size_bytes("mlp.pt", 8)),
+        ("model", lambda: qat.qat_step("mlp.pt", x, y, opt)),
+        ("qmodel", lambda: qat.qat_finetune("mlp.pt", [(x, y)])),
+        ("qmodel", lambda: qat.calibrate_activations("mlp.pt", calib)),
+        ("model", lambda: qat.sensitivity("mlp.pt", calib, x, y)),
+        ("model", lambda: qat.torch_int8("mlp.pt")),
+        ("labkit_int8", lambda: qat.runtime_table(mlp, calib, x, y, "int8.pt", batch=2)),
+        # counts: zero, negative, fractional, bool, absurdly large
+        ("num_batches", lambda: qat.calibration_batches([(x, y)], num_batches=-1)),
+        ("num_batches", lambda: qat.calibration_batches([(x, y)], num_batches=2.5)),
+        ("num_batches", lambda: qat.calibration_batches([(x, y)], num_batches=True)),
+        ("num_batches", lambda: qat.calibration_batches([(x, y)], num_batches=10**9)),
+        ("epochs", lambda: qat.qat_finetune(mlp, [(x, y)], epochs=True)),
+        ("epochs", lambda: qat.qat_finetune(mlp, [(x, y)], epochs=1.5)),
+        ("epochs", lambda: qat.qat_finetune(mlp, [(x, y)], epochs=10**9)),
+        ("lr", lambda: qat.qat_finetune(mlp, [(x, y)], lr=float("nan"))),
+        ("batch", lambda: qat.runtime_table(mlp, calib, x, y, mlp, batch=0)),
+        ("batch", lambda: qat.runtime_table(mlp, calib, x, y, mlp, batch=True)),
+        ("budget_bytes", lambda: qat.assign_bits(mlp, sens, 10.5)),
+        ("budget_bytes", lambda: qat.assign_bits(mlp, sens, True)),
+        # bit widths outside 2..16, or a bool
+        ("bits", lambda: qat.prepare(mlp, w_bits=True)),
+        ("bits", lambda: qat.size_bytes(mlp, {"0": 1})),
+        ("bits", lambda: qat.QuantLayer(nn.Linear(2, 2), a_bits=32)),
+        ("bits", lambda: qat.assign_bits(mlp, {"0": {1: 0.0}, "2": {8: 0.0}}, 10**6)),
+        ("momentum", lambda: qat.QuantLayer(nn.Linear(2, 2), momentum=float("nan"))),
+        # empty lists and tensors, NaN inputs
+        ("calibration batch", lambda: qat.static_ptq(mlp, [torch.empty(0, 4)], 8)),
+        ("calibration batch", lambda: qat.static_ptq(mlp, [torch.full((2, 4), float("nan"))])),
+        ("batches", lambda: qat.static_ptq(mlp, torch.randn(5, 4), 8)),
+        ("calib", lambda: qat.sensitivity(mlp, [], x, y)),
+        ("calib", lambda: qat.torch_int8(mlp, [])),
+        ("x_val", lambda: qat.sensitivity(mlp, calib, torch.empty(0, 4), y[:0])),
+        ("bits_list", lambda: qat.sensitivity(mlp, calib, x, y, bits_list=())),
+        ("loader", lambda: qat.qat_finetune(mlp, [])),
+        ("loader", lambda: qat.qat_finetune(mlp, iter([(x, y)]), epochs=2)),
+        ("loader", lambda: qat.calibration_batches("digits", 4)),
+        ("sens", lambda: qat.assign_bits(mlp, {"0": {}, "2": {8: 0.0}}, 10**6)),
+        # mismatched shapes between arguments
+        ("y", lambda: qat.qat_step(mlp, x, y[:3], opt)),
+        ("y_test", lambda: qat.runtime_table(mlp, calib, x, y[:2], mlp, batch=2)),
+        ("a_bits", lambda: qat.QuantLayer(nn.Linear(4, 3), a_bits=None).act_qparams()),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_calls())))
+def test_every_bad_input_class_names_the_parameter(case: int) -> None:
+    name, call = _bad_calls()[case]
+    with pytest.raises(ValueError, match=name):
+        call()
+
+
+def test_qat_step_trains_on_matching_shapes() -> None:
+    """The positive twin of the shape check: the guard lets a correct step through."""
+    mlp, calib = _tiny()
+    opt = torch.optim.SGD(mlp.parameters(), lr=0.1)
+    y = torch.zeros(5, dtype=torch.long)
+    loss = qat.qat_step(mlp, calib[0], y, opt)
+    assert math.isfinite(loss) and mlp.training
+
+
 # --------------------------------------------------------------------------- size
 
 
@@ -341,7 +418,7 @@ def test_torch_int8_runs_without_deterministic_warnings(digits_mlp, capfd) -> No
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         pt = qat.torch_int8(model, calib)
-        with torch.no_grad(), qat._allow_nondeterministic():
+        with torch.no_grad(), _allow_nondeterministic():
             acc = _accuracy(pt, splits["test"])
         assert torch.are_deterministic_algorithms_enabled()
     finally:
