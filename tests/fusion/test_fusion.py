@@ -11,6 +11,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from labkit import fusion, models
 from labkit import onnx as lk_onnx
+from labkit.fusion.lesson import _no_graph_cache_across_isas
 
 
 def random_bn(c: int, seed: int, affine: bool = True) -> nn.BatchNorm2d:
@@ -84,6 +85,61 @@ def test_fold_rejects_bad_input():
         fusion.fold_conv_bn(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4, track_running_stats=False))
     with pytest.raises(ValueError, match="nn.Conv2d"):
         fusion.fold_conv_bn(nn.Linear(3, 4), nn.BatchNorm2d(4))
+
+
+def _bn_with(**stats: torch.Tensor) -> nn.BatchNorm2d:
+    bn = random_bn(4, 0)
+    for name, value in stats.items():
+        setattr(bn, name, value)
+    return bn
+
+
+def _bad_calls() -> list[tuple[str, object]]:
+    """(parameter the message must name, call) for every class of bad input fusion guards."""
+    conv, x = nn.Conv2d(3, 4, 3), torch.randn(8)
+    lin = nn.Linear(4, 4)
+    return [
+        # mismatched shapes and broken statistics in conv/BN folding
+        ("running_mean", lambda: fusion.fold_conv_bn(conv, _bn_with(running_mean=torch.zeros(5)))),
+        ("running_var", lambda: fusion.fold_conv_bn(conv, _bn_with(running_var=-torch.ones(4)))),
+        (
+            "running_mean",
+            lambda: fusion.fold_conv_bn(
+                conv, _bn_with(running_mean=torch.full((4,), float("nan")))
+            ),
+        ),
+        ("bn", lambda: fusion.fold_conv_bn(conv, "bn")),
+        # a string where a model (or a layer class) is expected
+        ("model", lambda: fusion.fold_model("cnn.pt")),
+        ("model", lambda: fusion.count_layers("cnn.pt", nn.BatchNorm2d)),
+        ("kind", lambda: fusion.count_layers(conv, "BatchNorm2d")),
+        ("dtype", lambda: fusion.fuse_qkv(lin, nn.Linear(4, 4, dtype=torch.float64), lin)),
+        # sizes and counts: zero, negative, fractional, bool, absurdly large
+        ("sizes", lambda: fusion.split_qkv(torch.randn(2, 8), (4, 4))),
+        ("sizes", lambda: fusion.split_qkv(torch.randn(2, 8), (4, 5, -1))),
+        ("sizes", lambda: fusion.split_qkv(torch.randn(2, 8), (True, 3, 4))),
+        ("length", lambda: fusion.elementwise_chain(x, length=0)),
+        ("length", lambda: fusion.elementwise_chain(x, length=2.5)),
+        ("length", lambda: fusion.elementwise_chain(x, length=True)),
+        ("length", lambda: fusion.elementwise_chain(x, length=10**7)),
+        ("numel", lambda: fusion.chain_traffic(0, 8)),
+        ("length", lambda: fusion.chain_traffic(1000, 2.5)),
+        ("itemsize", lambda: fusion.chain_traffic(1000, 8, itemsize=-4)),
+        ("n", lambda: fusion.matmul_traffic(0)),
+        ("n", lambda: fusion.matmul_traffic(True)),
+        ("numel", lambda: fusion.cuda_chain_speedup(numel=1 << 40)),
+        # empty tensors
+        ("x", lambda: fusion.elementwise_chain(torch.empty(0))),
+        ("y", lambda: fusion.split_qkv(torch.empty(0, 3), (1, 1, 1))),
+        ("example is empty", lambda: fusion.ort_levels("cnn.onnx", torch.empty(0, 1, 8, 8))),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(_bad_calls())))
+def test_every_bad_input_class_names_the_parameter(case):
+    name, call = _bad_calls()[case]
+    with pytest.raises(ValueError, match=name):
+        call()
 
 
 @pytest.mark.parametrize("biases", [(True, True, True), (False, False, False), (True, False, True)])
@@ -172,10 +228,10 @@ def test_forced_isa_switches_off_the_graph_cache(monkeypatch):
 
     monkeypatch.setattr(inductor_config, "fx_graph_cache", True)
     monkeypatch.delenv("ATEN_CPU_CAPABILITY", raising=False)
-    fusion._no_graph_cache_across_isas()
+    _no_graph_cache_across_isas()
     assert inductor_config.fx_graph_cache is True  # native: left alone
     for isa in ("avx2", "default"):
         monkeypatch.setattr(inductor_config, "fx_graph_cache", True)
         monkeypatch.setenv("ATEN_CPU_CAPABILITY", isa)
-        fusion._no_graph_cache_across_isas()
+        _no_graph_cache_across_isas()
         assert inductor_config.fx_graph_cache is False
