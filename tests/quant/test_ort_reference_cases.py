@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from labkit import quant
+from labkit import deploy, quant
 from labkit.core import onnx as lkonnx
 
 ort = pytest.importorskip("onnxruntime")
@@ -339,12 +339,12 @@ def test_parity_tolerance_is_relative_to_the_expected_value() -> None:
     |diff| = 1 <= 1e-3 * 1000 passes, while rtol * |got| = 0.999 would fail it; and the
     mirror case, expected 999 and got 1000, fails (1 > 0.999) where rtol * |got| would pass.
     """
-    r = lkonnx.parity(torch.tensor([1000.0]), torch.tensor([999.0]), atol=0.0, rtol=1e-3)
+    r = deploy.parity(torch.tensor([1000.0]), torch.tensor([999.0]), atol=0.0, rtol=1e-3)
     assert r["ok"] is True
     assert bool(np.allclose(999.0, 1000.0, rtol=1e-3, atol=0.0))
     e = np.array([999.0], dtype=np.float64)
     g = np.array([1000.0], dtype=np.float64)
-    r = lkonnx.parity(e, g, atol=0.0, rtol=1e-3)
+    r = deploy.parity(e, g, atol=0.0, rtol=1e-3)
     assert r["ok"] is False  # 1 > 0.999 = rtol * |expected|; rtol * |got| = 1.0 would pass
     assert not np.allclose(g, e, rtol=1e-3, atol=0.0)
     assert r["max_rel_diff"] == pytest.approx(1 / 999)

@@ -718,3 +718,127 @@ def test_calibrate_observer_feeds_every_batch() -> None:
     )
     assert obs.range() == (-2.0, 5.0)
     assert not hasattr(quant, "calibrate")  # one name per thing: qat.calibrate_activations
+
+
+# ---------------------------------------------------------------- issue 18: the unguarded classes
+# Each call below ended in a raw torch/numpy/Python traceback, a silent result or a search that
+# runs for minutes before the check; now each raises ValueError naming the parameter.
+_X = torch.tensor([0.5, -1.0, 2.0])
+_QP = quant.QParams(0.1, 0, -128, 127)
+_BN, _LIN = torch.nn.BatchNorm2d(2), torch.nn.Linear(8, 3)
+_BAD = {
+    # empty tensors and empty lists
+    "minmax observer, empty": (lambda: quant.MinMaxObserver().observe(torch.empty(0)), "empty"),
+    "per-channel observer, empty": (
+        lambda: quant.MinMaxObserver(axis=0).observe(torch.empty(3, 0)),
+        "empty",
+    ),
+    "calibrate, no batches": (lambda: quant.calibrate_observer([], quant.MSEObserver()), "batches"),
+    "calibrate, one tensor": (lambda: quant.calibrate_observer(_X, quant.MinMaxObserver()), "[x]"),
+    "calibrate, not an observer": (lambda: quant.calibrate_observer([_X], "minmax"), "observer"),
+    "quantize_tensor, empty": (lambda: quant.quantize_tensor(torch.empty(0)), "x is empty"),
+    "sqnr, empty": (lambda: quant.sqnr_db(torch.empty(0), torch.empty(0)), "x is empty"),
+    "sqnr, NaN": (lambda: quant.sqnr_db(torch.tensor([math.nan]), torch.ones(1)), "x contains"),
+    "sqnr, shapes": (lambda: quant.sqnr_db(torch.ones(3), torch.ones(4)), "same shape"),
+    "compute_qparams, empty": (
+        lambda: quant.compute_qparams(torch.empty(0), torch.empty(0)),
+        "xmin is empty",
+    ),
+    "compute_qparams, a list": (lambda: quant.compute_qparams([0.0, -1.0], [1.0, 1.0]), "xmin"),
+    "pow2, empty": (lambda: quant.pow2_quantize(torch.empty(0)), "x is empty"),
+    "rounding_shift, empty": (
+        lambda: quant.rounding_shift(torch.empty(0, dtype=torch.int64), _IONE, _IONE),
+        "acc is empty",
+    ),
+    "ort_range, no batches": (lambda: quant.ort_range([]), "batches"),
+    # NaN or inf reaching a scale or a multiplier
+    "multiplier NaN": (lambda: quant.quantize_multiplier(math.nan), "m must be"),
+    "multiplier inf": (lambda: quant.quantize_multiplier(math.inf), "m must be"),
+    "multiplier too large": (lambda: quant.quantize_multiplier(2.0**40), "multiplier"),
+    "multiplier a bool": (lambda: quant.quantize_multiplier(True), "m must be"),
+    "scale NaN": (lambda: quant.quantize(_X, math.nan, 0, 0, 255), "scale"),
+    "scale inf": (lambda: quant.fake_quantize(_X, math.inf, 0, 0, 255), "scale"),
+    "symmetric_scale of inf": (
+        lambda: quant.symmetric_scale(torch.tensor([1.0, math.inf])),
+        "x contains NaN or inf",
+    ),
+    "quantize_tensor of NaN": (
+        lambda: quant.quantize_tensor(torch.tensor([math.nan])),
+        "x contains",
+    ),
+    "pow2 of inf": (lambda: quant.pow2_quantize(torch.tensor([math.inf])), "x contains"),
+    "int layer, NaN scale": (
+        lambda: quant.int_linear_prepare(_LIN, quant.QParams(math.nan, 0, 0, 255), _QP),
+        "x_qparams.scale",
+    ),
+    "pow2 error, amax NaN": (lambda: quant.pow2_rounding_error(4, math.nan, _X), "amax"),
+    "pow2 error, amax < 0": (lambda: quant.pow2_rounding_error(4, -1.0, _X), "amax"),
+    # a percentile outside [0, 100]
+    "percentile 150": (lambda: quant.PercentileObserver(150), "percentile"),
+    "percentile -5": (lambda: quant.PercentileObserver(-5), "percentile"),
+    "percentile NaN": (lambda: quant.PercentileObserver(math.nan), "percentile"),
+    "ORT percentile 150": (
+        lambda: quant.ort_range([_X], "percentile", percentile=150.0),
+        "percentile",
+    ),
+    # absurd bins / grid / candidate counts
+    "entropy bins 2**16": (lambda: quant.EntropyObserver(bins=2**16), "bins"),
+    "kl hist 2**15 bins": (lambda: quant.kl_threshold(torch.ones(2**15), 128), "hist"),
+    "MSE candidates < 0": (lambda: quant.MSEObserver(max_data_candidates=-1), "max_data_candid"),
+    "ORT num_bins 2**30": (lambda: quant.ort_range([_X], "entropy", num_bins=2**30), "num_bins"),
+    "ORT method": (lambda: quant.ort_range([_X], "kl"), "method"),
+    "fixed point 20 bits": (lambda: quant.fixed_point(_X, 10, 9), "int_bits"),
+    # a bool where an int is meant
+    "qmin True": (lambda: quant.quantize(_X, 0.1, 0, True, 255), "qmin"),
+    "int_bits True": (lambda: quant.fixed_point(_X, True, 2), "int_bits"),
+    "max_exponent True": (lambda: quant.pow2_quantize(_X, 4, max_exponent=True), "max_exponent"),
+    "channel True": (lambda: quant.inject_outlier_channel(_BN, _LIN, True, 2.0), "channel"),
+    "grid True": (lambda: quant.MSEObserver(grid=True), "grid"),
+    "bins True": (lambda: quant.PercentileObserver(99.0, bins=True), "bins"),
+    "observer axis True": (lambda: quant.MinMaxObserver(axis=True), "axis"),
+    "bits True": (lambda: quant.fake_quantize_weights(_LIN, True), "bits"),
+    # mismatched shapes in the low-level steps
+    "rounding_shift shapes": (
+        lambda: quant.rounding_shift(torch.ones(2, 3, dtype=torch.int64), _IONE4, _IONE4),
+        "broadcast",
+    ),
+    "observer channels change": (
+        lambda: quant.MinMaxObserver(axis=0).observe(torch.ones(3, 2)).observe(torch.ones(4, 2)),
+        "channels",
+    ),
+    # a non-model where a module is expected
+    "weights of a string": (lambda: quant.fake_quantize_weights("model.pt", 8), "model"),
+    "int layer of a dict": (lambda: quant.int_linear_prepare({}, _QP, _QP), "linear"),
+    "int_linear of a tuple": (
+        lambda: quant.int_linear(torch.zeros(1, 8, dtype=torch.int32), (1, 2)),
+        "layer",
+    ),
+    "outlier of a Linear": (lambda: quant.inject_outlier_channel(_LIN, _LIN, 0, 2.0), "bn"),
+    "int_linear, empty": (
+        lambda: quant.int_linear(torch.zeros(0, 8, dtype=torch.int32), _int_layer()),
+        "q_x is empty",
+    ),
+}
+_IONE, _IONE4 = torch.tensor([3]), torch.full((4,), 3)
+
+
+def _int_layer() -> quant.IntLinear:
+    return quant.int_linear_prepare(_LIN, _QP, _QP)
+
+
+@pytest.mark.parametrize("case", list(_BAD), ids=list(_BAD))
+def test_issue18_bad_input_names_the_parameter(case: str) -> None:
+    call, match = _BAD[case]
+    with pytest.raises(ValueError, match=match.replace("[", r"\[").replace("]", r"\]")):
+        call()
+
+
+def test_issue18_guards_leave_good_input_alone() -> None:
+    """The new checks reject only bad input: the edge values next to each one still work."""
+    assert quant.quantize_multiplier(2.0**-32) == (2**30, 62)  # the smallest shift-62 value
+    assert quant.PercentileObserver(100).observe(_X).range(8, True) == (-2.0, 2.0)
+    assert quant.fixed_point(_X, 0, 15).shape == _X.shape  # 16 bits: the widest
+    assert quant.EntropyObserver(bins=2**14).bins == 2**14
+    obs = quant.calibrate_observer(iter([_X, _X * 2]), quant.MinMaxObserver())  # any iterable
+    assert obs.range() == (-2.0, 4.0)
+    assert math.isinf(quant.sqnr_db(_X, _X.clone()))
