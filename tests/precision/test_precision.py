@@ -294,3 +294,75 @@ def test_bf16_support_and_verdict() -> None:
     )
     text = precision.bf16_verdict(emulated, {"matmul": (2.0, True)})
     assert "not what the flags predict" in text and "faster on matmul" in text
+
+
+# ------------------------------------------------------------------ bad input (issue 18)
+
+
+def test_format_bad_input_names_the_parameter() -> None:
+    with pytest.raises(ValueError, match="unknown float format"):
+        precision.get_format(["fp16"])  # unhashable: was a TypeError
+    with pytest.raises(ValueError, match="exponent_bits"):
+        precision.bits_to_float(0, precision.FloatFormat("wide", 12, 3, torch.float32))
+    with pytest.raises(ValueError, match="exponent_bits"):
+        precision.bits_to_float(0, precision.FloatFormat("b", True, 3, torch.float32))
+    with pytest.raises(ValueError, match="bits"):
+        precision.fields(True, "fp16")  # a bool is not a bit pattern
+    with pytest.raises(ValueError, match="fmt 'custom'"):
+        precision.float_to_bits(1.0, precision.FloatFormat("custom", 5, 5, torch.float32))
+    with pytest.raises(ValueError, match="value"):
+        precision.explain("0.1", "fp16")
+    with pytest.raises(ValueError, match="x is empty"):
+        precision.round_trip(torch.empty(0), torch.float16)
+    with pytest.raises(ValueError, match="x is empty"):
+        precision.underflow_fraction(torch.empty(0), torch.float16)
+    with pytest.raises(ValueError, match="increment"):
+        precision.running_sum(math.nan, 10, torch.float16)
+    with pytest.raises(ValueError, match="steps"):
+        precision.running_sum(1e-4, True, torch.float16)
+
+
+def test_scaler_bad_input_names_the_parameter() -> None:
+    with pytest.raises(ValueError, match="growth_tracker"):
+        precision.update_scale(8.0, True, False)
+    with pytest.raises(ValueError, match="growth_factor"):
+        precision.update_scale(8.0, 0, False, growth_factor=math.inf)
+    with pytest.raises(ValueError, match="params"):
+        precision.DynamicLossScaler().unscale_("sgd")
+    grads = [torch.ones(3), torch.ones(4)]
+    with pytest.raises(ValueError, match=r"grads\[1\]"):
+        precision.replay_gradients(grads, precision.DynamicLossScaler())
+    with pytest.raises(ValueError, match="scaler"):
+        precision.replay_gradients([torch.ones(3)], "GradScaler")
+    with pytest.raises(ValueError, match="lr"):
+        precision.replay_gradients([torch.ones(3)], precision.DynamicLossScaler(), lr=math.nan)
+    assert len(precision.gradient_sequence(steps=25, size=2)) == 25  # size < 4 was an IndexError
+
+
+def test_autocast_bad_input_names_the_parameter() -> None:
+    model = nn.Linear(4, 2)
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="fn"):
+        precision.op_dtypes(42)
+    with pytest.raises(ValueError, match="dtype"):
+        precision.op_dtypes(lambda: model(x), dtype=torch.int8)  # autocast would ignore it
+    support = precision.bf16_support()
+    with pytest.raises(ValueError, match="results"):
+        precision.bf16_verdict(support, {})
+    with pytest.raises(ValueError, match="results"):
+        precision.bf16_verdict(support, {"matmul": (math.nan, True)})
+    with pytest.raises(ValueError, match="model"):
+        precision.amp_train_step("model.pt", x, y, opt)
+    with pytest.raises(ValueError, match="x and y"):
+        precision.amp_train_step(model, x, y[:5], opt)
+    with pytest.raises(ValueError, match="x and y"):
+        precision.amp_train_step(model, x[:0], y[:0], opt)
+    with pytest.raises(ValueError, match="max_grad_norm"):
+        precision.amp_train_step(model, x, y, opt, max_grad_norm=-1.0)
+    with pytest.raises(ValueError, match="steps"):
+        precision.cuda_fp16_training(model, x, y, steps=10**9)
+    with pytest.raises(ValueError, match="model"):
+        precision.cuda_fp16_training({"weight": x}, x, y)
+    with pytest.raises(ValueError, match="lr"):
+        precision.cuda_fp16_training(model, x, y, lr=0.0)
