@@ -173,3 +173,42 @@ def test_bad_input_is_a_clear_error() -> None:
         acc.clip_order_effect(model, x, y, 4, max_norm=1.0, init_scale=0.0)
     with pytest.raises(ValueError, match="steps"):
         acc.train_accumulated(model, x, y, steps=-1, lr=0.1)
+
+
+def test_more_bad_input_names_the_parameter() -> None:
+    """Issue 18: empty lists, mismatched shapes, bools and absurd counts, non-models."""
+    model, (x, y) = mlp(), data(8)
+    g = acc.big_batch_gradients(model, CE, x, y)
+    with pytest.raises(ValueError, match="a and b must be non-empty lists"):
+        acc.max_abs_diff([], [])
+    with pytest.raises(ValueError, match=r"a\[0\], b\[0\]"):
+        acc.max_abs_diff([torch.zeros(3)], [torch.zeros(1)])  # would broadcast silently
+    with pytest.raises(ValueError, match="differ in length"):
+        acc.allclose(g, g[:-1])
+    with pytest.raises(ValueError, match="micro_batch_size"):
+        acc.micro_batches(x, y, True)
+    with pytest.raises(ValueError, match="x is empty"):
+        acc.micro_batches(x[:0], y[:0], 2)
+    with pytest.raises(ValueError, match="model"):
+        acc.big_batch_gradients("model.safetensors", CE, x, y)
+    with pytest.raises(ValueError, match="loss_fn"):
+        acc.accumulate_gradients(model, "cross_entropy", x, y, 4)
+    with pytest.raises(ValueError, match="steps"):
+        acc.train_accumulated(model, x, y, steps=10**9, lr=0.1)
+    cnn_x = torch.randn(8, 1, 8, 8)
+    with pytest.raises(ValueError, match="warmup_updates"):
+        acc.batchnorm_effect(models.cnn(width=4), cnn_x, y, 4, warmup_updates=10**9)
+    with pytest.raises(ValueError, match="model"):
+        acc.dropout_effect("mlp", x, y, 4)
+
+
+def test_ddp_and_memory_bad_input_names_the_parameter() -> None:
+    model, (x, y) = mlp(), data(8)
+    with pytest.raises(ValueError, match="chunks is empty"):
+        acc.count_allreduces(model, [], use_no_sync=True)
+    with pytest.raises(ValueError, match="model"):
+        acc.count_allreduces("mlp", acc.micro_batches(x, y, 4), use_no_sync=True)
+    with pytest.raises(ValueError, match="model"):
+        acc.saved_activation_bytes(model.state_dict(), x, y)
+    with pytest.raises(ValueError, match="micro_batch_sizes is empty"):
+        acc.peak_memory_sweep(model, x, y, [])
