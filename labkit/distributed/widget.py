@@ -8,8 +8,9 @@ from __future__ import annotations
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from labkit.core.errors import check_int, check_number
 from labkit.core.explorer import Explorer, explorer
-from labkit.distributed import zero_memory
+from labkit.distributed.lesson import zero_memory
 
 STAGES = ["DDP (stage 0)", "ZeRO-1 (P_os)", "ZeRO-2 (P_os+g)", "ZeRO-3 (P_os+g+p)"]
 PARTS = ("params", "grads", "optimizer")
@@ -57,16 +58,10 @@ def zero_explorer(
 ) -> Explorer:
     """Sliders for parameters (billions, over MODEL_SIZES_B), GPUs, K and offload; stacked
     bars of GB per GPU. The slider's label and the title use the same fmt_billions."""
-    if not 0 < params_billion <= 10_000:
-        raise ValueError(
-            f"params_billion must be in (0, 10000] (billions of parameters), got {params_billion!r}."
-        )
-    if isinstance(n_gpus, bool) or not isinstance(n_gpus, int) or not 1 <= n_gpus <= 1024:
-        raise ValueError(f"n_gpus must be an integer from 1 to 1024, got {n_gpus!r}.")
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= 24:
-        raise ValueError(
-            f"k (optimizer bytes per parameter) must be an integer from 0 to 24, got {k!r}."
-        )
+    if not 0 < check_number(params_billion, "params_billion (billions)", low=0, high=10_000):
+        raise ValueError("params_billion must be in (0, 10000] (billions of parameters), got 0.")
+    check_int(n_gpus, "n_gpus", low=1, high=1024)
+    check_int(k, "k (optimizer bytes per parameter)", low=0, high=24)
     controls = {
         "params_billion": W.SelectionSlider(
             options=size_options(params_billion),

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from labkit.distributed import (
+from labkit.distributed.lesson import (
     GLOBAL_BATCH,
     LR,
     STEPS,

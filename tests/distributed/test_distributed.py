@@ -78,6 +78,36 @@ def test_zero_offload_and_bad_input() -> None:
             ),
             "GiB",
         ),
+        # issue 18: empty tensors, bools, non-models, mismatched states, absurd counts
+        (
+            lambda: dist_lab.ring_allreduce([torch.ones(0), torch.ones(0)]),
+            "tensors\\[0\\] is empty",
+        ),
+        (lambda: dist_lab.ring_allreduce(torch.ones(2, 4)), "2\\+ tensors"),
+        (lambda: dist_lab.ring_schedule(True), "2 <= n"),
+        (lambda: dist_lab.ring_bytes_per_worker(True, 1000), "n \\(workers\\)"),
+        (lambda: dist_lab.ring_bytes_per_worker(4, float("inf")), "size_bytes"),
+        (lambda: dist_lab.zero_memory(7.5e9, 64, 1, k=float("inf")), "k \\(optimizer"),
+        (lambda: dist_lab.zero_memory(7.5e9, True, 1), "n_gpus"),
+        (lambda: dist_lab.state_max_diff({"w": torch.ones(2)}, {"w": torch.ones(3)}), "same shape"),
+        (lambda: dist_lab.state_max_diff({}, {}), "state_dict"),
+        (lambda: dist_lab.global_batches(0, 32), "steps"),
+        (lambda: dist_lab.global_batches(8, 0), "batch"),
+        (lambda: dist_lab.global_batches(8, 10**6), "batch"),  # silently fewer rows before
+        (lambda: dist_lab.train_single(batch=True), "batch"),
+        (lambda: dist_lab.launch(nproc=0), "nproc"),
+        (lambda: dist_lab.launch(nproc=10**4), "nproc"),  # would start 10,000 processes
+        (lambda: dist_lab.launch(nproc=True), "nproc"),
+        (lambda: dist_lab.forward_backward("model.pt", torch.ones(2, 8)), "model"),
+        (
+            lambda: dist_lab.checkpoint_costs(torch.nn.Linear(8, 8), torch.ones(2, 8), [0]),
+            "nn.Sequential",
+        ),
+        (lambda: dist_lab.checkpoint_costs(dist_lab.deep_mlp(2, 8), torch.ones(0, 8), [0]), "x"),
+        (
+            lambda: dist_lab.checkpoint_costs(dist_lab.deep_mlp(2, 8), torch.ones(2, 8), [True]),
+            "segments",
+        ),
     ],
 )
 def test_bad_input_is_refused_early_with_a_clear_message(call, match) -> None:

@@ -82,7 +82,16 @@ def test_slider_label_and_title_use_one_formatting() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"params_billion": -1}, {"params_billion": 0}, {"n_gpus": 0}, {"n_gpus": 2.5}, {"k": -1}],
+    [
+        {"params_billion": -1},
+        {"params_billion": 0},
+        {"n_gpus": 0},
+        {"n_gpus": 2.5},
+        {"k": -1},
+        {"params_billion": float("nan")},
+        {"n_gpus": True},
+        {"k": True},  # issue 18: NaN, bools
+    ],  # fmt: skip
 )
 def test_bad_arguments_raise_a_clear_error(kwargs) -> None:
     with pytest.raises(ValueError, match=next(iter(kwargs))):
