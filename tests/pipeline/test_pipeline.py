@@ -239,3 +239,52 @@ def test_compare_stages_rejects_bad_input() -> None:
         pipeline.compare_stages([st], torch.zeros(4, 1, 8, 8))
     with pytest.raises(ValueError, match="unique"):
         pipeline.compare_stages([st, st], torch.zeros(4, 1, 8, 8))
+
+
+_ST = pipeline.Stage("id", lambda x: x, 1, 0)
+_ST2 = pipeline.Stage("id2", lambda x: x, 1, 0)
+_X = torch.zeros(4, 1, 8, 8)
+_ROWS = [_row("a", 0.99, 5000, 1.0), _row("b", 0.98, 800, 0.2)]
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # a non-model where a model is expected
+        (lambda: pipeline.torch_stage("m", "model.pt", _X), "model must be a torch.nn.Module"),
+        (lambda: pipeline.export_float("qat.pt"), "qmodel"),
+        (lambda: pipeline.prune_and_finetune({"w": 1}, [], ratio=0.5), "model"),
+        (lambda: pipeline.run_pipeline("teacher.pt", [], _X, "."), "teacher"),
+        # empty tensors and lists, NaN
+        (lambda: pipeline.torch_stage("m", models.cnn(4), torch.zeros(0, 1, 8, 8)), "example"),
+        (
+            lambda: pipeline.export_onnx_int8(
+                models.cnn(4), _X, torch.full((4, 1, 8, 8), float("nan")), ".", "n"
+            ),
+            "calib_x",
+        ),
+        (lambda: pipeline.accuracy_rows([], _X, torch.zeros(4)), "stages"),
+        (lambda: pipeline.accuracy_rows([_ST], _X, torch.zeros(3)), "y must be"),
+        (lambda: pipeline.accuracy_rows(["stage"], _X, torch.zeros(4)), "Stage"),
+        (lambda: pipeline.compare_stages([_ST, _ST2], _X, batches=()), "batches"),
+        (lambda: pipeline.compare_stages([_ST, _ST2], _X[:0]), "x is empty"),
+        (lambda: pipeline.with_latency([], {"ms_b1": None}), "rows"),
+        (lambda: pipeline.with_latency(_ROWS, {}), "comparisons"),
+        (lambda: pipeline.pick_stage([], 100, 1.0), "rows"),
+        (lambda: pipeline.pareto_stages([]), "Pareto points"),
+        (lambda: pipeline.pareto_stages([{"stage": "a", "accuracy": 1.0, "bytes": 1}]), "ms_b1"),
+        (lambda: pipeline.pareto_figure([_row("a", 0.9, 0, 1.0)]), "bytes"),
+        (
+            lambda: pipeline.compression_summary(_ROWS[0], {**_ROWS[1], "accuracy": float("nan")}),
+            "accuracy",
+        ),
+        (lambda: pipeline.compression_summary(_ROWS[0], {**_ROWS[1], "ms_b1": 0.0}), "ms_b1"),
+        (lambda: pipeline.pick_stage(_ROWS, float("nan"), 1.0), "max_bytes"),
+        # a bool or a fraction where a batch size is meant
+        (lambda: pipeline.compare_stages([_ST, _ST2], _X, batches=(True,)), "batch"),
+        (lambda: pipeline.compare_stages([_ST, _ST2], _X, batches=(1.5,)), "batch"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
