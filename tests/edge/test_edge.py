@@ -128,7 +128,9 @@ def test_shared_model_storage_is_packed_indices_plus_codebooks(bits) -> None:
     layers = edge.shareable_layers(model)
     weights = sum(m.weight.numel() for m in layers.values())
     other = bench.model_size_bytes(model) - 4 * weights
-    expected = sum(edge.packed_bytes(m.weight.numel(), bits) for m in layers.values()) + other
+    # what pack_indices really writes, plus 2^bits fp32 centroids per layer
+    packed = sum(len(edge.pack_indices(books[n].indices, bits)) for n in layers)
+    expected = packed + 4 * 2**bits * len(layers) + other
     assert edge.shared_model_bytes(shared, books, bits) == expected
     for name, layer in edge.shareable_layers(shared).items():
         assert layer.weight.unique().numel() <= 2**bits
@@ -180,3 +182,52 @@ def test_budgets_report_macs_and_bytes() -> None:
 def test_edge_has_no_timing_helper_of_its_own() -> None:
     """Every speed comparison goes through labkit.bench.compare (issue 11)."""
     assert not hasattr(edge, "single_thread_latency_ms")
+
+
+def _shared():
+    torch.manual_seed(0)
+    return edge.share_model(models.cnn(width=4, depth=2), 2, iters=2)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        # NaN/inf and empty tensors
+        (lambda: edge.low_rank_factors(torch.full((3, 3), float("nan")), 1), "NaN"),
+        (lambda: edge.low_rank_factors(torch.zeros(0, 4), 1), "weight is empty"),
+        (lambda: edge.rank_error_curve(torch.zeros(3, 0)), "weight is empty"),
+        (lambda: edge.rank_error_curve([[1.0, 2.0]]), "torch.Tensor"),
+        (lambda: edge.kmeans_share(torch.tensor([float("inf"), 1.0]), 2), "NaN or inf"),
+        # zero, negative, absurd or bool counts: k-means iterations, bit widths, n, rank
+        (lambda: edge.low_rank_factors(torch.ones(3, 3), True), "rank"),
+        (lambda: edge.kmeans_share(torch.ones(8), 2, iters=0), "iters"),
+        (lambda: edge.kmeans_share(torch.ones(8), 2, iters=-3), "iters"),
+        (lambda: edge.kmeans_share(torch.ones(8), 2, iters=10**7), "iters"),  # minutes
+        (lambda: edge.kmeans_share(torch.ones(8), 2, iters=True), "iters"),
+        (lambda: edge.kmeans_share(torch.zeros(2**21), 8), "GiB"),  # a 2 GiB distance matrix
+        (lambda: edge.pack_indices(torch.tensor([1, 0]), True), "bits"),
+        (lambda: edge.pack_indices(torch.tensor([1, 0]), 3), "bits"),
+        (lambda: edge.pack_indices(torch.tensor([0.5]), 2), "integer"),
+        (lambda: edge.unpack_indices(torch.tensor([57], dtype=torch.uint8), 2, -1), "n "),
+        (lambda: edge.unpack_indices(torch.tensor([57], dtype=torch.uint8), 2, 5), "n "),
+        (lambda: edge.unpack_indices(torch.tensor([57]), 2, 4), "uint8"),
+        (lambda: edge.sample_architectures(True), "n "),
+        (lambda: edge.sample_architectures(10**6), "n "),
+        (lambda: edge.factorize_model(models.cnn(4), float("nan")), "rank_fraction"),
+        # a non-model (or a non-factorisable layer) where a model is expected
+        (lambda: edge.matrix_of(nn.ReLU()), "nn.Linear"),
+        (lambda: edge.matrix_of(nn.Conv2d(4, 4, 3, groups=2)), "groups"),
+        (lambda: edge.factorize_model("model.pt", 0.5), "model"),
+        (lambda: edge.share_model("model.pt", 2), "model"),
+        (lambda: edge.budgets({"w": torch.ones(1)}, torch.zeros(1, 1, 8, 8)), "model"),
+        (lambda: edge.budgets(models.cnn(4), torch.zeros(0, 1, 8, 8)), "example"),
+        # codebooks that do not belong to the model or to the bit width
+        (lambda: edge.shared_model_bytes(*_shared(), 4), "bits=4"),
+        (lambda: edge.shared_model_bytes(_shared()[0], {}, 2), "books"),
+        (lambda: edge.finetune_centroids(*_shared(), [], epochs=0), "epochs"),
+        (lambda: edge.finetune_centroids(*_shared(), [], lr=float("nan")), "lr"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(call, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()
