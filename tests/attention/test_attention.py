@@ -128,10 +128,9 @@ def test_gpu_paths_say_what_is_missing():
         lambda: attention.naive_attention(
             torch.zeros(1, 200_000, 8), torch.zeros(1, 200_000, 8), torch.zeros(1, 200_000, 8)
         ),
-        lambda: attention.causal_mask(10**6, 10**6),
         lambda: attention.tiled_attention(*(torch.zeros(1, 60_000, 4),) * 3, block_size=60_000),
     ],
-    ids=["naive N=200k", "naive N=200k separate", "mask 1e6 x 1e6", "tiled with a 60k block"],
+    ids=["naive N=200k", "naive N=200k separate", "tiled with a 60k block"],
 )
 def test_huge_sizes_refuse_before_allocating(call):
     """Issue 13: refuse with a ValueError naming the memory and the fix, allocating nothing."""
@@ -151,7 +150,6 @@ def test_naive_at_n_200k_names_the_memory_it_would_need():
 
 
 def test_sizes_just_under_the_limit_still_run():
-    assert attention.causal_mask(3, 5).shape == (3, 5)
     q = torch.randn(2, 64, 8)
     torch.testing.assert_close(
         attention.naive_attention(q, q, q), F.scaled_dot_product_attention(q, q, q)
@@ -160,8 +158,8 @@ def test_sizes_just_under_the_limit_still_run():
 
 def test_score_matrix_bytes_rejects_non_positive_sizes():
     assert attention.score_matrix_bytes(4, 2, batch_heads=3) == 4 * 2 * 3 * 4
-    for bad in ({"n": 0}, {"n": 4, "m": -1}, {"n": 4, "batch_heads": 0}):
-        with pytest.raises(ValueError, match="must be > 0"):
+    for bad in ({"n": 0}, {"n": 4, "m": -1}, {"n": 4, "batch_heads": 0}, {"n": 2.5}):
+        with pytest.raises(ValueError, match=f"{list(bad)[-1]} must be an integer >= 1"):
             attention.score_matrix_bytes(**bad)
 
 
@@ -182,3 +180,95 @@ def test_time_backends_times_the_runnable_backends_against_math():
     assert rows["flash"]["median_ms"] > 0 and "flash" in rows["flash"]["note"]
     if not torch.cuda.is_available():
         assert rows["cudnn"]["kernel"] == "-" and rows["cudnn"]["note"]
+
+
+TILE = (torch.zeros(4, 3), torch.zeros(4), torch.zeros(4), torch.zeros(4, 5), torch.zeros(5, 3))
+
+
+@pytest.mark.parametrize(
+    ("i", "bad", "what"),
+    [
+        (4, torch.zeros(6, 3), "v with 6 keys for a tile of 5"),
+        (4, torch.zeros(5, 2), "v with head dim 2, o with 3"),
+        (1, torch.zeros(3), "m for 3 rows, o for 4"),
+        (2, torch.zeros(4, 1), "l of the wrong rank"),
+        (3, torch.zeros(2, 5), "s for 2 query rows, o for 4"),
+    ],
+)
+def test_tile_update_refuses_mismatched_shapes(i, bad, what):
+    args = list(TILE)
+    args[i] = bad
+    with pytest.raises(ValueError, match=r"tile_update needs o \(\.\.\., B_r, d\)"):
+        attention.tile_update(*args)
+    attention.tile_update(*TILE)  # the matching shapes still run
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: attention.naive_attention(*(torch.zeros(2, 0, 8),) * 3), "q must be a non-empty"),
+        (
+            lambda: attention.tiled_attention(
+                torch.zeros(1, 4), torch.zeros(0, 4), torch.zeros(0, 4)
+            ),
+            "k must be a non-empty",
+        ),
+        (
+            lambda: attention.naive_attention(
+                torch.zeros(3, 4, 8), torch.zeros(2, 4, 8), torch.zeros(2, 4, 8)
+            ),
+            "leading .* must broadcast",
+        ),
+        (
+            lambda: attention.tiled_attention(*(torch.zeros(4, 8),) * 3, block_size=2.5),
+            "block_size must be an integer",
+        ),
+        (
+            lambda: attention.tiled_attention(*(torch.zeros(4, 8),) * 3, block_q=0),
+            "block_q must be an integer",
+        ),
+        (
+            lambda: attention.tiled_attention(*(torch.zeros(4, 8),) * 3, block_size=True),
+            "block_size must be an integer",
+        ),
+        (lambda: attention.naive_attention(*(torch.zeros(4, 8),) * 3, scale=float("nan")), "scale"),
+        (lambda: attention.tiled_attention(*(torch.zeros(4, 8),) * 3, scale=-1.0), "scale"),
+        (lambda: attention.online_softmax(torch.zeros(3, 0)), "x must be a non-empty"),
+        (lambda: attention.online_softmax(torch.tensor(1.0)), "at least one dimension"),
+        (lambda: attention.online_softmax(torch.zeros(3), block_size=0), "block_size"),
+        (lambda: attention.safe_softmax(torch.zeros(0)), "x must be a non-empty"),
+        (lambda: attention.safe_softmax([1.0, 2.0]), "x must be a torch.Tensor"),
+        (lambda: attention.io_complexity(0, 64, 1024), "n must be an integer >= 1"),
+        (lambda: attention.io_complexity(64, 64, 1024, dtype_bytes=0.5), "dtype_bytes"),
+        (
+            lambda: attention.memory_and_time(
+                {"a": attention.naive_attention, "b": attention.tiled_attention}, ns=()
+            ),
+            "ns .* is empty",
+        ),
+        (
+            lambda: attention.memory_and_time(
+                {"a": attention.naive_attention, "b": attention.tiled_attention}, ns=(10**9,)
+            ),
+            "GiB of memory",
+        ),
+        (
+            lambda: attention.memory_and_time(
+                {"a": attention.naive_attention, "b": "sdpa"}, ns=(8,)
+            ),
+            "2\\+ functions",
+        ),
+        (
+            lambda: attention.sdpa_kernel_used(
+                torch.zeros(4, 8), torch.zeros(4, 6), torch.zeros(4, 6)
+            ),
+            "head dim",
+        ),
+        (lambda: attention.optional_kernel_notice("flash-attn"), "name must be one of"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_bad_input_names_the_parameter(call, match):
+    """Issue 18: each class of bad input is a ValueError naming the parameter (before any work)."""
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -1,0 +1,174 @@
+"""Notebook 08, part 6: PyTorch's fused attention (SDPA) backends, flash-attn and xFormers.
+
+F.scaled_dot_product_attention picks a kernel per call (FLASH_ATTENTION, EFFICIENT_ATTENTION,
+CUDNN_ATTENTION, or the MATH fallback that decomposes into plain ops); torch.nn.attention.
+sdpa_kernel forces one. The GPU-only kernels (Tri Dao's flash-attn, xFormers) take
+(batch, seq, heads, head_dim) tensors: the wrappers transpose in and out of (B, H, N, d).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from labkit.attention.lesson import _check_qkv
+from labkit.core import bench
+from labkit.core.errors import MissingDependency, check_choice, require, require_cuda
+from labkit.core.probes import OpRecorder
+
+KERNEL_NAMES = {
+    "_scaled_dot_product_flash_attention_for_cpu": "FLASH_ATTENTION (CPU kernel)",
+    "_scaled_dot_product_flash_attention": "FLASH_ATTENTION",
+    "_scaled_dot_product_efficient_attention": "EFFICIENT_ATTENTION",
+    "_scaled_dot_product_cudnn_attention": "CUDNN_ATTENTION",
+    "_scaled_dot_product_attention_math": "MATH",
+    "_scaled_dot_product_fused_attention_overrideable": "OVERRIDEABLE",
+}
+BACKENDS = {  # the backends SDPA can be forced to, by short name
+    "flash": SDPBackend.FLASH_ATTENTION,
+    "mem_efficient": SDPBackend.EFFICIENT_ATTENTION,
+    "cudnn": SDPBackend.CUDNN_ATTENTION,
+    "math": SDPBackend.MATH,
+}
+OPTIONAL_KERNELS = {"flash_attn": "flash_attn", "xformers": "xformers.ops"}  # name -> module
+
+
+def sdpa_kernel_used(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs: Any) -> str:
+    """Which SDPA backend F.scaled_dot_product_attention dispatches to for these inputs.
+
+    Runs it once under labkit.probes.OpRecorder (a dispatch mode: it sees the aten kernel SDPA
+    picked, below the Python-level function) and names the first kernel of KERNEL_NAMES it ran;
+    when none ran, SDPA took the MATH path and decomposed into plain ops (listed).
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    _check_qkv(q, k, v)
+    with OpRecorder() as rec:
+        F.scaled_dot_product_attention(q, k, v, **kwargs)
+    ops = [c.name for c in rec.ops]
+    for op in ops:
+        if op in KERNEL_NAMES:
+            return KERNEL_NAMES[op]
+    return "MATH (decomposed: " + ", ".join(dict.fromkeys(ops)) + ")"
+
+
+@contextlib.contextmanager
+def forced_backend(name: str) -> Iterator[None]:
+    """Context manager: SDPA may use only backend ``name`` (a key of BACKENDS).
+
+    Used by time_backends (labkit/attention/backends.py).
+    """
+    check_choice(name, "backend", BACKENDS)
+    with sdpa_kernel(BACKENDS[name]):
+        yield
+
+
+def time_backends(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    names: tuple[str, ...] = ("flash", "mem_efficient", "cudnn", "math"),
+    causal: bool = False,
+    repeats: int = 5,
+    rounds: int = 5,
+) -> list[dict[str, Any]]:
+    """SDPA with each backend forced in turn: the kernel it runs, and the backends that run timed
+    in one interleaved labkit.bench.compare against ``math`` (or the last one that runs):
+    median ms, speed-up and verdict. A backend that refuses these inputs (dtype, head dim, GPU
+    generation, CPU) is reported with the reason, not raised.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:  # sdpa_kernel_used and forced_backend check q, k, v and the names
+        try:
+            with forced_backend(name):
+                used = sdpa_kernel_used(q, k, v, is_causal=causal)
+            rows[name] = {"backend": name, "kernel": used, "median_ms": float("nan"), "note": ""}
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[0][:100]
+            rows[name] = {"backend": name, "kernel": "-", "median_ms": float("nan"), "note": reason}
+    runs = [n for n in names if rows[n]["kernel"] != "-"]
+
+    def call(name: str) -> Any:
+        def run() -> Any:
+            with forced_backend(name):
+                return F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+
+        return run
+
+    if len(runs) >= 2:
+        base = "math" if "math" in runs else runs[-1]
+        cmp = bench.compare(
+            {n: call(n) for n in runs}, baseline=base, rounds=rounds, repeats=repeats
+        )
+        for n in runs:
+            rows[n]["median_ms"] = cmp.median_ms[n]
+            rows[n]["note"] = "baseline" if n == base else cmp.verdict(n)
+    elif runs:
+        rows[runs[0]]["median_ms"] = bench.latency(call(runs[0]), repeats=repeats).median_ms
+    return [rows[n] for n in names]
+
+
+def time_cuda_backends(
+    n: int = 4096, d: int = 64, heads: int = 16, batch: int = 1, causal: bool = False
+) -> list[dict[str, Any]]:
+    """On a CUDA GPU: fp16 q, k, v of shape (batch, heads, n, d) and every SDPA backend forced
+    in turn and timed. Raises MissingDependency without a GPU.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    dev = require_cuda("Timing the CUDA SDPA backends")
+    q, k, v = (torch.randn(batch, heads, n, d, device=dev, dtype=torch.float16) for _ in range(3))
+    return time_backends(q, k, v, causal=causal)
+
+
+def flash_attn_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False
+) -> torch.Tensor:
+    """Tri Dao's flash_attn.flash_attn_func on (B, H, N, d) fp16/bf16 CUDA tensors.
+
+    flash_attn_func wants (batch, seqlen, heads, head_dim), so we transpose in and out.
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    flash_attn = require("flash_attn", "flash-attn", why="the FlashAttention-2 CUDA kernels")
+    require_cuda("flash_attn")
+    out = flash_attn.flash_attn_func(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), dropout_p=0.0, causal=causal
+    )  # (B, N, H, d)
+    return out.transpose(1, 2)  # (B, H, N, d)
+
+
+def xformers_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False
+) -> torch.Tensor:
+    """xformers.ops.memory_efficient_attention on (B, H, N, d) tensors ([B, M, H, K] inside).
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    xops = require("xformers.ops", "xformers", why="xFormers memory-efficient attention")
+    bias = xops.LowerTriangularMask() if causal else None
+    out = xops.memory_efficient_attention(
+        q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_bias=bias
+    )  # (B, N, H, d)
+    return out.transpose(1, 2)  # (B, H, N, d)
+
+
+def optional_kernel_notice(name: str) -> str | None:
+    """None when ``name`` ('flash_attn' or 'xformers') can run here, else a one-line notice.
+
+    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    """
+    check_choice(name, "name", OPTIONAL_KERNELS)
+    pip = name.replace("_", "-")
+    try:
+        require(OPTIONAL_KERNELS[name], pip)
+    except MissingDependency:
+        return f"{name} is not installed (`pip install {pip}`, needs a CUDA GPU): skipping it."
+    if not torch.cuda.is_available():
+        return f"{name} is installed but there is no CUDA GPU here: skipping it."
+    return None
