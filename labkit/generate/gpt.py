@@ -1,4 +1,4 @@
-"""A tiny character-level GPT (nanoGPT-style) with an optional KV cache per layer.
+"""Notebook 11, part 1: a tiny character-level GPT (nanoGPT-style) with a KV cache per layer.
 
 Shapes: ids (B, T) -> logits (B, T, V). d = n_embd, nh = n_head, hs = d / nh.
 Each block (labkit.models.TransformerBlock, causal): x = x + Attn(LN(x)); x = x + MLP(LN(x)),
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit import assets, data, env, models
+from labkit.core import assets, data, env, models
+from labkit.core.errors import check_int, check_model, check_positive
 
 ASSET = "char_gpt"
 MAX_MODEL_BYTES = 4 * 2**30  # refuse models whose fp32 weights alone exceed this
@@ -35,7 +36,7 @@ KVCache = list[models.KV]  # one (k, v) per layer, each (B, nh, S, hs)
 class GPTConfig:
     """Sizes of the model. Parameters ~ 12 * n_layer * n_embd**2 + (vocab + block) * n_embd.
 
-    Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
+    Used by CharGPT (labkit/generate/gpt.py); refused above MAX_MODEL_BYTES of fp32 weights.
     """
 
     vocab_size: int = 94
@@ -45,22 +46,7 @@ class GPTConfig:
     n_embd: int = 96
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {v!r}.")
-        if self.n_embd % self.n_head:
-            raise ValueError(
-                f"n_embd={self.n_embd} must be divisible by n_head={self.n_head} "
-                f"(each head gets n_embd / n_head dimensions); e.g. n_embd={self.n_head * 24}."
-            )
-        nbytes = 4 * self.approx_parameters()
-        if nbytes > MAX_MODEL_BYTES:
-            raise ValueError(
-                f"this GPTConfig has about {self.approx_parameters():,} parameters "
-                f"({nbytes / 2**30:.1f} GiB in fp32), more than the {MAX_MODEL_BYTES / 2**30:.0f} GiB "
-                "this course allows on a laptop; reduce n_embd, n_layer or vocab_size."
-            )
+        _check_config(self)
 
     def approx_parameters(self) -> int:
         """12 L d^2 (attention + MLP) + (V + block) d (embeddings) + V d (head)."""
@@ -68,23 +54,11 @@ class GPTConfig:
         return 12 * self.n_layer * d * d + (2 * self.vocab_size + self.block_size) * d
 
 
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """softmax(q k^T / sqrt(hs) + mask) v for queries that are the last T of S positions.
-
-    q (B, nh, T, hs); k, v (B, nh, S, hs) with S >= T -> (B, nh, T, hs). Query i sits at
-    position S - T + i and may attend to keys 0 .. S - T + i: labkit.models.attention with
-    the bottom-right offset S - T (the KV-cache convention), which each block uses.
-    Taught in notebooks/11_streaming_generation.ipynb, "3. The KV cache".
-    """
-    assert k.shape[-2] >= q.shape[-2], f"need S >= T, got S={k.shape[-2]}, T={q.shape[-2]}"
-    return models.attention(q, k, v, causal=True, offset=k.shape[-2] - q.shape[-2])
-
-
 class CharGPT(nn.Module):
     """Token + position embeddings, n_layer causal blocks, final LayerNorm, linear head (untied).
 
     forward(ids (B, T), cache) -> (logits (B, T, V), the cache with S = past + T positions).
-    Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
+    Used by load_char_gpt (labkit/generate/gpt.py), which builds it from the checkpoint.
     """
 
     def __init__(self, cfg: GPTConfig) -> None:
@@ -102,13 +76,9 @@ class CharGPT(nn.Module):
         self, ids: torch.Tensor, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, KVCache]:
         """ids (B, T) -> (logits (B, T, V), cache with S = past + T positions per layer)."""
-        past = 0 if cache is None else cache[0][0].shape[2]
+        _check_forward(self.cfg, ids, cache)
+        past = 0 if cache is None else cache[0][0].shape[2]  # P tokens already cached
         T = ids.shape[1]
-        if past + T > self.cfg.block_size:
-            raise ValueError(
-                f"sequence of {past + T} tokens exceeds block_size={self.cfg.block_size}; "
-                "shorten the prompt or generate fewer tokens."
-            )
         pos = torch.arange(past, past + T, device=ids.device)  # positions of the new tokens
         x = self.tok(ids) + self.pos(pos)  # (B, T, d)
         new_cache: KVCache = []
@@ -129,7 +99,8 @@ def vocab() -> tuple[dict[str, int], list[str]]:
 def split_ids(val_fraction: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
     """Encoded bundled text split into (train ids, val ids); val is the last 10 %.
 
-    Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
+    Used by val_loss, train_char_gpt (labkit/generate/gpt.py) and agreement_on_val
+    (labkit/generate/int8.py).
     """
     stoi, _ = vocab()
     ids = data.encode(data.load_text(), stoi)
@@ -143,13 +114,14 @@ def val_loss(model: CharGPT, batches: int = 8, batch_size: int = 8, seed: int = 
 
     Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
     """
+    _check_gpt(model, batch_size, batches=batches)
     _, val = split_ids()
     gen = torch.Generator().manual_seed(seed)
     model.eval()
     losses = []
     for _ in range(batches):
-        x, y = data.text_batch(val, model.cfg.block_size, batch_size, gen)
-        logits, _ = model(x)
+        x, y = data.text_batch(val, model.cfg.block_size, batch_size, gen)  # (B, T) each
+        logits, _ = model(x)  # (B, T, V)
         losses.append(F.cross_entropy(logits.flatten(0, 1), y.flatten()).item())
     return sum(losses) / len(losses)
 
@@ -168,8 +140,9 @@ def train_char_gpt(
     norm 1. The defaults made data/char_gpt.safetensors (one thread: the matmuls are too small
     to gain from more, and one thread makes the result reproducible on any machine's CPU);
     labkit.assets saves it (``python -m labkit.course.train_assets char_gpt``).
-    Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
+    Used by load_char_gpt (labkit/generate/gpt.py) through labkit.assets, to retrain.
     """
+    _check_train(steps, batch_size, lr, threads, cfg)
     stoi, _ = vocab()
     cfg = cfg or GPTConfig(vocab_size=len(stoi))
     env.seed_everything(seed)
@@ -218,3 +191,85 @@ def load_char_gpt(retrain: bool = False) -> tuple[CharGPT, dict[str, str]]:
     """
     model, meta = assets.load(ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_config(cfg: GPTConfig) -> None:
+    for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        check_int(getattr(cfg, name), f"GPTConfig.{name}", low=1)
+    if cfg.n_embd % cfg.n_head:
+        raise ValueError(
+            f"n_embd={cfg.n_embd} must be divisible by n_head={cfg.n_head} "
+            f"(each head gets n_embd / n_head dimensions); e.g. n_embd={cfg.n_head * 24}."
+        )
+    nbytes = 4 * cfg.approx_parameters()
+    if nbytes > MAX_MODEL_BYTES:
+        raise ValueError(
+            f"this GPTConfig has about {cfg.approx_parameters():,} parameters "
+            f"({nbytes / 2**30:.1f} GiB in fp32), more than the {MAX_MODEL_BYTES / 2**30:.0f} GiB "
+            "this course allows on a laptop; reduce n_embd, n_layer or vocab_size."
+        )
+
+
+def _check_gpt(
+    model: object, batch_size: object = 1, name: str = "model", **counts: object
+) -> GPTConfig:
+    """A CharGPT-like model (an nn.Module with a GPTConfig .cfg) and counts >= 1; a batch of
+    batch_size full windows must fit in memory. Returns the model's config."""
+    check_model(model, name)
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, GPTConfig):
+        raise ValueError(
+            f"{name} must be a CharGPT (an nn.Module with a GPTConfig .cfg), got "
+            f"{type(model).__name__}; load one with generate.load_char_gpt()."
+        )
+    for key, value in {"batch_size": batch_size, **counts}.items():
+        check_int(value, key, low=1)
+    _check_activations(cfg, batch_size)  # type: ignore[arg-type]
+    return cfg
+
+
+def _check_activations(cfg: GPTConfig, batch_size: int) -> None:
+    nbytes = 4 * batch_size * cfg.block_size * (4 * cfg.n_embd * cfg.n_layer + cfg.vocab_size)
+    if nbytes > MAX_MODEL_BYTES:
+        raise ValueError(
+            f"batch_size={batch_size:,} windows of {cfg.block_size} tokens need about "
+            f"{nbytes / 2**30:,.1f} GiB of activations (more than {MAX_MODEL_BYTES / 2**30:.0f} "
+            "GiB): use a smaller batch_size."
+        )
+
+
+def _check_forward(cfg: GPTConfig, ids: object, cache: KVCache | None) -> None:
+    """ids (B, T) of token ids in the vocabulary, and room for them in block_size."""
+    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.is_floating_point():
+        raise ValueError(
+            "ids must be an integer tensor of shape (batch, tokens), got "
+            f"{getattr(ids, 'shape', type(ids).__name__)}; e.g. data.encode(text, stoi)[None]."
+        )
+    if ids.numel() == 0:
+        raise ValueError("ids is empty: pass at least one token id per sequence.")
+    past = 0 if cache is None else cache[0][0].shape[2]
+    if past + ids.shape[1] > cfg.block_size:
+        raise ValueError(
+            f"sequence of {past + ids.shape[1]} tokens exceeds block_size={cfg.block_size}; "
+            "shorten the prompt or generate fewer tokens."
+        )
+    low, high = (t.item() for t in torch.aminmax(ids))  # one pass over ids: cheap per step
+    if low < 0 or high >= cfg.vocab_size:
+        raise ValueError(
+            f"ids (the prompt's too) must be token ids in 0..{cfg.vocab_size - 1}, the model's "
+            f"vocabulary, got {low}..{high}; encode text with data.encode(text, stoi)."
+        )
+
+
+def _check_train(
+    steps: object, batch_size: object, lr: object, threads: object, cfg: object
+) -> None:
+    check_int(steps, "steps", low=1)
+    check_int(threads, "threads", low=1)
+    check_positive(lr, "lr")
+    if cfg is not None and not isinstance(cfg, GPTConfig):
+        raise ValueError(f"cfg must be a GPTConfig or None, got {type(cfg).__name__}.")
+    _check_activations(cfg or GPTConfig(), check_int(batch_size, "batch_size", low=1))

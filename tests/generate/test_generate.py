@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import data, env, generate, quant
+from labkit import data, env, generate, models, quant
 from labkit.generate import gpt
 
 TINY = gpt.GPTConfig(vocab_size=20, block_size=64, n_layer=2, n_head=2, n_embd=16)
@@ -62,17 +62,6 @@ def test_cached_logits_match_full_forward() -> None:
     torch.testing.assert_close(torch.cat(step_logits, 1), full[:, 7:], atol=1e-5, rtol=1e-4)
 
 
-def test_causal_attention_matches_sdpa() -> None:
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(2, 3, 9, 8, generator=g) for _ in range(3))
-    ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    torch.testing.assert_close(gpt.causal_attention(q, k, v), ref, atol=1e-5, rtol=1e-4)
-    # the last 4 queries against all 9 keys = the last 4 rows of the full result
-    torch.testing.assert_close(
-        gpt.causal_attention(q[:, :, 5:], k, v), ref[:, :, 5:], atol=1e-5, rtol=1e-4
-    )
-
-
 def test_kv_attention_step_matches_last_row_of_causal_attention() -> None:
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(1, 2, 6, 4, generator=g) for _ in range(3))
@@ -82,6 +71,27 @@ def test_kv_attention_step_matches_last_row_of_causal_attention() -> None:
     ref = F.scaled_dot_product_attention(q, k, v, is_causal=True)[:, :, -1:]
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-4)
     assert torch.equal(k2, k) and torch.equal(v2, v)
+
+
+def test_kv_attention_step_is_the_models_cache_path() -> None:
+    """kv_attention_step is the deliberate twin of TransformerBlock's cache path
+    (labkit/core/models.py: cat the cache, attention(q, k, v, causal=True, offset=M - N))."""
+    torch.manual_seed(0)
+    d, nh, hs = 16, 2, 8
+    block = models.TransformerBlock(d, nh, causal=True).eval()
+    x = torch.randn(2, 6, d)
+    with torch.no_grad():
+        _, past = block(x[:, :5])  # the cache of 5 positions
+        y, (k, v) = block(x[:, 5:], past)  # the model's step for position 6
+        q, k_new, v_new = block.qkv(block.ln1(x[:, 5:])).split(d, dim=2)  # each (B, 1, d)
+        q, k_new, v_new = (t.view(2, 1, nh, hs).transpose(1, 2) for t in (q, k_new, v_new))
+        out, k2, v2 = generate.kv_attention_step(q, k_new, v_new, *past)  # (B, nh, 1, hs)
+        twin = x[:, 5:] + block.proj(out.transpose(1, 2).reshape(2, 1, d))
+        twin = twin + block.out(F.gelu(block.fc(block.ln2(twin))))
+    torch.testing.assert_close(twin, y, atol=1e-6, rtol=1e-5)
+    assert torch.equal(k2, k) and torch.equal(v2, v)
+    offset = k.shape[2] - q.shape[2]  # M - N: the new query sees every cached key
+    torch.testing.assert_close(out, models.attention(q, k, v, causal=True, offset=offset))
 
 
 @pytest.mark.parametrize(
@@ -317,3 +327,128 @@ def test_int8_matmul_is_exact_on_the_worst_case_codes() -> None:
     w = torch.randint(-127, 128, (96, 40), dtype=torch.int8, generator=g)
     assert torch.equal(generate.int8_matmul(x, w).long(), x.long() @ w.long())
     assert isinstance(generate.int_mm_is_exact(), bool)
+
+
+NAN, INF = float("nan"), float("inf")
+R = torch.zeros(1, 2, 1, 4)  # one new token: (B, H, 1, hd)
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [  # NaN / inf reaching sampling
+        (lambda: generate.sample_next(torch.tensor([[0.0, NAN, 1.0]])), "logits contain NaN"),
+        (lambda: generate.sample_next(torch.tensor([[0.0, INF]]), 1.0), "logits contain NaN"),
+        (lambda: generate.sample_next(torch.tensor([[-INF, -INF], [0.0, 1.0]])), "all -inf"),
+        (lambda: generate.next_token_probs(torch.tensor([NAN, 1.0]), 1.0), "logits contain NaN"),
+        (lambda: generate.top_k_logits(torch.zeros(2, 0), 1), "logits must be a non-empty"),
+        (lambda: generate.sample_next([0.1, 0.9]), "logits must be a torch.Tensor"),
+        (lambda: generate.top_k_logits(torch.zeros(5), True), "top_k must be an integer"),
+        # mismatched shapes in the KV-cache step
+        (
+            lambda: generate.kv_attention_step(
+                R, R, R, torch.zeros(1, 3, 5, 4), torch.zeros(1, 3, 5, 4)
+            ),
+            "same B, H and hd",
+        ),
+        (
+            lambda: generate.kv_attention_step(R, torch.zeros(1, 2, 1, 8), R, None, None),
+            "same B, H and hd",
+        ),
+        (
+            lambda: generate.kv_attention_step(
+                R, R, R, torch.zeros(1, 2, 5, 4), torch.zeros(1, 2, 4, 4)
+            ),
+            "same B, H and hd",
+        ),
+        (
+            lambda: generate.kv_attention_step(R, R, R, torch.zeros(1, 2, 5, 4), None),
+            "both None for the first token",
+        ),
+        (
+            lambda: generate.kv_attention_step(R[0], R, R, None, None),
+            "needs tensors q, k_new, v_new",
+        ),
+        # counts: zero, negative, fractional, bool, huge
+        (lambda: generate.kv_cache_bytes(4, 4, 24, 0, 4), "tokens must be an integer >= 1"),
+        (lambda: generate.kv_cache_bytes(4, 4, 24, 320, 4, batch=True), "batch must be an integer"),
+        (lambda: generate.latency_summary([]), "arrivals is empty"),
+        (lambda: generate.poisson_requests(10**7, rate=1.0), "n must be an integer from 1"),
+        (lambda: generate.poisson_requests(10, rate=NAN), "rate"),
+        (lambda: generate.simulate_batching([], "static", 4), "requests is empty"),
+        (lambda: generate.simulate_batching([(0.0, 4)], "static", 4), "Request"),
+        (lambda: generate.simulate_batching([generate.Request(0.0, 4)], "static", 0), "max_batch"),
+        (
+            lambda: generate.simulate_batching([generate.Request(0.0, 4)], "static", 2.5),
+            "max_batch",
+        ),
+        # a non-model where a model is expected
+        (lambda: generate.quantize_linear_int8("char_gpt"), "model must be a torch.nn.Module"),
+        (
+            lambda: generate.prefill_cache({"tok.weight": 0}, torch.zeros(1, 3, dtype=torch.long)),
+            "model must be a torch.nn.Module",
+        ),
+        (lambda: list(generate.generate(torch.nn.Linear(2, 2), [1], 3)), "model must be a CharGPT"),
+        (lambda: gpt.val_loss("data/char_gpt.safetensors"), "model must be a torch.nn.Module"),
+        (lambda: gpt.train_char_gpt(steps=0), "steps must be an integer >= 1"),
+        (lambda: gpt.train_char_gpt(lr=-1.0), "lr"),
+        (lambda: gpt.train_char_gpt(cfg={"n_embd": 8}), "cfg must be a GPTConfig"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_bad_input_names_the_parameter(call, match) -> None:
+    """Issue 18: each class of bad input is a ValueError naming the parameter and the fix."""
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"max_new_tokens": 0}, "max_new_tokens must be an integer >= 1"),
+        ({"max_new_tokens": -3}, "max_new_tokens must be an integer >= 1"),
+        ({"max_new_tokens": 2.5}, "max_new_tokens must be an integer >= 1"),
+        ({"max_new_tokens": 10**9}, "block_size"),
+        ({"prompt": [1.5, 2.0]}, "prompt must be a non-empty 1-D sequence of token ids"),
+        ({"prompt": [[1, 2]]}, "prompt must be a non-empty 1-D sequence of token ids"),
+        ({"prompt": "The"}, "generate_text"),
+        ({"prompt": [1, [2]]}, "prompt must be a non-empty 1-D sequence of token ids"),
+        ({"prompt": [20]}, "vocabulary"),
+        ({"temperature": NAN}, "temperature"),
+        ({"top_k": 0}, "top_k must be an integer >= 1"),
+    ],
+)
+def test_generate_refuses_bad_arguments(kwargs, match) -> None:
+    args = {"model": tiny_model(), "prompt": [1, 2], "max_new_tokens": 3} | kwargs
+    with pytest.raises(ValueError, match=match):
+        list(generate.generate(**args))
+
+
+def test_generate_text_refuses_unknown_characters_and_a_wrong_vocabulary(trained) -> None:
+    stoi, itos = gpt.vocab()
+    with pytest.raises(ValueError, match="prompt has characters not in the vocabulary"):
+        list(generate.generate_text(trained, "naïve €", 3, stoi, itos))
+    with pytest.raises(ValueError, match="prompt must be a non-empty string"):
+        list(generate.generate_text(trained, "", 3, stoi, itos))
+    with pytest.raises(ValueError, match="the model's vocabulary"):
+        list(generate.generate_text(trained, "The", 3, stoi, itos[:-1]))
+    assert len("".join(generate.generate_text(trained, "The", 3, stoi, itos))) == 3
+
+
+def test_the_model_refuses_unknown_ids_and_bad_sizes() -> None:
+    model = tiny_model()
+    with pytest.raises(ValueError, match=r"must be token ids in 0\.\.19"):
+        model(torch.tensor([[3, 20]]))
+    with pytest.raises(ValueError, match="ids must be an integer tensor"):
+        model(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="ids is empty"):
+        model(torch.zeros(1, 0, dtype=torch.long))
+    with pytest.raises(ValueError, match="batch must be an integer"):
+        generate.decode_step_seconds(model, batch=0, context=8)
+    with pytest.raises(ValueError, match="model must be a torch.nn.Module"):
+        generate.decode_step_seconds("model", batch=1, context=8)
+    with pytest.raises(ValueError, match="batch_size=10,000,000 windows"):
+        gpt.val_loss(model, batch_size=10**7)
+    with pytest.raises(ValueError, match="candidate must be a torch.nn.Module"):
+        generate.agreement_on_val(model, "int8 model")
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        generate.stream_latency(model, [1, 2], "32")

@@ -32,16 +32,6 @@ def test_a_multi_token_step_against_the_cache_equals_the_full_pass() -> None:
     assert new_cache[0][0].shape == (2, TINY.n_head, 9, TINY.n_embd // TINY.n_head)
 
 
-def test_causal_attention_is_the_shared_attention_with_the_cache_offset() -> None:
-    gen = torch.Generator().manual_seed(0)
-    q, k, v = torch.randn(1, 2, 3, 8, generator=gen), *torch.randn(2, 1, 2, 7, 8, generator=gen)
-    got = gpt.causal_attention(q, k, v)
-    assert torch.equal(got, models.attention(q, k, v, causal=True, offset=4))
-    for i in range(3):  # query i is position 4 + i and sees keys 0 .. 4 + i
-        s = (q[:, :, i : i + 1] @ k[:, :, : 5 + i].transpose(-2, -1)) / 8**0.5
-        torch.testing.assert_close(got[:, :, i : i + 1], s.softmax(-1) @ v[:, :, : 5 + i])
-
-
 def test_the_shipped_char_gpt_loads_through_assets() -> None:
     model, meta = gpt.load_char_gpt()
     assert assets.REGISTRY["char_gpt"].train is gpt.train_char_gpt

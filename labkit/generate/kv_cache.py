@@ -1,0 +1,101 @@
+"""Notebook 11, part 3: the KV cache, one decode step of attention and the memory it holds.
+
+Each layer keeps the keys and values of every earlier position, (B, H, S, head_dim) each, so a
+new token computes only its own q, k, v and attends to the cache. KV-cache memory (bytes):
+
+    layers x 2 (k and v) x heads x head_dim x tokens x bytes_per_element  (x batch)
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from labkit.core.errors import check_int
+from labkit.generate.gpt import CharGPT, KVCache, _check_gpt
+
+
+def kv_attention_step(
+    q: torch.Tensor,
+    k_new: torch.Tensor,
+    v_new: torch.Tensor,
+    cache_k: torch.Tensor | None,
+    cache_v: torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decode step of attention with a KV cache.
+
+    q, k_new, v_new: (B, H, 1, hd) for the new token; cache_k, cache_v: (B, H, S, hd) or None.
+    k = cat(cache_k, k_new), v = cat(cache_v, v_new) along the sequence axis (dim 2);
+    out = softmax(q k^T / sqrt(hd)) v, shape (B, H, 1, hd) - no mask: the newest token may
+    see every earlier one. Returns (out, k, v); k and v are the updated cache.
+    The deliberate twin of the model's cache path (labkit/core/models.py: TransformerBlock
+    concatenates the cache and calls attention(q, k, v, causal=True, offset=M - N), whose mask
+    is empty for N = 1 new query), written out for the lesson; they agree (tests/generate/
+    test_generate.py::test_kv_attention_step_is_the_models_cache_path).
+    Taught in notebooks/11_streaming_generation.ipynb, "Exercise 2: a KV-cache attention step".
+    """
+    _check_kv_step(q, k_new, v_new, cache_k, cache_v)
+    k = k_new if cache_k is None else torch.cat([cache_k, k_new], dim=2)  # (B, H, S + 1, hd)
+    v = v_new if cache_v is None else torch.cat([cache_v, v_new], dim=2)  # (B, H, S + 1, hd)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, H, 1, S + 1)
+    return scores.softmax(dim=-1) @ v, k, v  # (B, H, 1, hd)
+
+
+def kv_cache_bytes(
+    n_layer: int, n_head: int, head_dim: int, tokens: int, bytes_per_element: int, batch: int = 1
+) -> int:
+    """layers x 2 x heads x head_dim x tokens x bytes_per_element x batch.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
+    _check_counts(n_layer, n_head, head_dim, tokens, bytes_per_element, batch)
+    return n_layer * 2 * n_head * head_dim * tokens * bytes_per_element * batch
+
+
+def cache_tensor_bytes(cache: KVCache) -> int:
+    """Bytes held by the real cache tensors: sum of numel * element_size over every k and v.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
+    return sum(t.numel() * t.element_size() for kv in cache for t in kv)
+
+
+@torch.no_grad()
+def prefill_cache(model: CharGPT, ids: torch.Tensor) -> KVCache:
+    """The KV cache after running ``ids`` (B, T) through the model once.
+
+    Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
+    """
+    _check_gpt(model)  # the forward pass checks ids
+    return model(ids)[1]
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_kv_step(q: Any, k_new: Any, v_new: Any, cache_k: Any, cache_v: Any) -> None:
+    """Shapes of one decode step: size comparisons only (it runs once per token)."""
+    k, v = (k_new, v_new) if cache_k is None else (cache_k, cache_v)
+    try:
+        sq, sk, sv, sn = q.shape, k.shape, v.shape, v_new.shape
+        ok = (cache_k is None) == (cache_v is None) and len(sq) == 4 and k_new.shape == sq
+        ok = ok and sn[:3] == sq[:3] and (sk[:2], sk[3]) == (sq[:2], sq[3])
+        ok = ok and (sv[:3], sv[3]) == (sk[:3], sn[3])
+    except (AttributeError, IndexError):  # not tensors, or too few dimensions
+        ok = False
+    if not ok:
+        named = {"q": q, "k_new": k_new, "v_new": v_new, "cache_k": cache_k, "cache_v": cache_v}
+        got = ", ".join(f"{n} {tuple(getattr(t, 'shape', [t]))}" for n, t in named.items())
+        raise ValueError(
+            "kv_attention_step needs tensors q, k_new, v_new of shape (B, H, 1, hd) and cache_k, "
+            "cache_v of shape (B, H, S, hd) (both None for the first token) with the same B, H "
+            f"and hd; got {got}."
+        )
+
+
+def _check_counts(*sizes: object) -> None:
+    names = ("n_layer", "n_head", "head_dim", "tokens", "bytes_per_element", "batch")
+    for name, value in zip(names, sizes, strict=True):
+        check_int(value, name, low=1)
