@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labkit.core.errors import check_int
+
 MAX_PARAMS = 100_000_000  # 400 MB of fp32 weights: far beyond any model of this course
 
 
@@ -97,9 +99,9 @@ def causal_mask(
     offset = 0: top-left aligned (query i sees keys 0..i), as SDPA's is_causal.
     offset = m - n: bottom-right aligned, the KV-cache convention: the n queries are the last n
     of m positions, so query i sits at position m - n + i and sees keys 0..m - n + i.
-    Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
+    Used by attention and TransformerBlock (this module); n·m bytes, refused above 1 GiB.
     """
-    assert n >= 1 and m >= 1, f"causal_mask needs n, m >= 1, got n={n}, m={m}"
+    _check_mask(n, m)
     return torch.ones(n, m, dtype=torch.bool, device=device).tril(diagonal=offset)
 
 
@@ -218,3 +220,14 @@ def fold_batchnorm(
         return nn.Sequential(*out).eval()
 
     return walk(copy.deepcopy(model).eval())
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+def _check_mask(n: int, m: int) -> None:
+    check_int(n, "n (queries)", low=1)
+    check_int(m, "m (keys)", low=1)
+    if n * m > 2**30:
+        raise ValueError(
+            f"causal_mask(n={n:,}, m={m:,}) would take {n * m / 2**30:.1f} GiB (one byte per "
+            "query-key pair); use a tiled attention (attention.tiled_attention) at this length."
+        )
