@@ -2,8 +2,9 @@
 
 describe_onnx: onnx.checker (full) + opset, node count, op types, input shape.
 available_providers / gpu_providers: ORT's execution providers, and the GPU route
-(TensorRT EP -> CUDA EP -> CPU). parity: max |y_torch - y_ort| and the allclose rule
-|g - e| <= atol + rtol * |e| elementwise.
+(TensorRT EP -> CUDA EP -> CPU); precision comes from the graph given to the session.
+parity: max |y_torch - y_ort| and the allclose rule |g - e| <= atol + rtol * |e| elementwise.
+speedup_trend: did a speed-up grow or shrink between two timed runs (e.g. batch 1 -> 32)?
 Export, sessions and ORT INT8 are core (labkit/core/onnx.py), met in 06-07.
 """
 
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from labkit.core import bench
 from labkit.core.errors import check_number, require
 from labkit.core.onnx import check_onnx_file
 
@@ -45,25 +47,22 @@ def available_providers() -> list[str]:
     return list(require("onnxruntime").get_available_providers())
 
 
-def gpu_providers(
-    cache_dir: str | Path = "trt_cache",
-    *,
-    fp16: bool = True,
-    int8: bool = False,
-    device_id: int = 0,
-) -> list[Any]:
+def gpu_providers(cache_dir: str | Path = "trt_cache", *, device_id: int = 0) -> list[Any]:
     """ORT's GPU route: TensorRT EP, then CUDA EP, then CPU, each only if this build has it.
 
-    TensorRT EP options: trt_fp16_enable / trt_int8_enable (INT8 from a QDQ model),
-    trt_engine_cache_enable + trt_engine_cache_path (engines are reused across sessions).
-    ORT falls back to the next provider for any node the previous one cannot run.
+    No precision switch: the precision is the graph's (strong typing, as in TensorRT 11). Give
+    the session the FP16 file (deploy.export_fp16_onnx) for FP16, the Q/DQ file
+    (deploy.export_int8_qdq_onnx) for INT8, the FP32 file for FP32. The EP's trt_fp16_enable /
+    trt_int8_enable are the weak-typing switches (TensorRT's BuilderFlag.FP16/INT8, removed in
+    TensorRT 11): they let TensorRT, not the file, choose each layer's precision; not set here.
+    TensorRT EP options used: trt_engine_cache_enable + trt_engine_cache_path (engines are
+    reused across sessions). ORT falls back to the next provider for any node the previous one
+    cannot run.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "The ORT route to the GPU".
     """
     have = set(available_providers())
     trt_options = {
         "device_id": device_id,
-        "trt_fp16_enable": fp16,
-        "trt_int8_enable": int8,
         "trt_engine_cache_enable": True,
         "trt_engine_cache_path": str(cache_dir),
     }
@@ -95,6 +94,29 @@ def parity(
         "max_rel_diff": float((diff / (e.abs() + 1e-12)).max()),
         "ok": bool(torch.all(diff <= atol + rtol * e.abs())),  # NaN compares False
     }
+
+
+def speedup_trend(runs: dict[str, bench.Comparison], name: str) -> str:
+    """Did ``name``'s speed-up over the baseline grow, shrink, or not clearly change?
+
+    runs: two bench.compare results in order, e.g. {"batch 1": cmp_1, "batch 32": cmp_32}.
+    r_i = median over rounds of t(baseline) / t(name) in run i, with its IQR [lo_i, hi_i].
+    grew: lo_2 > hi_1;  shrank: hi_2 < lo_1;  else "no clear change" (the IQRs overlap).
+
+    Taught in notebooks/09_onnx_and_tensorrt.ipynb, "Latency and throughput: ORT vs PyTorch eager".
+    """
+    (a, first), (b, second) = _check_trend(runs, name)  # two runs that both timed name
+    (lo1, hi1), (lo2, hi2) = first.spread[name], second.spread[name]
+    if lo2 > hi1:
+        word = "grew"
+    elif hi2 < lo1:
+        word = "shrank"
+    else:
+        word = "no clear change (the IQRs overlap)"
+    return (
+        f"{name}'s speed-up over {first.baseline}, {a} -> {b}: {first.speedup[name]:.2f}x "
+        f"(IQR {lo1:.2f}-{hi1:.2f}) -> {second.speedup[name]:.2f}x (IQR {lo2:.2f}-{hi2:.2f}): {word}"
+    )
 
 
 # ---- checks: bad input gets one clear error naming the parameter and the fix
@@ -141,3 +163,24 @@ def _check_parity(
     check_number(atol, "atol", low=0)
     check_number(rtol, "rtol", low=0)
     return e, g
+
+
+def _check_trend(
+    runs: object, name: object
+) -> tuple[tuple[str, bench.Comparison], tuple[str, bench.Comparison]]:
+    if not isinstance(runs, dict) or len(runs) != 2:
+        raise ValueError(
+            "runs must be a dict of two bench.compare results in order, e.g. "
+            f"{{'batch 1': cmp_1, 'batch 32': cmp_32}}, got {type(runs).__name__} "
+            f"of length {len(runs) if isinstance(runs, dict) else '?'}."
+        )
+    items = list(runs.items())
+    for label, cmp in items:
+        if not isinstance(cmp, bench.Comparison) or name not in cmp.spread:
+            timed = list(cmp.spread) if isinstance(cmp, bench.Comparison) else type(cmp).__name__
+            raise ValueError(
+                f"runs[{label!r}] must be a bench.compare result that timed {name!r}; got {timed}."
+            )
+        if name == cmp.baseline:
+            raise ValueError(f"{name!r} is the baseline of runs[{label!r}]; name another variant.")
+    return items[0], items[1]

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from labkit import data, deploy, env, models, train
+from labkit import bench, data, deploy, env, models, train
 from labkit import onnx as lk_onnx
 from labkit.core.errors import MissingDependency
 from labkit.deploy import trt as deploy_trt
@@ -293,12 +293,75 @@ def test_check_onnx_file_accepts_a_real_model_and_rejects_non_paths(cnn_files) -
 def test_providers_and_gpu_route() -> None:
     have = deploy.available_providers()
     assert "CPUExecutionProvider" in have
-    route = deploy.gpu_providers("cache", fp16=True)
+    route = deploy.gpu_providers("cache")
     assert route[-1] == "CPUExecutionProvider"
     names = [p[0] if isinstance(p, tuple) else p for p in route]
     assert set(names) <= set(have)
     if "TensorrtExecutionProvider" in names:
-        assert route[0][1]["trt_fp16_enable"] is True and route[0][1]["trt_engine_cache_enable"]
+        assert route[0][1]["trt_engine_cache_enable"] and route[0][1]["trt_engine_cache_path"]
+
+
+def test_gpu_route_sets_no_weak_typing_precision_switch(monkeypatch) -> None:
+    """Precision comes from the graph (strong typing): no trt_fp16_enable / trt_int8_enable."""
+    from labkit.deploy import runtime
+
+    monkeypatch.setattr(
+        runtime,
+        "available_providers",
+        lambda: ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+    )
+    route = deploy.gpu_providers("cache", device_id=1)
+    assert [p[0] if isinstance(p, tuple) else p for p in route] == [
+        "TensorrtExecutionProvider",
+        "CUDAExecutionProvider",
+        "CPUExecutionProvider",
+    ]
+    trt_options = route[0][1]
+    assert trt_options["device_id"] == 1 and trt_options["trt_engine_cache_path"] == "cache"
+    assert not [k for k in trt_options if k.endswith(("fp16_enable", "int8_enable", "bf16_enable"))]
+    with pytest.raises(TypeError):
+        deploy.gpu_providers("cache", fp16=True)  # the weak-typing switch is gone
+
+
+def _timed(ratio: float, lo: float, hi: float) -> bench.Comparison:
+    return bench.Comparison(
+        baseline="eager",
+        median_ms={"eager": 1.0, "ORT": 1.0 / ratio},
+        speedup={"eager": 1.0, "ORT": ratio},
+        spread={"eager": (1.0, 1.0), "ORT": (lo, hi)},
+        rounds=11,
+        threads=1,
+    )
+
+
+@pytest.mark.parametrize(
+    ("second", "word"),
+    [
+        ((1.9, 1.84, 1.92), "shrank"),  # notebook 09's CNN: 4.08x at batch 1 -> 1.90x at 32
+        ((6.0, 5.0, 7.0), "grew"),
+        ((4.0, 3.5, 4.2), "no clear change"),  # IQRs overlap
+        ((3.6, 3.0, 3.66), "no clear change"),  # touching at the edge is an overlap
+    ],
+)
+def test_speedup_trend_reads_the_two_iqrs(second, word) -> None:
+    runs = {"batch 1": _timed(4.08, 3.66, 4.56), "batch 32": _timed(*second)}
+    text = deploy.speedup_trend(runs, "ORT")
+    assert text.endswith(word) or f": {word}" in text
+    assert "batch 1 -> batch 32" in text and "4.08x (IQR 3.66-4.56)" in text
+
+
+def test_speedup_trend_rejects_bad_runs() -> None:
+    one = _timed(2.0, 1.9, 2.1)
+    with pytest.raises(ValueError, match="dict of two"):
+        deploy.speedup_trend({"b1": one}, "ORT")
+    with pytest.raises(ValueError, match="dict of two"):
+        deploy.speedup_trend([one, one], "ORT")
+    with pytest.raises(ValueError, match="timed 'INT8'"):
+        deploy.speedup_trend({"b1": one, "b32": one}, "INT8")
+    with pytest.raises(ValueError, match="baseline"):
+        deploy.speedup_trend({"b1": one, "b32": one}, "eager")
+    with pytest.raises(ValueError, match="bench.compare result"):
+        deploy.speedup_trend({"b1": one, "b32": 2.0}, "ORT")
 
 
 def test_int8_kernel_note_names_the_instruction() -> None:
