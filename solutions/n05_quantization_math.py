@@ -22,7 +22,7 @@ def compute_qparams(xmin, xmax, bits, symmetric):
         return scale, 0, qmin, qmax
     qmin, qmax = 0, 2**bits - 1
     scale = (hi - lo) / (qmax - qmin)
-    zero_point = qmin - round(lo / scale)
+    zero_point = qmin - round(lo / scale)  # Python's round: halves to even, like torch.round
     return scale, min(max(zero_point, qmin), qmax), qmin, qmax
 
 

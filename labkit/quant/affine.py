@@ -156,8 +156,10 @@ def compute_qparams(
         asymmetric: q in [0, 2^b - 1],             S = (hi - lo) / (2^b - 1),         Z = qmin - round(lo / S)
         symmetric:  q in [-2^(b-1), 2^(b-1) - 1],  S = max(-lo, hi) / (2^(b-1) - 1),  Z = 0
 
-    S is at least float32 eps (an all-zero range still gives a valid grid); Z is clamped into
-    [qmin, qmax]. Numbers give per-tensor QParams (float S, int Z); 1-D tensors of shape (C,)
+    round is half to even (torch.round). The signed range is the full one of torch.qint8
+    (-128..127 at 8 bits), not the restricted [-127, 127] some toolkits use; with S as above
+    the code -2^(b-1) is never produced from inside [lo, hi]. S is at least float32 eps (an
+    all-zero range still gives a valid grid); Z is clamped into [qmin, qmax]. Numbers give per-tensor QParams (float S, int Z); 1-D tensors of shape (C,)
     (even C = 1) give per-channel QParams (S float32 (C,), Z int64 (C,)).
 
     Taught in notebooks/05_quantization_math.ipynb, "1. The affine map $r = S(q - Z)$".

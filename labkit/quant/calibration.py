@@ -319,8 +319,10 @@ def calibrate_observer(
 ) -> MinMaxObserver | HistogramObserver:
     """Feed every batch to ``observer`` and return it (ready for ``.range`` / ``.qparams``).
 
-    The notebook writes this loop out; a whole model's activation ranges are calibrated by
+    One observer, one tensor; a whole model's activation ranges are calibrated by
     ``qat.calibrate_activations`` (one observer per layer).
+
+    Taught in notebooks/05_quantization_math.ipynb, "Equalisation: move the outlier into the weights".
     """
     batches = _check_calibrate(batches, observer)
     for b in batches:
@@ -341,11 +343,46 @@ def inject_outlier_channel(
     Taught in notebooks/05_quantization_math.ipynb, "4. An activation with outliers".
     """
     _check_outlier_channel(bn, linear, channel, factor)
-    per = linear.in_features // bn.num_features  # inputs per channel (H * W)
+    gain = torch.ones(bn.num_features)  # (C,)
+    gain[channel] = factor
+    _move_channel_gain(bn, linear, gain)
+
+
+def equalize_channels(
+    bn: nn.BatchNorm2d, linear: nn.Linear, channel_max: torch.Tensor
+) -> torch.Tensor:
+    """Fold each activation channel's range into the next layer's weight columns, in place.
+
+    For bn -> ReLU -> Flatten -> linear, with r_j the largest value channel j took on the
+    calibration data (r: (C,), e.g. a MinMaxObserver(axis=1)'s max_val):
+
+        s_j = 2^round(log2(r_j / median(r)))       (s_j = 1 where r_j = 0)
+        bn.weight_j, bn.bias_j /= s_j               channel j of the activation becomes x_j / s_j,
+                                                    since ReLU(z / s) = ReLU(z) / s for s > 0
+        linear.weight[:, columns of j] *= s_j       every product (x_j / s_j)(s_j w_kj) = x_j w_kj
+
+    The network computes the same function; s_j is a power of two, so dividing and multiplying
+    by it only moves float exponents and the logits stay equal bit for bit. Afterwards every
+    channel's max lies within a factor of sqrt(2) of the median: no single channel sets the
+    step of a per-tensor grid. The range has moved into the weight columns (cross-layer
+    equalisation; SmoothQuant splits it between the two). Returns s, float32 (C,).
+
+    Taught in notebooks/05_quantization_math.ipynb, "Equalisation: move the outlier into the weights".
+    """
+    r = _check_equalize(bn, linear, channel_max)  # float64 (C,), >= 0
+    ref = r[r > 0].median() if (r > 0).any() else r.new_ones(())  # the typical channel
+    s = torch.where(r > 0, torch.exp2(torch.round(torch.log2(r / ref))), 1.0).float()  # (C,)
+    _move_channel_gain(bn, linear, 1 / s)
+    return s
+
+
+def _move_channel_gain(bn: nn.BatchNorm2d, linear: nn.Linear, gain: torch.Tensor) -> None:
+    """bn's channel j times gain_j, the linear's columns that read channel j divided by it."""
+    per = linear.in_features // bn.num_features  # inputs per channel (H * W), channel-major
     with torch.no_grad():
-        bn.weight[channel] *= factor
-        bn.bias[channel] *= factor
-        linear.weight[:, channel * per : (channel + 1) * per] /= factor
+        bn.weight.mul_(gain)  # (C,)
+        bn.bias.mul_(gain)
+        linear.weight.div_(gain.repeat_interleave(per))  # (out, C * H * W) / (C * H * W,)
 
 
 # ---- checks: bad input gets one clear error naming the parameter and the fix
@@ -471,3 +508,17 @@ def _check_outlier_channel(bn: object, linear: object, channel: object, factor: 
     check_positive(factor, "factor")
     if linear.in_features % bn.num_features:
         raise ValueError("linear.in_features must be a multiple of the BN channels (C * H * W).")
+
+
+def _check_equalize(bn: object, linear: object, channel_max: object) -> torch.Tensor:
+    """channel_max as float64 (C,): one finite value >= 0 per BN channel."""
+    _check_outlier_channel(bn, linear, 0, 1.0)
+    r = check_tensor(channel_max, "channel_max", floating=False, ndim=1).detach().double()
+    c = bn.num_features  # type: ignore[union-attr]
+    if r.numel() != c or not torch.isfinite(r).all() or (r < 0).any():
+        raise ValueError(
+            f"channel_max must hold {c} finite values >= 0 (each channel's largest activation "
+            "after the ReLU), e.g. quant.MinMaxObserver(axis=1).max_val; "
+            f"got {r.numel()} values with min {float(r.min()) if r.numel() else 'n/a'}."
+        )
+    return r

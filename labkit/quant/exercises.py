@@ -64,12 +64,18 @@ def _dequantize_cases() -> list[Case]:
 def compute_qparams(
     xmin: float, xmax: float, bits: int, symmetric: bool
 ) -> tuple[float, int, int, int]:
-    """Reference: (scale, zero_point, qmin, qmax) covering [min(xmin, 0), max(xmax, 0)]."""
+    """Reference: (scale, zero_point, qmin, qmax) covering [min(xmin, 0), max(xmax, 0)].
+
+    Codes: symmetric [-2^(b-1), 2^(b-1) - 1] (torch.qint8's -128..127 at 8 bits, not the
+    restricted [-127, 127]); asymmetric [0, 2^b - 1]. Z rounds half to even (torch.round).
+    """
     qp = quant.compute_qparams(xmin, xmax, bits, symmetric)
     return (qp.scale, qp.zero_point, qp.qmin, qp.qmax)
 
 
 def _qparams_cases() -> list[Case]:
+    # ties: -xmin / S lands exactly on k + 0.5 (dyadic numbers, exact in float32 and float64),
+    # so round half to even and floor(x + 0.5) give zero points one apart
     return [
         Case((-1.0, 3.0, 8, False), label="asymmetric 8-bit on [-1, 3]"),
         Case((-1.0, 3.0, 8, True), label="symmetric 8-bit on [-1, 3]"),
@@ -77,7 +83,35 @@ def _qparams_cases() -> list[Case]:
         Case((-6.0, -2.0, 4, False), label="all-negative range, 4 bits"),
         Case((-0.2, 5.0, 4, True), label="symmetric 4-bit"),
         Case((-3.0, 1.0, 2, False), label="2 bits"),
+        Case((-0.75, 0.75, 2, False), label="a tie: S = 0.5, -xmin / S = 1.5 exactly"),
+        Case((-1.25, 0.25, 2, False), label="a tie: S = 0.5, -xmin / S = 2.5 exactly"),
+        Case((-1.125, 2.625, 4, False), label="a tie: S = 0.25, -xmin / S = 4.5 exactly"),
+        Case(
+            (-1.9921875, 1.9921875, 8, False),
+            label="a tie: S = 1/64, -xmin / S = 127.5 exactly (8 bits)",
+        ),
     ]
+
+
+def _qparams_compare(got: object, expected: object) -> str | None:
+    """close() to float32 rounding, with the two misreadings of the spec named."""
+    msg = close(atol=1e-7, rtol=1e-6)(got, expected)
+    if msg is None or not isinstance(got, tuple | list) or len(got) != 4:
+        return msg
+    scale, zp, qmin, qmax = (x.item() if isinstance(x, torch.Tensor) else x for x in got)
+    e_scale, e_zp, e_qmin, e_qmax = expected  # type: ignore[misc]
+    if e_qmin < 0 and (qmin, qmax) == (-e_qmax, e_qmax):
+        return (
+            f"codes [{qmin}, {qmax}] are the restricted signed range; this exercise asks for "
+            f"the full signed range [-2^(b-1), 2^(b-1) - 1] = [{e_qmin}, {e_qmax}], as "
+            "torch.qint8 (the scale stays max|r| / (2^(b-1) - 1), so code -2^(b-1) is spare)"
+        )
+    if (qmin, qmax) == (e_qmin, e_qmax) and isinstance(zp, int | float) and abs(zp - e_zp) == 1:
+        return (
+            f"zero point {zp}, expected {e_zp}: round xmin / scale half to even "
+            "(torch.round or Python's round), not floor(x + 0.5) or int(x + 0.5)"
+        )
+    return msg
 
 
 def kl_threshold(hist: torch.Tensor, num_quantized_bins: int) -> int:
@@ -160,13 +194,15 @@ EXERCISES = {
     "quant.compute_qparams": Exercise(
         reference=compute_qparams,
         cases=_qparams_cases,
-        compare=close(atol=1e-7, rtol=1e-6),
-        hint="First make sure the range contains 0.0. Then pick the integer range (signed for "
-        "symmetric, unsigned for asymmetric) and map the real range's ends onto it; the zero "
-        "point must be an integer.",
+        compare=_qparams_compare,
+        hint="First make sure the range contains 0.0. Then pick the integer range: for symmetric "
+        "the full signed range of b bits, -128 to 127 at 8 bits (not -127 to 127); for asymmetric "
+        "the unsigned one. Map the real range's ends onto it; the zero point must be an integer, "
+        "rounded the way torch.round rounds an exact half.",
         formula="lo, hi = min(xmin, 0), max(xmax, 0). Asymmetric: qmin, qmax = 0, 2**bits - 1, "
-        "scale = (hi - lo) / (qmax - qmin), zero_point = qmin - round(lo / scale). Symmetric: "
-        "qmin, qmax = -2**(bits-1), 2**(bits-1) - 1, scale = max(-lo, hi) / qmax, zero_point 0.",
+        "scale = (hi - lo) / (qmax - qmin), zero_point = qmin - round(lo / scale) (Python's round "
+        "sends halves to even, like torch.round). Symmetric: qmin, qmax = -2**(bits-1), "
+        "2**(bits-1) - 1, scale = max(-lo, hi) / qmax, zero_point 0.",
     ),
     "quant.kl_threshold": Exercise(
         reference=kl_threshold,

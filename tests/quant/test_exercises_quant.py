@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 
 from labkit import checks
@@ -140,6 +141,70 @@ def test_qparams_signed_range_for_asymmetric_is_rejected() -> None:
         return scale, qmin - round(lo / scale), qmin, qmax
 
     assert not checks.check("quant.compute_qparams", signed).passed
+
+
+def _asym_rounded(rounding):
+    """The right asymmetric qparams with the zero point rounded by ``rounding(lo / scale)``."""
+
+    def fn(xmin, xmax, bits, symmetric):
+        if symmetric:
+            return sol.compute_qparams(xmin, xmax, bits, symmetric)
+        lo, hi = min(xmin, 0.0), max(xmax, 0.0)
+        qmin, qmax = 0, 2**bits - 1
+        scale = (hi - lo) / (qmax - qmin)
+        return scale, min(max(qmin + rounding(-lo / scale), qmin), qmax), qmin, qmax
+
+    return fn
+
+
+def test_qparams_zero_point_rounded_half_up_is_rejected() -> None:
+    """Issue 19: Z = qmin - floor(lo / S + 0.5) passed; a tie (-xmin / S = 1.5) now catches it."""
+
+    def half_up_of_lo(xmin, xmax, bits, symmetric):
+        if symmetric:
+            return sol.compute_qparams(xmin, xmax, bits, symmetric)
+        lo, hi = min(xmin, 0.0), max(xmax, 0.0)
+        scale = (hi - lo) / (2**bits - 1)
+        return scale, 0 - math.floor(lo / scale + 0.5), 0, 2**bits - 1
+
+    res = checks.check("quant.compute_qparams", half_up_of_lo)
+    assert not res.passed and "tie" in res.message and "half to even" in res.message
+
+
+def test_qparams_zero_point_of_negated_range_rounded_half_up_is_rejected() -> None:
+    """Z = qmin + floor(-lo / S + 0.5): right at -xmin / S = 1.5, wrong at 2.5 (a case)."""
+    res = checks.check("quant.compute_qparams", _asym_rounded(lambda v: math.floor(v + 0.5)))
+    assert not res.passed and "2.5 exactly" in res.message and "half to even" in res.message
+
+
+def test_qparams_zero_point_truncated_after_adding_a_half_is_rejected() -> None:
+    res = checks.check("quant.compute_qparams", _asym_rounded(lambda v: int(v + 0.5)))
+    assert not res.passed and "half to even" in res.message
+
+
+def test_qparams_round_half_to_even_variants_pass() -> None:
+    """Python's round, numpy's and torch's all send halves to even: each must pass."""
+    for rounding in (
+        round,
+        lambda v: int(np.round(v)),
+        lambda v: int(torch.round(torch.tensor(v))),
+    ):
+        assert checks.check("quant.compute_qparams", _asym_rounded(rounding)).passed
+
+
+def test_qparams_restricted_signed_range_is_rejected_with_the_range_named() -> None:
+    """Codes [-127, 127] (Wu et al.'s restricted range) are a real choice elsewhere, but the
+    exercise asks for torch.qint8's full range: rejected, and the hint names [-128, 127]."""
+
+    def restricted(xmin, xmax, bits, symmetric):
+        if not symmetric:
+            return sol.compute_qparams(xmin, xmax, bits, symmetric)
+        qmax = 2 ** (bits - 1) - 1
+        return max(-min(xmin, 0.0), max(xmax, 0.0)) / qmax, 0, -qmax, qmax
+
+    res = checks.check("quant.compute_qparams", restricted)
+    assert not res.passed
+    assert "restricted" in res.message and "[-128, 127]" in res.message
 
 
 # --- KL threshold

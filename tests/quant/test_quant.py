@@ -842,3 +842,92 @@ def test_issue18_guards_leave_good_input_alone() -> None:
     obs = quant.calibrate_observer(iter([_X, _X * 2]), quant.MinMaxObserver())  # any iterable
     assert obs.range() == (-2.0, 4.0)
     assert math.isinf(quant.sqnr_db(_X, _X.clone()))
+
+
+# ---------------------------------------------------------------- issue 19: outlier equalisation
+
+
+def _bn_relu_linear(seed: int) -> tuple[torch.nn.Sequential, torch.Tensor]:
+    """conv -> BN -> ReLU -> Flatten -> Linear in eval, random BN statistics, and a batch."""
+    g = torch.Generator().manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 6, 3, padding=1),
+        torch.nn.BatchNorm2d(6),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(6 * 4 * 4, 5),
+    ).eval()
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g))
+        net[1].running_mean.copy_(torch.randn(6, generator=g))
+        net[1].running_var.copy_(torch.rand(6, generator=g) + 0.5)
+    return net, torch.randn(256, 2, 4, 4, generator=g)
+
+
+def _channel_max(net: torch.nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net[:-1](x).reshape(len(x), 6, -1).amax(dim=(0, 2))  # (C,)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_inject_outlier_channel_keeps_the_function_and_grows_one_channel(seed: int) -> None:
+    net, x = _bn_relu_linear(seed)
+    with torch.no_grad():
+        before, r0 = net(x), _channel_max(net, x)
+    quant.inject_outlier_channel(net[1], net[4], channel=2, factor=30.0)
+    with torch.no_grad():
+        after, r1 = net(x), _channel_max(net, x)
+    torch.testing.assert_close(after, before, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(r1[2], 30 * r0[2])
+    assert torch.equal(r1[torch.arange(6) != 2], r0[torch.arange(6) != 2])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_equalize_channels_is_exact_bit_for_bit_and_evens_the_ranges(seed: int) -> None:
+    net, x = _bn_relu_linear(seed)
+    quant.inject_outlier_channel(net[1], net[4], channel=2, factor=30.0)
+    r = _channel_max(net, x)
+    with torch.no_grad():
+        before = net(x)
+    s = quant.equalize_channels(net[1], net[4], r)
+    with torch.no_grad():
+        after = net(x)
+    assert torch.equal(after, before)  # powers of two: the same logits, every bit
+    assert s.shape == (6,) and s.dtype == torch.float32
+    assert torch.equal(s, torch.exp2(torch.log2(s).round()))  # every s_j a power of two
+    r_after = _channel_max(net, x)
+    assert torch.equal(r_after * s, r)  # channel j divided by s_j, exactly
+    live = r_after > 0
+    spread = r_after[live] / r[r > 0].median()
+    assert float(spread.max()) <= 2**0.5 and float(spread.min()) >= 2**-0.5
+    assert int(s.argmax()) == 2 and float(s[2]) > 1  # the outlier folded into its weight columns
+
+
+def test_equalize_channels_leaves_a_dead_channel_and_even_ranges_alone() -> None:
+    net, x = _bn_relu_linear(0)
+    r = torch.tensor([1.0, 1.2, 0.0, 0.9, 1.1, 1.0])
+    w = net[4].weight.detach().clone()
+    s = quant.equalize_channels(net[1], net[4], r)
+    assert torch.equal(s, torch.ones(6))  # within sqrt(2) of the median, or never positive
+    assert torch.equal(net[4].weight, w)
+    s = quant.equalize_channels(net[1], net[4], torch.tensor([1.0, 1.0, 1.0, 100.0, 1.0, 0.3]))
+    assert s.tolist() == [1.0, 1.0, 1.0, 128.0, 1.0, 0.25]  # log2: 6.64 -> 7, -1.74 -> -2
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (torch.ones(5), "6 finite values"),
+        (torch.tensor([1.0, 1.0, -1.0, 1.0, 1.0, 1.0]), ">= 0"),
+        (torch.tensor([1.0, math.nan, 1.0, 1.0, 1.0, 1.0]), "finite"),
+        (torch.ones(2, 3), "dimensions"),
+        ([1.0] * 6, "torch.Tensor"),
+    ],
+)
+def test_equalize_channels_names_bad_channel_max(bad: object, match: str) -> None:
+    net, _ = _bn_relu_linear(0)
+    with pytest.raises(ValueError, match=match):
+        quant.equalize_channels(net[1], net[4], bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bn"):
+        quant.equalize_channels(net[4], net[4], torch.ones(6))  # type: ignore[arg-type]
