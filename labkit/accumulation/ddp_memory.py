@@ -116,10 +116,10 @@ def peak_memory_sweep(
 ) -> list[dict[str, Any]]:
     """Equal effective batch len(x), different micro-batch sizes: one accumulation step each.
 
-    Rows {micro_batch, k, saved_activations_mb (exact), peak_mb (bench.peak_memory of one
+    Rows {micro_batch, k, saved_activations_mib (exact), peak_mib (bench.peak_memory of one
     step whose gradient buffers already exist: CUDA allocator peak on a GPU, peak RSS growth
     on CPU, where labkit.probes.exact_cpu_memory_accounting() is applied first so freed memory
-    is returned)}. Measured smallest micro-batch first.
+    is returned)}, in MiB (2**20 bytes). Measured smallest micro-batch first.
     Taught in notebooks/02_gradient_accumulation.ipynb, "7. Memory: what accumulation buys".
     """
     _check_sweep(model, x, y, micro_batch_sizes)
@@ -134,8 +134,8 @@ def peak_memory_sweep(
             {
                 "micro_batch": mb,
                 "k": -(-len(x) // mb),
-                "saved_activations_mb": saved / 2**20,
-                "peak_mb": peak / 2**20,
+                "saved_activations_mib": saved / 2**20,
+                "peak_mib": peak / 2**20,
             }
         )
     return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -78,20 +80,81 @@ def _accumulate_cases() -> list[Case]:
     ]
 
 
-def _clip_cases() -> list[Case]:
-    def scaler() -> torch.amp.GradScaler:
-        return torch.amp.GradScaler("cpu", init_scale=2.0**12)
+class _SpyScaler(torch.amp.GradScaler):
+    """A real CPU GradScaler that writes down what the exercise asks of it.
 
-    return [
-        Case(
-            (_model_with_stale_grads(4), *_data(32, 5), 8, 0.05, scaler()),
-            label="max_norm 0.05 (clipping active)",
-        ),
-        Case(
-            (_model_with_stale_grads(5), *_data(20, 6), 8, 100.0, scaler()),
-            label="max_norm 100 (no clipping), uneven micro-batches",
-        ),
-    ]
+    ``log``: ("scale", 0.0) for each scale() call, ("unscale_", norm) for each unscale_() call,
+    with the global L2 norm of the optimizer's gradients just before they are unscaled: it is
+    S x (true norm) when nothing touched them first, max_norm when they were clipped first.
+    """
+
+    def __init__(self, init_scale: float) -> None:
+        super().__init__("cpu", init_scale=init_scale)
+        self.log: list[tuple[str, float]] = []
+
+    def scale(self, outputs):  # noqa: ANN001, ANN201 (GradScaler's own signature)
+        self.log.append(("scale", 0.0))
+        return super().scale(outputs)
+
+    def unscale_(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norm = (
+            float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+            if grads
+            else 0.0
+        )
+        self.log.append(("unscale_", norm))
+        super().unscale_(optimizer)
+
+
+# (model seed, data (n, seed), micro-batch, max_norm, loss scale, label); every scale != 1, so
+# a function that skips the scaler, or unscales at the wrong time, is seen in the log or the
+# numbers
+_CLIP_CASES = [
+    (4, (32, 5), 8, 0.05, 2.0**12, "max_norm 0.05 (clipping active), S = 2^12"),
+    (5, (20, 6), 8, 100.0, 2.0**12, "max_norm 100 (no clipping), uneven micro-batches, S = 2^12"),
+    (6, (24, 7), 5, 0.5, 2.0**16, "max_norm 0.5, S = 2^16, uneven micro-batches"),
+]
+
+
+def _check_clip_accumulated(fn) -> str | None:  # noqa: ANN001 (the learner's function)
+    """Gradients equal to the reference's, AND the scaler used as the exercise asks: the loss
+    went through scaler.scale, scaler.unscale_ ran exactly once, on gradients nothing had
+    clipped yet (their norm then equals the reference's: S x the true norm)."""
+    compare = close(atol=1e-6, rtol=1e-4)
+    for seed, (n, data_seed), mb, max_norm, scale, label in _CLIP_CASES:
+        x, y = _data(n, data_seed)
+        ref_scaler, spy = _SpyScaler(scale), _SpyScaler(scale)
+        expected = clip_accumulated(_StaleGradMLP(seed), x, y, mb, max_norm, ref_scaler)
+        got = fn(_StaleGradMLP(seed), x.clone(), y.clone(), mb, max_norm, spy)
+        if got is None:
+            return f"returned None on {label} - did you forget `return`?"
+        msg = compare(got, expected)
+        if msg:
+            return f"wrong on {label}: {msg} (the true gradient, clipped to max_norm, is expected)"
+        unscaled = [norm for op, norm in spy.log if op == "unscale_"]
+        ref_norm = next(norm for op, norm in ref_scaler.log if op == "unscale_")
+        if not any(op == "scale" for op, _ in spy.log):
+            return (
+                f"on {label} your function never called scaler.scale(loss): with fp16 the small "
+                "gradients underflow without it. Scale each micro-batch's loss before backward()."
+            )
+        if not unscaled:
+            return (
+                f"on {label} your function never called scaler.unscale_(optimizer): clip and return "
+                "the true gradients, unscaled by the scaler itself (divided by hand, "
+                "scaler.step(optimizer) would unscale them a second time and skip its inf/NaN "
+                "check)."
+            )
+        if len(unscaled) > 1:
+            return f"on {label} scaler.unscale_ ran {len(unscaled)} times; once per step."
+        if not math.isclose(unscaled[0], ref_norm, rel_tol=1e-4):
+            return (
+                f"on {label} the gradients had norm {unscaled[0]:.4g} when you called "
+                f"scaler.unscale_, not the scaled norm {ref_norm:.4g}: something (clipping?) "
+                "changed them first. Unscale first, then clip."
+            )
+    return None
 
 
 EXERCISES = {
@@ -111,11 +174,10 @@ EXERCISES = {
     # tests/test_exercise_keys.py).
     "accumulation.clip_accumulated": Exercise(
         reference=clip_accumulated,
-        cases=_clip_cases,
-        compare=close(atol=1e-6, rtol=1e-4),
+        custom=_check_clip_accumulated,
         hint="Clipping compares the gradient's norm with max_norm: which gradient must it see, "
-        "the one multiplied by the loss scale or the true one? Clip once, after the last "
-        "micro-batch.",
+        "the one multiplied by the loss scale or the true one? Use the scaler you are given for "
+        "both steps, and clip once, after the last micro-batch.",
         formula="zero_grad; for each micro-batch: scaler.scale(F.cross_entropy(model(xb), yb) "
         "* len(xb) / len(x)).backward(); then scaler.unscale_(opt) BEFORE "
         "torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm).",

@@ -1,23 +1,30 @@
 """Interview prep (notebooks/interview_prep.ipynb):
 - ``bank.py``: every notebook's interview questions and key terms, read from the notebooks
-  themselves, and the ten classic questions with the notebook that demonstrates each answer.
-- ``widget.py``: the self-quiz.
+  themselves, the source material's ten classic questions (English, 简体, 繁體) linked to the
+  sections that demonstrate them, and the course's own ten classics.
+- ``widget.py``: the self-quiz and the glossary's filter box.
 """
 
 from labkit.interview.bank import (
     CLASSICS,
     NOTEBOOKS,
+    SOURCE_CLASSICS,
     Classic,
     Question,
+    SourceClassic,
     course_notebooks,
     glossary,
+    notebook_headings,
     notebook_text,
+    notebook_titles,
     parse_key_terms,
     questions,
+    section_link,
     split_row,
 )
 
 __all__ = [
-    "CLASSICS", "NOTEBOOKS", "Classic", "Question", "course_notebooks", "glossary",
-    "notebook_text", "parse_key_terms", "questions", "split_row",
+    "CLASSICS", "NOTEBOOKS", "SOURCE_CLASSICS", "Classic", "Question", "SourceClassic",
+    "course_notebooks", "glossary", "notebook_headings", "notebook_text", "notebook_titles",
+    "parse_key_terms", "questions", "section_link", "split_row",
 ]  # fmt: skip

@@ -1,24 +1,30 @@
-"""torch.autocast (notebook 01, part 4): which ops run in which dtype, bf16 on this CPU, CUDA fp16.
+"""torch.autocast (notebook 01, part 4): which ops run in which dtype, what it saves in memory,
+bf16 on this CPU, CUDA fp16.
 
-Under torch.autocast(device_type, dtype) matmuls and convolutions run in the 16-bit dtype,
-reductions and losses (softmax, log_softmax, cross-entropy) stay in fp32, and the weights stay
-fp32 (master weights). bf16 has fp32's exponent range and needs no loss scaling; fp16 needs a
-GradScaler.
+Under torch.autocast(device_type, dtype) matmuls and convolutions run in the 16-bit dtype and
+the weights stay fp32 (master weights). Which other ops autocast casts up to fp32 is a table per
+device: CUDA's lists exp, log, pow, sum, softmax, norms and the losses; CPU's lists the losses
+(and some linear algebra), so on CPU exp, softmax and norms run in the dtype they are given.
+``autocast_policy`` measures both tables. bf16 has fp32's exponent range and needs no loss
+scaling; fp16 needs a GradScaler. AMP shrinks the activations saved for backward, not the
+weights, gradients or optimizer state (``amp_memory``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch import nn
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 from labkit.core import env
 from labkit.core.errors import check_int, check_model, check_positive, check_tensor, require_cuda
-from labkit.core.probes import OpRecorder
+from labkit.core.probes import OpRecorder, saved_tensor_bytes
 
 VIEW_OPS = ("detach", "t", "view", "_unsafe_view", "expand", "transpose", "reshape")
 _AUTOCAST_DTYPES = (torch.bfloat16, torch.float16)
@@ -54,6 +60,92 @@ def op_dtypes(
     ]
 
 
+# Probe ops for autocast_policy: each takes one (8, 8) tensor t and makes what else it needs
+# on t's device. Only the dtypes of the results are read, never their values.
+AUTOCAST_PROBES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "matmul": lambda t: t @ t,  # (8, 8)
+    "linear": lambda t: nn.functional.linear(t, t),  # (8, 8)
+    "conv2d": lambda t: nn.functional.conv2d(t.view(1, 1, 8, 8), t[:3, :3].reshape(1, 1, 3, 3)),
+    "relu": lambda t: t.relu(),
+    "exp": lambda t: t.exp(),
+    "log": lambda t: t.log(),
+    "pow": lambda t: t.pow(2),
+    "sum": lambda t: t.sum(),  # ()
+    "prod": lambda t: t.prod(),  # ()
+    "softmax": lambda t: t.softmax(-1),
+    "log_softmax": lambda t: t.log_softmax(-1),
+    "layer_norm": lambda t: nn.functional.layer_norm(t, (8,)),
+    "group_norm": lambda t: nn.functional.group_norm(t, 2),
+    "batch_norm": lambda t: nn.functional.batch_norm(t, None, None, training=True),
+    "vector_norm": lambda t: torch.linalg.vector_norm(t),  # ()
+    "cdist": lambda t: torch.cdist(t, t),  # (8, 8) pairwise distances
+    "cross_entropy": lambda t: nn.functional.cross_entropy(t, torch.arange(8, device=t.device)),
+    "mse_loss": lambda t: nn.functional.mse_loss(t, t.detach()),
+}
+
+
+def autocast_policy(
+    device_type: str = "cpu", dtype: torch.dtype = torch.bfloat16
+) -> dict[str, str]:
+    """Which dtype autocast runs each op of AUTOCAST_PROBES in, measured: {op: policy}.
+
+    Each op runs twice under autocast(device_type, dtype), on an fp32 input and on a ``dtype``
+    input, and the output dtypes give its row of torch's own autocast table:
+        fp32 in -> 16-bit out       "16-bit"         (autocast casts down: matmul, conv)
+        16-bit in -> fp32 out       "fp32"           (autocast casts up)
+        out dtype = in dtype, twice "input's dtype"  (not on autocast's lists)
+    CUDA is measured without a GPU: the ops run on fake CUDA tensors (FakeTensorMode: shapes and
+    dtypes only, no memory, no kernel), with CUDA autocast switched on directly, because
+    ``torch.autocast("cuda")`` turns itself off where no GPU exists. Autocast picks the casts in
+    the dispatcher before any kernel runs, so the fake run sees CUDA's real table. Where fake
+    CUDA tensors fail (another torch), every op reads "not measurable here": the table is then
+    in the torch.amp documentation, "Autocast Op Reference".
+    Taught in notebooks/01_mixed_precision.ipynb, "4.1 Which ops run in which dtype".
+    """
+    _check_policy(device_type, dtype)
+    if device_type == "cpu":
+        return _policy(device_type, dtype)
+    try:
+        with FakeTensorMode():
+            return _policy(device_type, dtype)
+    except (RuntimeError, NotImplementedError) as exc:  # a torch whose fake CUDA tensors fail
+        return dict.fromkeys(AUTOCAST_PROBES, f"not measurable here ({type(exc).__name__})")
+
+
+def amp_memory(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, dtype: torch.dtype = torch.bfloat16
+) -> dict[str, int]:
+    """Bytes of one cross-entropy training step in fp32 and under autocast(x's device, dtype).
+
+        weights        = sum of the parameters' bytes (fp32 master weights: autocast keeps them)
+        gradients      = sum of the .grad bytes after a backward under autocast (fp32, like the
+                         parameters they belong to)
+        saved_fp32     = bytes autograd saves for backward without autocast
+        saved_autocast = the same under autocast: activations in 16 bits, plus the 16-bit copies
+                         of the weights that autocast made for the matmuls (saved for backward)
+    (saved bytes: labkit.probes.saved_tensor_bytes, the parameters themselves excluded). With
+    Adam, 8 more bytes per parameter of fp32 optimizer state sit beside these, in both. The
+    model's .grad is cleared (set to None) before and after.
+    Taught in notebooks/01_mixed_precision.ipynb, "4.2 What AMP saves in memory".
+    """
+    _check_amp_memory(model, x, y, dtype)
+    step = lambda: nn.functional.cross_entropy(model(x), y)  # noqa: E731
+    saved_fp32 = saved_tensor_bytes(step, exclude=model.parameters())
+    model.zero_grad(set_to_none=True)
+    with torch.autocast(device_type=x.device.type, dtype=dtype):
+        saved_autocast = saved_tensor_bytes(step, exclude=model.parameters())
+        loss = step()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    model.zero_grad(set_to_none=True)
+    return {
+        "weights": sum(p.nbytes for p in model.parameters()),
+        "gradients": sum(g.nbytes for g in grads),
+        "saved_fp32": saved_fp32,
+        "saved_autocast": saved_autocast,
+    }
+
+
 def bf16_support() -> dict[str, Any]:
     """Can this torch run bf16 matmuls natively here? Flags to read next to a bf16 timing.
 
@@ -62,7 +154,7 @@ def bf16_support() -> dict[str, Any]:
     onednn_bf16: whether oneDNN, which runs CPU bf16 matmuls, may use bf16 instructions
     (False when the CPU lacks them or ONEDNN_MAX_CPU_ISA forbids them): without it bf16 is
     emulated (convert to fp32, compute, round back) and is usually slower than fp32.
-    Taught in notebooks/01_mixed_precision.ipynb, "4.3 Is it faster here? Measured, not assumed".
+    Taught in notebooks/01_mixed_precision.ipynb, "4.4 Is it faster here? Measured, not assumed".
     """
     feats = env.cpu_features()
     try:
@@ -82,7 +174,7 @@ def bf16_verdict(support: dict[str, Any], results: dict[str, tuple[float, bool]]
 
     ``support``: bf16_support(); ``results``: {workload: (speed-up fp32/bf16, clear)} from
     bench.compare (speed-up > 1: bf16 faster; clear: the IQR of the ratio excludes 1).
-    Taught in notebooks/01_mixed_precision.ipynb, "4.3 Is it faster here? Measured, not assumed".
+    Taught in notebooks/01_mixed_precision.ipynb, "4.4 Is it faster here? Measured, not assumed".
     """
     _check_verdict(results)
     faster = [n for n, (r, clear) in results.items() if clear and r > 1]
@@ -127,7 +219,7 @@ def amp_train_step(
     fp16 needs a GradScaler: scaler.scale(loss).backward(), scaler.unscale_(optimizer) before
     clipping, scaler.step(optimizer), scaler.update(). bf16 has fp32's exponent range: no
     scaler needed.
-    Taught in notebooks/01_mixed_precision.ipynb, "4.2 Does bf16 training still learn?".
+    Taught in notebooks/01_mixed_precision.ipynb, "4.3 Does bf16 training still learn?".
     """
     _check_amp_step(model, x, y, optimizer, dtype, max_grad_norm)
     device_type = x.device.type
@@ -155,7 +247,7 @@ def cuda_fp16_training(
     """Train ``model`` on a CUDA GPU with autocast fp16 + GradScaler; report losses and scales.
 
     Raises labkit.MissingDependency (with what to do) when there is no CUDA GPU.
-    Taught in notebooks/01_mixed_precision.ipynb, "4.4 CUDA: fp16 autocast + GradScaler".
+    Taught in notebooks/01_mixed_precision.ipynb, "4.5 CUDA: fp16 autocast + GradScaler".
     """
     _check_cuda_training(model, x, y, steps, lr)
     dev = require_cuda("CUDA autocast fp16 + GradScaler")
@@ -168,6 +260,41 @@ def cuda_fp16_training(
         scales.append(scaler.get_scale())
         losses.append(amp_train_step(model, x, y, opt, dtype=torch.float16, scaler=scaler))
     return {"losses": losses, "scales": scales, "final_scale": scaler.get_scale()}
+
+
+def _policy(device_type: str, dtype: torch.dtype) -> dict[str, str]:
+    """autocast_policy's measurement: each probe on an fp32 and on a 16-bit (8, 8) input."""
+    policy = {}
+    for name, op in AUTOCAST_PROBES.items():
+        with _autocast_on(device_type, dtype):
+            from32 = op(torch.ones(8, 8, device=device_type)).dtype  # fp32 in
+            from16 = op(torch.ones(8, 8, device=device_type, dtype=dtype)).dtype  # 16-bit in
+        policy[name] = (
+            "16-bit" if from32 == dtype else "fp32" if from16 == torch.float32 else
+            "input's dtype"
+        )  # fmt: skip
+    return policy
+
+
+@contextlib.contextmanager
+def _autocast_on(device_type: str, dtype: torch.dtype) -> Iterator[None]:
+    """torch.autocast on CPU; for CUDA, autocast's switch set directly (it works on fake tensors
+    where torch.autocast("cuda") would turn itself off for want of a GPU), restored after."""
+    if device_type == "cpu":
+        with torch.autocast("cpu", dtype=dtype):
+            yield
+        return
+    enabled, old = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    torch.set_autocast_enabled(device_type, True)
+    torch.set_autocast_dtype(device_type, dtype)
+    torch.autocast_increment_nesting()
+    try:
+        yield
+    finally:
+        if torch.autocast_decrement_nesting() == 0:
+            torch.clear_autocast_cache()
+        torch.set_autocast_enabled(device_type, enabled)
+        torch.set_autocast_dtype(device_type, old)
 
 
 def _short(dtypes: tuple[torch.dtype, ...]) -> str:
@@ -184,6 +311,20 @@ def _check_op_dtypes(fn: Callable[[], Any], dtype: torch.dtype | None) -> None:
             "fn must be a callable taking no arguments, and dtype torch.bfloat16, torch.float16 "
             f"or None (no autocast); got {type(fn).__name__} and {dtype!r}."
         )
+
+
+def _check_policy(device_type: str, dtype: torch.dtype) -> None:
+    if device_type not in ("cpu", "cuda") or dtype not in _AUTOCAST_DTYPES:
+        raise ValueError(
+            "device_type must be 'cpu' or 'cuda' and dtype torch.bfloat16 or torch.float16, "
+            f"got {device_type!r} and {dtype!r}."
+        )
+
+
+def _check_amp_memory(model, x, y, dtype) -> None:
+    _check_batch(model, x, y)
+    if dtype not in _AUTOCAST_DTYPES:
+        raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype!r}.")
 
 
 def _check_verdict(results: dict[str, tuple[float, bool]]) -> None:

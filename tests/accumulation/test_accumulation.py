@@ -142,9 +142,9 @@ def test_peak_memory_sweep_rows() -> None:
     rows = acc.peak_memory_sweep(model, x, y, [64, 16, 4])
     assert [r["micro_batch"] for r in rows] == [4, 16, 64]
     assert [r["k"] for r in rows] == [16, 4, 1]
-    saved = [r["saved_activations_mb"] for r in rows]
+    saved = [r["saved_activations_mib"] for r in rows]
     assert saved[0] < saved[1] < saved[2]
-    assert all(r["peak_mb"] >= 0 for r in rows)
+    assert all(r["peak_mib"] >= 0 for r in rows)
 
 
 def test_bad_input_is_a_clear_error() -> None:

@@ -75,7 +75,79 @@ def test_clipping_before_unscaling_is_rejected() -> None:
 
 def test_never_unscaling_is_rejected() -> None:
     res = checks.check("accumulation.clip_accumulated", lambda *a: _clip(*a, order="never"))
-    assert not res.passed
+    assert not res.passed and ("unscale_" in res.message or "no clipping" in res.message)
+
+
+def _plain(model, x, y, mb):
+    model.zero_grad()
+    for xb, yb in _chunks(x, y, mb):
+        (F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+
+
+def test_never_calling_the_scaler_is_rejected() -> None:
+    """Issue 19: plain backward + clip gives the right numbers without any loss scaling."""
+
+    def no_scaler(model, x, y, mb, max_norm, scaler):
+        _plain(model, x, y, mb)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.clip_accumulated", no_scaler)
+    assert not res.passed and "never called scaler.scale" in res.message
+
+
+def test_unscaling_by_hand_is_rejected() -> None:
+    """Dividing by get_scale() gives the numbers, but scaler.step would unscale again."""
+
+    def by_hand(model, x, y, mb, max_norm, scaler):
+        model.zero_grad()
+        for xb, yb in _chunks(x, y, mb):
+            scaler.scale(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+        for p in model.parameters():
+            p.grad /= scaler.get_scale()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.clip_accumulated", by_hand)
+    assert not res.passed and "never called scaler.unscale_" in res.message
+
+
+def test_clipping_the_scaled_gradient_at_s_times_max_norm_is_rejected() -> None:
+    """Same numbers as the right order, but the scaled gradient was clipped before unscale_."""
+
+    def clip_scaled(model, x, y, mb, max_norm, scaler):
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        model.zero_grad()
+        for xb, yb in _chunks(x, y, mb):
+            scaler.scale(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm * scaler.get_scale())
+        scaler.unscale_(opt)
+        return [p.grad.clone() for p in model.parameters()]
+
+    res = checks.check("accumulation.clip_accumulated", clip_scaled)
+    assert not res.passed and "Unscale first, then clip" in res.message
+
+
+def test_unscaling_twice_is_rejected() -> None:
+    def twice(model, x, y, mb, max_norm, scaler, *, how):
+        opt = torch.optim.SGD(model.parameters(), lr=0.0)
+        model.zero_grad()
+        for xb, yb in _chunks(x, y, mb):
+            scaler.scale(F.cross_entropy(model(xb), yb) * len(xb) / len(x)).backward()
+        scaler.unscale_(opt)
+        if how == "unscale_ again":
+            scaler.unscale_(opt)  # GradScaler refuses: already unscaled since the last update()
+        elif how == "a second optimizer":
+            scaler.unscale_(torch.optim.SGD(model.parameters(), lr=0.0))
+        else:  # and once more by hand
+            for p in model.parameters():
+                p.grad /= scaler.get_scale()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        return [p.grad.clone() for p in model.parameters()]
+
+    for how in ("unscale_ again", "a second optimizer", "by hand"):
+        res = checks.check("accumulation.clip_accumulated", lambda *a, h=how: twice(*a, how=h))
+        assert not res.passed, how
 
 
 def test_right_order_passes() -> None:

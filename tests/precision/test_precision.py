@@ -207,10 +207,58 @@ def test_op_dtypes_under_cpu_bf16_autocast() -> None:
 
     rows = {(r["op"], r["output"]) for r in precision.op_dtypes(forward)}
     assert ("addmm", "bfloat16") in rows  # matmuls run in bf16
-    assert ("_log_softmax", "float32") in rows  # softmax/loss autocast to fp32
+    assert ("_log_softmax", "float32") in rows  # the loss is on CPU's fp32 list: its input is fp32
     assert ("_to_copy", "bfloat16") in rows  # autocast's casts are visible
     plain = precision.op_dtypes(forward, dtype=None)
     assert {r["output"] for r in plain} <= {"float32", "float32, float32"}
+
+
+def test_autocast_policy_reads_each_devices_table() -> None:
+    """Issue 19: exp, softmax and norms are upcast by CUDA's autocast, not by CPU's."""
+    cpu = precision.autocast_policy("cpu", torch.bfloat16)
+    cuda = precision.autocast_policy("cuda", torch.float16)
+    assert set(cpu) == set(cuda) == set(precision.AUTOCAST_PROBES)
+    for op in ("matmul", "linear", "conv2d"):
+        assert cpu[op] == cuda[op] == "16-bit"
+    for op in ("cross_entropy", "mse_loss", "prod", "cdist"):
+        assert cpu[op] == cuda[op] == "fp32"
+    for op in ("exp", "log", "sum", "softmax", "log_softmax", "layer_norm", "vector_norm"):
+        assert cpu[op] == "input's dtype" and cuda[op] == "fp32", op
+    assert cpu["relu"] == cuda["relu"] == "input's dtype"
+    # the device decides, not the dtype: CPU fp16 follows CPU's table, CUDA bf16 CUDA's
+    assert precision.autocast_policy("cpu", torch.float16) == cpu
+    assert precision.autocast_policy("cuda", torch.bfloat16) == cuda
+    # CUDA autocast was switched on for the fake run only
+    assert not torch.is_autocast_enabled("cuda") and not torch.is_autocast_enabled("cpu")
+    assert torch.get_autocast_dtype("cuda") == torch.float16
+
+
+def test_amp_memory_saves_activations_not_weights_or_gradients() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 128), nn.ReLU(),
+                          nn.Linear(128, 10))  # fmt: skip
+    n_params = sum(p.numel() for p in model.parameters())
+
+    def memory(batch: int) -> dict[str, int]:
+        return precision.amp_memory(model, torch.randn(batch, 64), torch.randint(0, 10, (batch,)))
+
+    big, small = memory(1024), memory(8)
+    assert big["weights"] == big["gradients"] == small["gradients"] == 4 * n_params  # fp32
+    # activations in 2 bytes instead of 4 (plus the weight copies and the fp32 logits)
+    assert 0.45 < big["saved_autocast"] / big["saved_fp32"] < 0.6
+    # at a small batch the bf16 weight copies autocast saves for backward outweigh the saving
+    copies = 2 * (128 * 128 + 128 * 10)  # the layers whose input needs a gradient
+    assert small["saved_autocast"] > small["saved_fp32"]
+    assert small["saved_autocast"] - small["saved_fp32"] / 2 >= copies
+    assert all(p.grad is None for p in model.parameters())  # leaves no gradients behind
+    with pytest.raises(ValueError, match="dtype"):
+        precision.amp_memory(model, torch.randn(4, 64), torch.randint(0, 10, (4,)), torch.int8)
+    with pytest.raises(ValueError, match="x and y"):
+        precision.amp_memory(model, torch.randn(4, 64), torch.randint(0, 10, (3,)))
+    with pytest.raises(ValueError, match="device_type"):
+        precision.autocast_policy("tpu")
+    with pytest.raises(ValueError, match="dtype"):
+        precision.autocast_policy("cpu", torch.float32)
 
 
 def test_amp_train_step_keeps_fp32_master_weights() -> None:
