@@ -5,6 +5,7 @@ python3 -m labkit test       run every test: unit tests, notebooks (native + ano
 python -m labkit doctor      what this machine has, and a one-line verdict
 python -m labkit gpu-check   run every GPU path of the course and print a table
 python -m labkit reset NN    put notebook NN back to the course's version (yours is kept in my_work/)
+python -m labkit progress    your exercises and quiz, per notebook (--reset to clear)
 """
 
 from __future__ import annotations
@@ -21,6 +22,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.course import cli  # standard library only
 
         return getattr(cli, cmd)(rest)
+    if cmd == "progress":
+        from labkit.core.progress import main as progress  # standard library only
+
+        return progress(rest)
     if cmd == "doctor":
         from labkit.core.env import doctor
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import ipywidgets as W
 
+from labkit.core import progress
 from labkit.core.explorer import static_mode
 
 ALL = "all topics"
@@ -212,6 +213,7 @@ def quiz(
         if q.picker.value is not None:
             q.marks[q.picker.value] = knew
             show_score()
+            progress.record_quiz(q.marks, len(q.items))  # python -m labkit progress
 
     def new_question(_change: object) -> None:
         q.reveal.value = False
