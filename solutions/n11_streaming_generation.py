@@ -22,7 +22,28 @@ def top_k_probs(logits, k, temperature):
     return torch.softmax(filtered / temperature, dim=-1)
 
 
+def accept_draft(target_probs, draft_probs, draft_tokens, u):
+    k = len(draft_tokens)
+    for i in range(k):
+        x = draft_tokens[i]
+        if u[i] >= target_probs[i, x] / draft_probs[i, x]:  # rejected
+            residual = torch.clamp(target_probs[i] - draft_probs[i], min=0)
+            return i, residual / residual.sum()
+    return k, target_probs[k]
+
+
+def gather_paged(cache, block_table, context_len):
+    block_size = cache.shape[1]
+    tokens = []
+    for t in range(context_len):
+        block = int(block_table[t // block_size])
+        tokens.append(cache[block, t % block_size])
+    return torch.stack(tokens)
+
+
 EXERCISES = {
     "generate.kv_attention_step": kv_attention_step,
     "generate.top_k_probs": top_k_probs,
+    "generate.accept_draft": accept_draft,
+    "generate.gather_paged": gather_paged,
 }

@@ -27,8 +27,8 @@ def int_mm_is_exact() -> bool:
     Without VNNI (AVX2-only or older CPUs, or ATEN_CPU_CAPABILITY/ONEDNN_MAX_CPU_ISA forcing
     such a path) the int8 GEMM adds pairs of u8 x s8 products into a saturating int16, as
     ONNX Runtime's does (notebook 09): 2 * 255 * 127 > 32767, so large codes come out wrong.
-    The worst case below (all codes +-127) exposes it.
-    Used by int8_matmul (labkit/generate/int8.py).
+    The worst case below (all codes +-127) exposes it. Used by int8_matmul (labkit/generate/int8.py).
+    Taught in notebooks/11_streaming_generation.ipynb, "Where the INT8 time goes: the kernel, or the work around it?".
     """
     a = torch.full((2, 64), 127, dtype=torch.int8)
     b = torch.full((64, 8), -127, dtype=torch.int8)
@@ -51,14 +51,25 @@ def int8_matmul(x_q: torch.Tensor, w_q_t: torch.Tensor) -> torch.Tensor:
     return x_q.to(torch.int32) @ w_q_t.to(torch.int32)
 
 
+def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dynamic per-row INT8 codes of activations x (rows, in): (x_q int8, s_x (rows, 1)).
+
+    s_x = max|x_row| / 127 (notebook 05's ``quant.symmetric_scale``), x_q = clamp(round(x / s_x),
+    -127, 127). Runs on every call, for every token: the price of dynamic quantisation.
+    Taught in notebooks/11_streaming_generation.ipynb, "Where the INT8 time goes: the kernel, or the work around it?".
+    """
+    s_x = quant.symmetric_scale(x, 8, axis=0)[:, None]  # (rows, 1) max|x_row| / 127
+    return torch.round(x / s_x).clamp_(-127, 127).to(torch.int8), s_x  # (rows, in)
+
+
 class Int8Linear(nn.Module):
     """y = (round(x / s_x) @ W_q^T) * s_x * s_w + b, computed in int8 x int8 -> int32.
 
     W_q: int8 (out, in), symmetric per output channel, s_w = max|W_row| / 127.
     s_x = max|x_row| / 127: per input row (token), computed at run time (dynamic).
     Both scales are notebook 05's ``quant.symmetric_scale``. The int32 product comes from
-    int8_matmul (torch._int_mm where it is exact on this CPU).
-    Used by quantize_linear_int8 (labkit/generate/int8.py).
+    int8_matmul (torch._int_mm where it is exact on this CPU). Used by quantize_linear_int8.
+    Taught in notebooks/11_streaming_generation.ipynb, "Where the INT8 time goes: the kernel, or the work around it?".
     """
 
     def __init__(self, linear: nn.Linear) -> None:
@@ -74,8 +85,7 @@ class Int8Linear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])  # (rows, in)
-        s_x = quant.symmetric_scale(x2, 8, axis=0)[:, None]  # (rows, 1) max|x_row| / 127
-        x_q = torch.round(x2 / s_x).clamp_(-127, 127).to(torch.int8)  # (rows, in)
+        x_q, s_x = quantize_rows(x2)  # int8 (rows, in), (rows, 1)
         acc = int8_matmul(x_q, self.weight_q.t())  # int32 (rows, out)
         y = acc.float() * s_x * self.weight_scale  # (rows, out)
         if self.bias is not None:

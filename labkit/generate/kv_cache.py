@@ -4,6 +4,11 @@ Each layer keeps the keys and values of every earlier position, (B, H, S, head_d
 new token computes only its own q, k, v and attends to the cache. KV-cache memory (bytes):
 
     layers x 2 (k and v) x heads x head_dim x tokens x bytes_per_element  (x batch)
+
+An endless stream cannot keep every token. StreamingLLM (Xiao et al. 2023) keeps the first few
+tokens (attention sinks: softmax must put its weight somewhere, and trained models park it on
+the first tokens) plus a sliding window of the most recent ones, so the cache never holds more
+than n_sink + window positions: a memory bound that does not grow with the stream.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from labkit.core.errors import check_int
 from labkit.generate.gpt import CharGPT, KVCache, _check_gpt
@@ -72,6 +78,45 @@ def prefill_cache(model: CharGPT, ids: torch.Tensor) -> KVCache:
     return model(ids)[1]
 
 
+def sink_window_cache(cache: KVCache, n_sink: int, window: int) -> KVCache:
+    """Evict the middle: keep the first n_sink and the last ``window`` positions of every layer.
+
+    cache: per layer (k, v) of shape (B, H, S, hd) -> (B, H, min(S, n_sink + window), hd).
+    Used by streaming_nll (labkit/generate/kv_cache.py).
+    """
+    _check_sinks(n_sink, window)
+    S = cache[0][0].shape[2]
+    if S <= n_sink + window:
+        return cache
+    keep = torch.cat([torch.arange(n_sink), torch.arange(S - window, S)])  # (n_sink + window,)
+    return [(k[:, :, keep], v[:, :, keep]) for k, v in cache]
+
+
+@torch.no_grad()
+def streaming_nll(
+    model: CharGPT, ids: torch.Tensor, n_sink: int, window: int, recompute: bool = False
+) -> float:
+    """Mean -log p(ids[t+1] | what is kept) over a stream longer than the model's context, nats.
+
+    Cached (recompute=False): tokens go in one at a time; after each step the cache is cut to
+    n_sink + window positions (``sink_window_cache``) and the next token's position is the
+    cache length (StreamingLLM numbers positions inside the cache), so no position reaches
+    block_size. recompute=True is the slow reference: every token re-runs the model on the
+    last ``window`` tokens from scratch (positions 0..window-1, nothing cached).
+    Taught in notebooks/11_streaming_generation.ipynb, "10. Endless streams: attention sinks and a sliding window".
+    """
+    _check_stream_nll(model, ids, n_sink, window)
+    cache, total = None, 0.0
+    for t in range(len(ids) - 1):
+        if recompute:
+            logits, _ = model(ids[max(0, t + 1 - window) : t + 1].view(1, -1))  # (1, <= W, V)
+        else:
+            logits, cache = model(ids[t : t + 1].view(1, 1), cache)  # (1, 1, V)
+            cache = sink_window_cache(cache, n_sink, window)
+        total += F.cross_entropy(logits[0, -1:], ids[t + 1 : t + 2]).item()
+    return total / (len(ids) - 1)
+
+
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
@@ -99,3 +144,25 @@ def _check_counts(*sizes: object) -> None:
     names = ("n_layer", "n_head", "head_dim", "tokens", "bytes_per_element", "batch")
     for name, value in zip(names, sizes, strict=True):
         check_int(value, name, low=1)
+
+
+def _check_sinks(n_sink: Any, window: Any) -> None:
+    check_int(n_sink, "n_sink", low=0)
+    check_int(window, "window", low=1)
+
+
+def _check_stream_nll(model: Any, ids: Any, n_sink: Any, window: Any) -> None:
+    cfg = _check_gpt(model)
+    _check_sinks(n_sink, window)
+    if n_sink + window >= cfg.block_size:
+        raise ValueError(
+            f"n_sink + window = {n_sink + window} must be < block_size={cfg.block_size}: the next "
+            "token's position is the cache length."
+        )
+    if (
+        not isinstance(ids, torch.Tensor)
+        or ids.ndim != 1
+        or len(ids) < 2
+        or ids.is_floating_point()
+    ):
+        raise ValueError("ids must be a 1-D integer tensor of at least 2 token ids (the stream).")

@@ -1,6 +1,9 @@
 """Notebook 11, part 2 and the decode loop: sampling the next token, streamed generation.
 
-Autoregressive decoding: ids_{t+1} ~ softmax(top_k(logits_t) / T); T = 0 is greedy (argmax).
+Autoregressive decoding: ids_{t+1} ~ softmax(filter(top_k(logits_t) / T)); T = 0 is greedy
+(argmax). The filters cut the tail: top-k keeps the k largest logits, top-p (nucleus) the
+smallest set of most likely tokens whose probability reaches p, min-p the tokens with at least
+p_min times the top token's probability. Beam search keeps the B most likely partial sequences.
 Without a cache every new token re-runs the model on the whole sequence (cost ~ S per token,
 S = tokens so far); with a KV cache the model sees only the new token and attends to the
 cached keys/values of the earlier ones (labkit/generate/kv_cache.py).
@@ -31,15 +34,51 @@ def top_k_logits(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     return logits.masked_fill(logits < kth, float("-inf"))
 
 
-def next_token_probs(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None
-) -> torch.Tensor:
-    """p = softmax(top_k(logits) / T) over the last dim, shape (..., V). T must be > 0.
+def top_p_logits(logits: torch.Tensor, p: float | None) -> torch.Tensor:
+    """Nucleus filter: keep the most likely tokens until their probability reaches p, -inf the rest.
 
-    Taught in notebooks/11_streaming_generation.ipynb, "2. Sampling: temperature and top-k".
+    logits: (..., V). Sorted by probability, a token is kept when the mass before it is < p, so
+    the top token always stays. p=None or p=1 keeps everything.
+    Used by next_token_probs (labkit/generate/sampling.py).
+    """
+    _check_filter(logits, p, "top_p")
+    if p is None or p >= 1:
+        return logits
+    probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)  # (..., V) each
+    before = probs.cumsum(dim=-1) - probs  # (..., V) mass of the more likely tokens
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, before < p)  # (..., V)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def min_p_logits(logits: torch.Tensor, p_min: float | None) -> torch.Tensor:
+    """Keep tokens with probability >= p_min * (the top token's probability), -inf the rest.
+
+    logits: (..., V). The cut follows the model's confidence: a sharp distribution keeps few
+    tokens, a flat one many. p_min=None or 0 keeps everything.
+    Used by next_token_probs (labkit/generate/sampling.py).
+    """
+    _check_filter(logits, p_min, "min_p")
+    if not p_min:
+        return logits
+    probs = torch.softmax(logits, dim=-1)  # (..., V)
+    return logits.masked_fill(probs < p_min * probs.amax(dim=-1, keepdim=True), float("-inf"))
+
+
+def next_token_probs(
+    logits: torch.Tensor,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
+) -> torch.Tensor:
+    """p = softmax(min_p(top_p(top_k(logits) / T))) over the last dim, shape (..., V). T > 0.
+
+    Top-k does not depend on T; top-p and min-p act on the tempered distribution.
+    Taught in notebooks/11_streaming_generation.ipynb, "Top-p and min-p: cutting the tail by probability".
     """
     check_positive(temperature, "temperature")
-    return torch.softmax(top_k_logits(logits, top_k) / temperature, dim=-1)
+    z = top_k_logits(logits, top_k) / temperature  # (..., V)
+    return torch.softmax(min_p_logits(top_p_logits(z, top_p), min_p), dim=-1)
 
 
 def sample_next(
@@ -47,6 +86,8 @@ def sample_next(
     temperature: float = 0.0,
     top_k: int | None = None,
     generator: torch.Generator | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
 ) -> torch.Tensor:
     """Next ids (B,) from logits (B, V): argmax when temperature == 0, else a sample.
 
@@ -54,7 +95,7 @@ def sample_next(
     """
     if temperature == 0:  # next_token_probs checks temperature, top_k_logits the logits
         return top_k_logits(logits, top_k).argmax(dim=-1)  # (B,) the largest kept logit
-    probs = next_token_probs(logits, temperature, top_k)  # (B, V)
+    probs = next_token_probs(logits, temperature, top_k, top_p, min_p)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
 
 
@@ -67,12 +108,15 @@ def generate(
     top_k: int | None = None,
     use_cache: bool = True,
     generator: torch.Generator | None = None,
+    top_p: float | None = None,
+    min_p: float | None = None,
 ) -> Iterator[int]:
     """Yield ``max_new_tokens`` token ids one at a time, as soon as each is produced.
 
     temperature=0 is greedy decoding. use_cache=False re-runs the model on the whole
     sequence for every token; use_cache=True runs the prompt once (prefill) and then one
     token per step against the cached keys/values. prompt + new tokens <= block_size.
+    top_p and min_p (optional) filter the tempered distribution (``next_token_probs``).
     Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
     _check_generate(model, prompt, max_new_tokens, temperature, top_k)
@@ -84,7 +128,7 @@ def generate(
             logits, cache = model(step, cache)  # (1, T, V); the cache grows by T positions
         else:
             logits, _ = model(seq)  # (1, S, V): every position recomputed
-        nxt = sample_next(logits[:, -1], temperature, top_k, generator)  # (1,)
+        nxt = sample_next(logits[:, -1], temperature, top_k, generator, top_p, min_p)  # (1,)
         seq = torch.cat([seq, nxt.view(1, 1)], dim=1)  # (1, S + 1)
         step = nxt.view(1, 1)
         yield int(nxt)
@@ -120,6 +164,52 @@ def greedy_agreement(a: Sequence[int], b: Sequence[int]) -> int:
     return n
 
 
+@torch.no_grad()
+def beam_search(
+    model: CharGPT, prompt: torch.Tensor | Sequence[int], max_new_tokens: int, beams: int = 4
+) -> tuple[list[int], float]:
+    """The most likely continuation beam search finds: (tokens, their total log-probability).
+
+    Keeps the ``beams`` partial sequences with the largest sum of log p(token | prefix); each
+    step extends every beam by every token (beams x V candidates) and keeps the best ``beams``.
+    The KV cache follows its beams: rows are re-indexed by each survivor's parent.
+    Taught in notebooks/11_streaming_generation.ipynb, "Beam search, in brief".
+    """
+    _check_beam(model, prompt, max_new_tokens, beams)
+    logits, cache = model(torch.as_tensor(prompt, dtype=torch.long).view(1, -1))  # (1, P, V)
+    scores = torch.zeros(1)  # (B,) log-probability of each beam so far
+    seqs: list[list[int]] = [[]]
+    for step in range(max_new_tokens):
+        total = scores[:, None] + torch.log_softmax(logits[:, -1], dim=-1)  # (B, V)
+        top = total.flatten().topk(min(beams, total.numel()))  # the best beams x V candidates
+        parent, token = top.indices // total.shape[1], top.indices % total.shape[1]  # (B',) each
+        scores, seqs = (
+            top.values,
+            [seqs[p] + [t] for p, t in zip(parent.tolist(), token.tolist(), strict=True)],
+        )
+        if step + 1 < max_new_tokens:
+            cache = [(k[parent], v[parent]) for k, v in cache]  # each beam keeps its parent's past
+            logits, cache = model(token.view(-1, 1), cache)  # (B', 1, V)
+    best = int(scores.argmax())
+    return seqs[best], float(scores[best])
+
+
+@torch.no_grad()
+def sequence_logprob(
+    model: CharGPT, prompt: torch.Tensor | Sequence[int], tokens: Sequence[int]
+) -> float:
+    """sum_t log p(tokens_t | prompt, tokens_<t): how likely the model finds a continuation.
+
+    One forward pass over prompt + tokens.
+    Taught in notebooks/11_streaming_generation.ipynb, "Beam search, in brief".
+    """
+    _check_generate(model, prompt, len(tokens), 0.0, None)
+    ids = torch.cat([torch.as_tensor(prompt, dtype=torch.long).view(-1), torch.tensor(tokens)])
+    logp = torch.log_softmax(model(ids[None, :-1])[0][0], dim=-1)  # (P + n - 1, V)
+    n = len(tokens)
+    return float(logp[-n:].gather(1, ids[-n:, None]).sum())
+
+
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
@@ -136,6 +226,17 @@ def _check_logits(logits: object, top_k: object = None) -> None:
         )
     if top_k is not None:
         check_int(top_k, "top_k", low=1)
+
+
+def _check_filter(logits: object, p: object, name: str) -> None:
+    check_tensor(logits, "logits")
+    if p is not None:
+        check_number(p, name, low=0, high=1)
+
+
+def _check_beam(model: object, prompt: object, max_new_tokens: object, beams: object) -> None:
+    _check_generate(model, prompt, max_new_tokens, 0.0, None)
+    check_int(beams, "beams", low=1, high=256)
 
 
 def _check_generate(

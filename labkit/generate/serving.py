@@ -1,22 +1,21 @@
-"""Notebook 11, parts 4-5: streaming latency (TTFT, inter-token) and batching for serving.
+"""Notebook 11, parts 4-5: streaming latency (TTFT, inter-token) and the cost of a batched step.
 
 A stream's first token waits for the prefill (time to first token, TTFT); the gaps after it
-are the per-token (inter-token) latencies. Serving: static batching takes the requests waiting
-when the server is idle (up to the batch size) and runs them until the longest one ends;
-continuous (dynamic) batching refills a free slot at every decode step.
+are the per-token (inter-token) latencies. One decode step of a batch of b sequences costs much
+less than b single steps: the step time that the serving simulator (simulator.py) shares out.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
 from labkit.core import bench
-from labkit.core.errors import check_choice, check_int, check_nonempty, check_positive
+from labkit.core.errors import check_int, check_nonempty
 from labkit.generate.gpt import CharGPT, _check_gpt
 from labkit.generate.kv_cache import kv_cache_bytes, prefill_cache
 from labkit.generate.sampling import generate
@@ -135,100 +134,6 @@ def decode_step_seconds(
     return timing.median
 
 
-class Request(NamedTuple):
-    """A generation request: arrival time (s) and how many tokens it will generate.
-
-    Used by poisson_requests and simulate_batching (labkit/generate/serving.py).
-    """
-
-    arrival: float
-    new_tokens: int
-
-
-def poisson_requests(
-    n: int, rate: float, min_tokens: int = 8, max_tokens: int = 128, seed: int = 0
-) -> list[Request]:
-    """n requests with exponential inter-arrival times (mean 1/rate s), lengths uniform.
-
-    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
-    """
-    _check_requests(n, rate, min_tokens, max_tokens)
-    gen = torch.Generator().manual_seed(seed)
-    gaps = torch.empty(n, dtype=torch.float64).exponential_(rate, generator=gen)
-    arrivals = gaps.cumsum(0).tolist()
-    lengths = torch.randint(min_tokens, max_tokens + 1, (n,), generator=gen).tolist()
-    return [Request(round(a, 6), int(k)) for a, k in zip(arrivals, lengths, strict=True)]
-
-
-def linear_step_time(base_s: float = 0.010, per_seq_s: float = 0.0005) -> Callable[[int], float]:
-    """A decode-step cost model: seconds for one step of a batch of b sequences = base + b * per_seq.
-
-    Used by simulate_batching (labkit/generate/serving.py).
-    """
-
-    def step(b: int) -> float:
-        return base_s + b * per_seq_s
-
-    return step
-
-
-def simulate_batching(
-    requests: Sequence[Request],
-    policy: str,
-    max_batch: int,
-    step_time: Callable[[int], float] | None = None,
-) -> dict[str, float]:
-    """Deterministic discrete-event simulation of a decode server.
-
-    One decode step advances every running request by one token and takes step_time(b)
-    seconds for a batch of b. 'static': when idle, take up to max_batch waiting requests and
-    run them until the LONGEST finishes (finished ones keep their slot idle). 'continuous':
-    before every step, fill free slots with waiting requests; a finished request leaves at
-    once. Latency = finish - arrival. Returns throughput (tokens/s), latency p50/p90/p99 (s),
-    mean batch occupancy and the makespan (s).
-    Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
-    """
-    _check_simulation(requests, policy, max_batch)
-    step_time = step_time or linear_step_time()
-    pending = sorted(requests, key=lambda r: r.arrival)  # stable: ties keep their order
-    waiting: list[int] = []  # indices into pending, in arrival order
-    running: dict[int, int] = {}  # index -> tokens left
-    finish: dict[int, float] = {}
-    now, nxt, busy_slots, steps = 0.0, 0, 0, 0
-    while len(finish) < len(pending):
-        while nxt < len(pending) and pending[nxt].arrival <= now:
-            waiting.append(nxt)
-            nxt += 1
-        admit = policy == "continuous" or not running
-        if admit:
-            while waiting and len(running) < max_batch:
-                i = waiting.pop(0)
-                running[i] = pending[i].new_tokens
-        if not running:  # idle: jump to the next arrival
-            now = pending[nxt].arrival
-            continue
-        active = [i for i, left in running.items() if left > 0]
-        now += step_time(len(active) if policy == "continuous" else len(running))
-        steps += 1
-        busy_slots += len(active)
-        for i in active:
-            running[i] -= 1
-            if running[i] == 0:
-                finish[i] = now
-        if policy == "continuous" or all(v == 0 for v in running.values()):
-            running = {i: v for i, v in running.items() if v > 0}
-    lat = [finish[i] - r.arrival for i, r in enumerate(pending)]
-    tokens = sum(r.new_tokens for r in pending)
-    return {
-        "throughput_tok_s": tokens / now,
-        "p50_s": bench.percentile(lat, 50),
-        "p90_s": bench.percentile(lat, 90),
-        "p99_s": bench.percentile(lat, 99),
-        "occupancy": busy_slots / (steps * max_batch),
-        "makespan_s": now,
-    }
-
-
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
@@ -246,21 +151,3 @@ def _check_decode_step(model: Any, batch: Any, context: Any) -> None:
             f"batch={batch} x context={context} needs a {need / 2**30:.1f} GiB KV cache, more than "
             f"{MAX_CACHE_BYTES / 2**30:.0f} GiB; use a smaller batch."
         )
-
-
-def _check_requests(n: Any, rate: Any, min_tokens: Any, max_tokens: Any) -> None:
-    check_int(n, "n", low=1, high=10**6)
-    check_positive(rate, "rate")
-    check_int(max_tokens, "max_tokens", low=1, high=10**6)
-    check_int(min_tokens, "min_tokens", low=1, high=max_tokens)
-
-
-def _check_simulation(requests: Any, policy: Any, max_batch: Any) -> None:
-    check_nonempty(requests, "requests")
-    if not all(isinstance(r, Request) and r.new_tokens >= 1 and r.arrival >= 0 for r in requests):
-        raise ValueError(
-            "requests must be Request(arrival >= 0, new_tokens >= 1) items, e.g. from "
-            "generate.poisson_requests(...)."
-        )
-    check_choice(policy, "policy", ("static", "continuous"))
-    check_int(max_batch, "max_batch", low=1)
