@@ -6,6 +6,7 @@ python -m labkit doctor      what this machine has, and a one-line verdict
 python -m labkit gpu-check   run every GPU path of the course and print a table
 python -m labkit reset NN    put notebook NN back to the course's version (yours is kept in my_work/)
 python -m labkit progress    your exercises and quiz, per notebook (--reset to clear)
+python -m labkit site        build the course website into _site/ from the saved notebooks (offline)
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.core.progress import main as progress  # standard library only
 
         return progress(rest)
+    if cmd == "site":
+        from labkit.course.site import main as site
+
+        return site(rest)
     if cmd == "doctor":
         from labkit.core.env import doctor
 
