@@ -1,4 +1,5 @@
-"""Notebook 12: activation checkpointing (memory saved, time paid), all-reduce bytes, torchrun cost.
+"""Notebook 12: checkpointing (memory saved, time paid), all-reduce bytes, pipeline and tensor
+parallelism on 2 gloo processes, torchrun cost.
 
     python benchmarks/bench_distributed.py [threads]
 
@@ -6,7 +7,9 @@ Prints markdown tables of ratios measured in this one run: peak tensor memory an
 forward+backward time of a 16-layer MLP with 0/2/4/8 checkpointed segments (settings
 alternated round by round, median of 5 rounds x 3 calls, fixed threads); ring all-reduce
 vs parameter-server bytes counted by simulation; and one real torchrun launch (2 gloo
-processes) split into start-up and work.
+processes) split into start-up and work, with the pipeline (GPipe, 1F1B: bubble counted from
+the schedule, activations kept, max difference to one process) and the tensor-parallel MLP
+(all-reduces per direction, max difference) it ran.
 """
 
 from __future__ import annotations
@@ -52,7 +55,30 @@ def main(threads: int = 2) -> None:
     res = distributed.launch(nproc=2)
     secs = res["worker_seconds"]
     work = sum(v for k, v in secs.items() if k != "start-up")
-    print("\ntorchrun, 2 gloo processes (DDP + no_sync + ZeRO-1 + FSDP in one launch)\n")
+    print("\nPipeline parallelism, p = 2 stages, m = 4 micro-batches, on 2 gloo processes\n")
+    print(
+        "| schedule | bubble counted | (p-1)/(m+p-1) | activations kept (rank 0, rank 1) "
+        "| max loss diff | max weight diff |"
+    )
+    print("|---|---|---|---|---|---|")
+    losses, state = distributed.train_single()
+    for kind in ("gpipe", "1f1b"):
+        bubble = distributed.schedule_bubble(distributed.pipeline_schedule(kind, 2, 4))
+        loss_diff = max(abs(a - b) for a, b in zip(losses, res[f"pp_{kind}_losses"], strict=True))
+        weight_diff = distributed.state_max_diff(state, res[f"pp_{kind}_state"])
+        print(
+            f"| {kind} | {bubble:.3f} | {distributed.bubble_fraction(2, 4):.3f} "
+            f"| {res[f'pp_{kind}_peak_kept']} | {loss_diff:.1e} | {weight_diff:.1e} |"
+        )
+    grads = distributed.reference_gradients()
+    print("\nTensor parallelism, Megatron MLP (Linear 2 column-, Linear 4 row-parallel), 2 ranks\n")
+    print("| backward all-reduce | all-reduces (forward, backward) | max gradient diff |")
+    print("|---|---|---|")
+    for tag, label in (("tp", "yes"), ("tp_no_backward_allreduce", "no")):
+        calls = res[f"{tag}_allreduce_calls"]
+        diff = distributed.state_max_diff(grads, res[f"{tag}_grads"])
+        print(f"| {label} | {calls['forward']}, {calls['backward']} | {diff:.1e} |")
+    print("\ntorchrun, 2 gloo processes (every experiment of the notebook in one launch)\n")
     rest = res["launch_seconds"] - secs["start-up"] - work
     print(
         "| whole launch (s) | start-up (s) | work (s) | gather, save, exit (s) | start-up / launch |"

@@ -1,5 +1,6 @@
 """Notebook 10's ratios measured in one run: single-thread latency and size of the course CNN
-after low-rank factorisation, narrowing and INT8 export; k-means storage ratios.
+after low-rank factorisation, narrowing and INT8 export; where the bytes of the FP32 and INT8
+files go (edge.onnx_size_breakdown); k-means storage ratios.
 
     python benchmarks/bench_edge.py
 """

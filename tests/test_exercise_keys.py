@@ -28,7 +28,6 @@ LEARNER_ONLY = {
     "accumulation.clip_accumulated": "the one right clipping order with a GradScaler; the lesson "
     "compares orders (accumulation.clip_order_effect)",
     "deploy.parity_check": "returns (max_abs_diff, ok); deploy.parity returns a dict",
-    "distributed.zero_memory_per_gpu": "one number, the 'gpu' entry of distributed.zero_memory",
     "generate.top_k_probs": "generate.next_token_probs with the arguments (logits, k, temperature)",
     "qat.ste_fake_quant": "notebook 05's quant.fake_quantize (straight-through gradient), "
     "re-implemented in notebook 06",

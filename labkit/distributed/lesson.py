@@ -141,6 +141,7 @@ def zero_memory(
     bytes_param: float = 2,
     bytes_grad: float = 2,
     offload: bool = False,
+    offload_params: bool = False,
 ) -> dict[str, float]:
     """Model-state bytes per GPU under ZeRO ``stage`` (0 = plain data parallel, 1, 2, 3).
 
@@ -149,16 +150,18 @@ def zero_memory(
     n_gpus, stage 2 also the gradients, stage 3 also the parameters. offload=True is
     ZeRO-Offload: the (partitioned) gradients and optimizer states live in CPU memory, so
     they leave 'gpu' and appear in 'cpu'; only the parameters stay on the GPU.
+    offload_params=True (stage 3 only; DeepSpeed's offload_param with offload_optimizer,
+    FSDP2's CPUOffloadPolicy) moves the parameter shard to CPU memory as well: every model
+    state lives on the CPU and the GPU holds only the layers being gathered (not counted).
     Returns {'params', 'grads', 'optimizer', 'gpu', 'cpu'} in bytes (per GPU / per rank).
     Taught in notebooks/12_distributed_training.ipynb, "4. ZeRO: who needs all that memory?".
     """
-    _check_zero(params, n_gpus, stage, k, bytes_param, bytes_grad)
+    _check_zero(params, n_gpus, stage, (k, bytes_param, bytes_grad), offload, offload_params)
     p = bytes_param * params / (n_gpus if stage >= 3 else 1)
     g = bytes_grad * params / (n_gpus if stage >= 2 else 1)
     o = k * params / (n_gpus if stage >= 1 else 1)
-    if offload:
-        return {"params": p, "grads": g, "optimizer": o, "gpu": p, "cpu": g + o}
-    return {"params": p, "grads": g, "optimizer": o, "gpu": p + g + o, "cpu": 0.0}
+    on_cpu = (p if offload_params else 0.0) + (g + o if offload or offload_params else 0.0)
+    return {"params": p, "grads": g, "optimizer": o, "gpu": p + g + o - on_cpu, "cpu": on_cpu}
 
 
 # ----------------------------------------------------------------------------- DDP reference
@@ -188,6 +191,18 @@ def train_single(
         opt.step()
         losses.append(loss.item())
     return losses, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def reference_gradients(batch: int = GLOBAL_BATCH, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Gradients of the mean cross-entropy of make_model(seed) on the first global batch, in
+    one process: what the pipeline and tensor-parallel runs must reproduce.
+
+    Taught in notebooks/12_distributed_training.ipynb, "8. Pipeline parallelism".
+    """
+    model = make_model(seed)
+    x, y = global_batches(1, batch, seed)[0]  # (batch, 64), (batch,)
+    F.cross_entropy(model(x), y).backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters()}
 
 
 def state_max_diff(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
@@ -243,7 +258,8 @@ def _read_results(proc: subprocess.CompletedProcess, out: Path) -> dict[str, obj
 def make_model(seed: int = 0) -> nn.Sequential:
     """The small MLP every rank builds (same seed -> same initial weights on every rank).
 
-    Used by train_single (labkit/distributed/lesson.py) and run_ddp (labkit/distributed/worker.py).
+    Used by train_single (labkit/distributed/lesson.py) and the runs of labkit/distributed/worker.py.
+    Taught in notebooks/12_distributed_training.ipynb, "9. Tensor parallelism".
     """
     torch.manual_seed(seed)
     return nn.Sequential(
@@ -256,7 +272,8 @@ def global_batches(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``steps`` fixed (x, y) batches of ``batch`` digits (x flattened to 64 features).
 
-    Used by train_single (labkit/distributed/lesson.py) and run_ddp (labkit/distributed/worker.py).
+    Used by train_single (labkit/distributed/lesson.py) and the runs of labkit/distributed/worker.py.
+    Taught in notebooks/12_distributed_training.ipynb, "9. Tensor parallelism".
     """
     _check_batches(steps, batch)
     split = data.digits(seed)["train"]
@@ -383,10 +400,14 @@ def checkpoint_timing(
     rounds: int = 5,
     repeats: int = 3,
     threads: int = 1,
+    forward_only: bool = False,
 ) -> bench.Comparison:
     """Forward+backward time per number of segments, with labkit.bench.compare: every round
     times each setting in alternating order, the first entry of ``segments`` is the baseline.
     Variant names are segment_label(k); speed-up < 1 means slower than the baseline.
+    forward_only=True adds the variant "forward only" (the plain forward and loss, with the
+    graph built but no backward): its time / the plain step's is the share that recomputing
+    the whole forward would add.
     Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
     """
     x = _ready_for_checkpointing(model, x, segments)
@@ -395,7 +416,13 @@ def checkpoint_timing(
         with torch.enable_grad():  # bench.compare times under no_grad; backward needs grad
             forward_backward(model, x, k)
 
+    def forward() -> None:
+        with torch.enable_grad():
+            model(x).pow(2).mean()
+
     fns = {segment_label(k): functools.partial(step, k) for k in segments}
+    if forward_only:
+        fns["forward only"] = forward
     return bench.compare(
         fns, baseline=segment_label(segments[0]), rounds=rounds, repeats=repeats, threads=threads
     )
@@ -439,13 +466,23 @@ def _check_traffic(n: object, size_bytes: object) -> None:
     check_number(size_bytes, "size_bytes", low=0)
 
 
-def _check_zero(params: object, n_gpus: object, stage: object, *sizes: object) -> None:
+def _check_zero(
+    params: object, n_gpus: object, stage: object, sizes: tuple, offload: object, off_p: object
+) -> None:
     check_int(stage, "stage (ZeRO: 0 = plain DDP, 1, 2 or 3)", low=0, high=3)
     check_int(n_gpus, "n_gpus", low=1)
     check_positive(params, "params (number of parameters)")
     names = ("k (optimizer bytes per parameter)", "bytes_param", "bytes_grad")
     for name, v in zip(names, sizes, strict=True):
         check_number(v, name, low=0)
+    for name, v in (("offload", offload), ("offload_params", off_p)):
+        if not isinstance(v, bool):
+            raise ValueError(f"{name} must be True or False, got {v!r}.")
+    if off_p and stage != 3:
+        raise ValueError(
+            f"offload_params=True needs stage=3 (only ZeRO-3 partitions the parameters, so only "
+            f"it can move them to CPU), got stage={stage}."
+        )
 
 
 def _check_states(a: object, b: object) -> None:

@@ -143,20 +143,24 @@ def factorized_params(out_features: int, in_features: int, rank: int) -> int:
     return rank * (out_features + in_features)
 
 
-def factorize_model(model: nn.Module, rank_fraction: float) -> nn.Module:
+def factorize_model(
+    model: nn.Module, rank_fraction: float = 1.0, *, ranks: dict[str, int] | None = None
+) -> nn.Module:
     """Copy of ``model`` with every Linear / groups=1 Conv2d replaced by its low-rank pair.
 
-    rank = max(1, round(rank_fraction * min(out, in))); a layer is left alone when the pair
-    would not have fewer weights than the original (r * (out + in) >= out * in).
+    rank = max(1, round(rank_fraction * min(out, in))) for every layer, or ranks[name] per
+    layer when ``ranks`` is given (layers it does not name stay whole); a layer is left alone
+    when the pair would not have fewer weights than the original (r * (out + in) >= out * in).
     Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
-    _check_factorize(model, rank_fraction)
+    _check_factorize(model, rank_fraction, ranks)
     new = copy.deepcopy(model)
     for name, layer in list(new.named_modules()):
         if not isinstance(layer, nn.Linear | nn.Conv2d) or getattr(layer, "groups", 1) != 1:
             continue
         out_f, in_f = matrix_of(layer).shape
         rank = max(1, round(rank_fraction * min(out_f, in_f)))
+        rank = rank if ranks is None else ranks.get(name, min(out_f, in_f))
         if factorized_params(out_f, in_f, rank) >= out_f * in_f:
             continue
         pair = (
@@ -167,6 +171,74 @@ def factorize_model(model: nn.Module, rank_fraction: float) -> nn.Module:
         parent_name, _, child = name.rpartition(".")
         setattr(new.get_submodule(parent_name) if parent_name else new, child, pair)
     return new
+
+
+def factorizable_layers(model: nn.Module) -> dict[str, tuple[int, int]]:
+    """{name: (out, in)} of the layers factorize_model can split (Linear, groups=1 Conv2d).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
+    return {
+        name: tuple(matrix_of(layer).shape)
+        for name, layer in model.named_modules()
+        if isinstance(layer, nn.Linear | nn.Conv2d) and getattr(layer, "groups", 1) == 1
+    }
+
+
+def uniform_ranks(model: nn.Module, rank_fraction: float) -> dict[str, int]:
+    """The ranks factorize_model(model, rank_fraction) uses: round(fraction * min(out, in)),
+    at least 1, the same fraction for every layer.
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
+    _check_factorize(model, rank_fraction, None)
+    layers = factorizable_layers(model)
+    return {n: max(1, round(rank_fraction * min(shape))) for n, shape in layers.items()}
+
+
+def factor_weights(shapes: dict[str, tuple[int, int]], ranks: dict[str, int]) -> int:
+    """Weights of the factorised layers: r (out + in) per layer, or out * in when that is not
+    fewer (the layer then stays whole, as in factorize_model).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
+    return sum(min(factorized_params(o, i, ranks[n]), o * i) for n, (o, i) in shapes.items())
+
+
+def energy_ranks(model: nn.Module, max_weights: int) -> dict[str, int]:
+    """Per-layer ranks that keep the most spectral energy for a weight budget (greedy).
+
+    Every layer starts at rank 1. Each step gives one more rank to the layer whose next
+    singular value buys the most relative energy per added weight,
+        gain = s_{r+1}^2 / sum_i s_i^2  per  (out + in) weights,
+    (the step past the last rank that saves weights restores the whole layer, at the cost of
+    out * in - r (out + in) weights, for all its remaining energy) while factor_weights stays
+    <= max_weights. Small layers (few weights per rank) end near full rank; big layers with
+    a flat spectrum give ranks up first.
+    Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
+    """
+    _check_energy(model, max_weights)
+    shapes = factorizable_layers(model)
+    layers = dict(model.named_modules())
+    energy = {  # relative energy of each singular value, largest first: (min(out, in),)
+        n: (s2 := torch.linalg.svdvals(matrix_of(layers[n]).double()) ** 2) / s2.sum()
+        for n in shapes
+    }
+    ranks = dict.fromkeys(shapes, 1)
+    while True:
+        best, best_gain = None, 0.0
+        for n, (o, i) in shapes.items():
+            r, full = ranks[n], min(o, i)
+            if r >= full or factorized_params(o, i, r) >= o * i:
+                continue  # already whole
+            step_to = r + 1 if factorized_params(o, i, r + 1) < o * i else full
+            cost = min(factorized_params(o, i, step_to), o * i) - factorized_params(o, i, r)
+            gain = float(energy[n][r:step_to].sum()) / cost
+            if gain > best_gain and factor_weights(shapes, {**ranks, n: step_to}) <= max_weights:
+                best, best_gain = (n, step_to), gain
+        if best is None:
+            return ranks
+        ranks[best[0]] = best[1]
 
 
 # --------------------------------------------------------------------------- k-means
@@ -396,10 +468,30 @@ def _check_layer(layer: object) -> None:
         )
 
 
-def _check_factorize(model: object, rank_fraction: object) -> None:
+def _check_factorize(model: object, rank_fraction: object, ranks: object) -> None:
     check_model(model)
     if check_number(rank_fraction, "rank_fraction", low=0, high=1) == 0:
         raise ValueError("rank_fraction must be in (0, 1], got 0 (keep at least one rank).")
+    if ranks is None:
+        return
+    shapes = factorizable_layers(model)
+    if not isinstance(ranks, dict) or not set(ranks) <= set(shapes):
+        raise ValueError(
+            f"ranks must be a dict {{layer name: rank}} naming layers of {sorted(shapes)}, "
+            f"got {ranks!r}."
+        )
+    for name, r in ranks.items():
+        check_int(r, f"ranks[{name!r}]", low=1, high=min(shapes[name]))
+
+
+def _check_energy(model: object, max_weights: object) -> None:
+    check_model(model)
+    shapes = factorizable_layers(model)
+    least = factor_weights(shapes, dict.fromkeys(shapes, 1))
+    if check_number(max_weights, "max_weights") < least:
+        raise ValueError(
+            f"max_weights={max_weights} is below {least}, the weights at rank 1 in every layer."
+        )
 
 
 def _check_kmeans(weight: object, bits: object, iters: object) -> None:

@@ -186,3 +186,39 @@ def test_activation_checkpointing_saves_memory_and_keeps_gradients() -> None:
         dist_lab.checkpoint_costs(model, x, [0, 0])
     timing = dist_lab.checkpoint_timing(model, x, [0, 4], rounds=3, repeats=1)
     assert set(timing.median_ms) == {"none", "4 segments"} and timing.baseline == "none"
+
+
+@pytest.mark.parametrize("kind", ["gpipe", "1f1b"])
+def test_two_stage_pipeline_equals_single_process(torchrun_results: dict, kind: str) -> None:
+    losses, state = dist_lab.train_single()
+    assert torchrun_results[f"pp_{kind}_losses"] == pytest.approx(losses, abs=1e-5)
+    assert dist_lab.state_max_diff(state, torchrun_results[f"pp_{kind}_state"]) < 1e-5
+    grads = dist_lab.reference_gradients()
+    assert dist_lab.state_max_diff(grads, torchrun_results[f"pp_{kind}_grads"]) < 1e-5
+    # activations each stage had to keep: GPipe all 4 micro-batches, 1F1B at most p = 2
+    expected = {"gpipe": [4, 4], "1f1b": [2, 1]}[kind]
+    assert torchrun_results[f"pp_{kind}_peak_kept"] == expected
+
+
+def test_tensor_parallel_mlp_equals_single_process(torchrun_results: dict) -> None:
+    model = dist_lab.make_model(0)
+    x, _ = dist_lab.global_batches(1, dist_lab.GLOBAL_BATCH)[0]
+    torch.testing.assert_close(
+        torchrun_results["tp_logits"], model(x).detach(), atol=1e-5, rtol=1e-5
+    )
+    grads = dist_lab.reference_gradients()
+    assert dist_lab.state_max_diff(grads, torchrun_results["tp_grads"]) < 1e-5
+    # one all-reduce forward (the row-parallel output), one backward (the input gradient)
+    assert torchrun_results["tp_allreduce_calls"] == {"forward": 1, "backward": 1}
+    assert torchrun_results["tp_partial_vs_lesson"] < 1e-5  # each rank's partial = the lesson's
+    # without the backward all-reduce, the layer before the MLP gets only a partial gradient
+    broken = torchrun_results["tp_no_backward_allreduce_grads"]
+    assert torchrun_results["tp_no_backward_allreduce_allreduce_calls"] == {
+        "forward": 1,
+        "backward": 0,
+    }
+    assert (broken["0.weight"] - grads["0.weight"]).abs().max() > 1e-3
+    for name in ("2.weight", "2.bias", "4.weight", "4.bias"):  # the MLP's own grads stay right
+        torch.testing.assert_close(broken[name], grads[name], atol=1e-5, rtol=1e-5)
+    ranks = torchrun_results["tp_no_backward_allreduce_replicated_grads"]
+    torch.testing.assert_close(ranks[0] + ranks[1], grads["0.weight"], atol=1e-5, rtol=1e-5)

@@ -137,3 +137,30 @@ def test_hints_are_graduated() -> None:
     for ex in EXERCISES.values():
         assert ex.hint and ex.formula and ex.hint != ex.formula
         assert "base['bytes'] /" not in ex.hint and "max(" not in ex.hint
+
+
+def test_pick_sorting_the_rows_in_place_is_rejected() -> None:
+    """Sorts the caller's table by accuracy to take the first fit: the stage table is reordered."""
+
+    def wrong(rows, max_bytes, max_ms, latency_key="ms_b1"):
+        rows.sort(key=lambda r: (-r["accuracy"], r["bytes"]))
+        for r in rows:
+            if r["bytes"] <= max_bytes and r[latency_key] <= max_ms:
+                return r
+        return None
+
+    res = checks.check("pipeline.pick_stage", wrong)
+    assert not res.passed and "in place" in res.message
+
+
+def test_pick_rounding_accuracy_in_place_is_rejected() -> None:
+    """Rounds each row's accuracy to 2 decimals (to compare 'equal' accuracies) in the caller's rows."""
+
+    def wrong(rows, max_bytes, max_ms, latency_key="ms_b1"):
+        for r in rows:
+            r["accuracy"] = round(r["accuracy"], 2)
+        fits = [r for r in rows if _keep(r, max_bytes, max_ms, latency_key)]
+        return _best(fits) if fits else None
+
+    res = checks.check("pipeline.pick_stage", wrong)
+    assert not res.passed and "in place" in res.message
