@@ -7,6 +7,7 @@ python -m labkit gpu-check   run every GPU path of the course and print a table
 python -m labkit reset NN    put notebook NN back to the course's version (yours is kept in my_work/)
 python -m labkit progress    your exercises and quiz, per notebook (--reset to clear)
 python -m labkit site        build the course website into _site/ from the saved notebooks (offline)
+python -m labkit classroom   release OUT | grade SUBMISSIONS | guide   (for teachers)
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.course.site import main as site
 
         return site(rest)
+    if cmd == "classroom":
+        from labkit.course.classroom import main as classroom
+
+        return classroom(rest)
     if cmd == "doctor":
         from labkit.core.env import doctor
 
