@@ -1,13 +1,21 @@
-"""Attention memory and time: naive (N x N scores) vs tiled FlashAttention in PyTorch vs SDPA.
+"""Attention memory and time: naive (N x N scores) vs tiled FlashAttention in PyTorch vs SDPA,
+the memory of a training step, and the fused (torch.compile) forward against naive and SDPA.
 
-    python benchmarks/bench_attention.py
+    python benchmarks/bench_attention.py            # everything (a few minutes on 2 cores)
+    python benchmarks/bench_attention.py --fused    # only the torch.compile table
 
-Peak extra CPU memory (labkit.bench.peak_memory, after a warm-up call) and time on one thread for
-N = 512 ... 4096, d = 64, one head; the three functions of one N are timed in one interleaved
-labkit.bench.compare against naive, so the ratios are per-round medians with their IQR.
+1. Peak extra CPU memory (labkit.bench.peak_memory, after a warm-up call) and time on one thread
+   for N = 512 ... 4096, d = 64, one head; the three functions of one N are timed in one
+   interleaved labkit.bench.compare against naive (ratios: per-round medians with their IQR).
+2. One forward + backward at N = 4096: labkit.probes' peak tensor bytes and saved-tensor bytes,
+   naive autograd vs attention.flash_attention (exact counts, the same on every CPU).
+3. attention.compiled_flash_forward at N = 4096 for several key-block sizes: compile time, then
+   compiled vs naive and compiled vs SDPA, each in its own interleaved comparison (one thread).
 """
 
 from __future__ import annotations
+
+import sys
 
 import torch.nn.functional as F
 
@@ -16,9 +24,7 @@ from labkit import attention, env, probes
 NS = (512, 1024, 2048, 4096)
 
 
-def main() -> None:
-    env.setup(seed=0, threads=2)
-    probes.exact_cpu_memory_accounting()
+def memory_and_time() -> None:
     fns = {
         "naive": attention.naive_attention,
         "tiled": lambda q, k, v: attention.tiled_attention(q, k, v, block_size=256),
@@ -44,6 +50,51 @@ def main() -> None:
         f"\nIO complexity N=4096, d=64, A100 SRAM: standard {io['standard']:.3g}, "
         f"flash {io['flash']:.3g} element accesses ({io['ratio']:.0f}x fewer)"
     )
+
+
+def train_step() -> None:
+    with env.threads(1):
+        rows = attention.train_step_memory(
+            {
+                "naive autograd": attention.naive_attention,
+                "flash_attention (block 128)": attention.flash_attention,
+                "flash_attention (block 256)": lambda q, k, v: attention.flash_attention(
+                    q, k, v, block_size=256
+                ),
+            },
+            n=4096,
+            d=64,
+        )
+    print("\n| forward + backward, N = 4096, d = 64 | peak MiB | saved MiB | naive / this (peak) |")
+    print("|---|---:|---:|---:|")
+    for r in rows:
+        ratio = rows[0]["peak_MiB"] / r["peak_MiB"]
+        print(f"| {r['method']} | {r['peak_MiB']:.2f} | {r['saved_MiB']:.2f} | {ratio:.1f}x |")
+
+
+def fused(block_sizes: tuple[int, ...] = (256, 512, 1024)) -> None:
+    print(
+        "\n| compiled forward, N = 4096, d = 64, 1 thread | compile s | max err | "
+        "vs naive | vs SDPA |"
+    )
+    print("|---|---:|---:|---|---|")
+    for b in block_sizes:
+        with env.threads(1):
+            r = attention.time_fused_forward(n=4096, d=64, block_size=b, rounds=9)
+        print(
+            f"| key blocks of {b} | {r['compile_s']:.1f} | {r['max_err']:.1e} "
+            f"| {r['vs_naive'].verdict('compiled')} | {r['vs_sdpa'].verdict('compiled')} |"
+        )
+
+
+def main() -> None:
+    env.setup(seed=0, threads=2)
+    probes.exact_cpu_memory_accounting()
+    print(f"CPU: {env.cpu_name()}, torch threads for timing: 1\n")
+    if "--fused" not in sys.argv:
+        memory_and_time()
+        train_step()
+    fused()
 
 
 if __name__ == "__main__":

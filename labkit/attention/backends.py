@@ -1,4 +1,4 @@
-"""Notebook 08, part 6: PyTorch's fused attention (SDPA) backends, flash-attn and xFormers.
+"""Notebook 08, part 9: PyTorch's fused attention (SDPA) backends, flash-attn and xFormers.
 
 F.scaled_dot_product_attention picks a kernel per call (FLASH_ATTENTION, EFFICIENT_ATTENTION,
 CUDNN_ATTENTION, or the MATH fallback that decomposes into plain ops); torch.nn.attention.
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from labkit.attention.lesson import _check_qkv
+from labkit.attention.lesson import _check_qkv, _heap_reuse
 from labkit.core import bench
 from labkit.core.errors import MissingDependency, check_choice, require, require_cuda
 from labkit.core.probes import OpRecorder
@@ -44,7 +44,7 @@ def sdpa_kernel_used(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs
     Runs it once under labkit.probes.OpRecorder (a dispatch mode: it sees the aten kernel SDPA
     picked, below the Python-level function) and names the first kernel of KERNEL_NAMES it ran;
     when none ran, SDPA took the MATH path and decomposed into plain ops (listed).
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     _check_qkv(q, k, v)
     with OpRecorder() as rec:
@@ -81,7 +81,7 @@ def time_backends(
     median ms, speed-up and verdict. A backend that refuses these inputs (dtype, head dim, GPU
     generation, CPU) is reported with the reason, not raised.
 
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     rows: dict[str, dict[str, Any]] = {}
     for name in names:  # sdpa_kernel_used and forced_backend check q, k, v and the names
@@ -103,9 +103,10 @@ def time_backends(
 
     if len(runs) >= 2:
         base = "math" if "math" in runs else runs[-1]
-        cmp = bench.compare(
-            {n: call(n) for n in runs}, baseline=base, rounds=rounds, repeats=repeats
-        )
+        with _heap_reuse():  # time with freed memory reused (see labkit/attention/lesson.py)
+            cmp = bench.compare(
+                {n: call(n) for n in runs}, baseline=base, rounds=rounds, repeats=repeats
+            )
         for n in runs:
             rows[n]["median_ms"] = cmp.median_ms[n]
             rows[n]["note"] = "baseline" if n == base else cmp.verdict(n)
@@ -120,7 +121,7 @@ def time_cuda_backends(
     """On a CUDA GPU: fp16 q, k, v of shape (batch, heads, n, d) and every SDPA backend forced
     in turn and timed. Raises MissingDependency without a GPU.
 
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     dev = require_cuda("Timing the CUDA SDPA backends")
     q, k, v = (torch.randn(batch, heads, n, d, device=dev, dtype=torch.float16) for _ in range(3))
@@ -133,7 +134,7 @@ def flash_attn_attention(
     """Tri Dao's flash_attn.flash_attn_func on (B, H, N, d) fp16/bf16 CUDA tensors.
 
     flash_attn_func wants (batch, seqlen, heads, head_dim), so we transpose in and out.
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     flash_attn = require("flash_attn", "flash-attn", why="the FlashAttention-2 CUDA kernels")
     require_cuda("flash_attn")
@@ -148,7 +149,7 @@ def xformers_attention(
 ) -> torch.Tensor:
     """xformers.ops.memory_efficient_attention on (B, H, N, d) tensors ([B, M, H, K] inside).
 
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     xops = require("xformers.ops", "xformers", why="xFormers memory-efficient attention")
     bias = xops.LowerTriangularMask() if causal else None
@@ -161,7 +162,7 @@ def xformers_attention(
 def optional_kernel_notice(name: str) -> str | None:
     """None when ``name`` ('flash_attn' or 'xformers') can run here, else a one-line notice.
 
-    Taught in notebooks/08_flash_attention.ipynb, "6. SDPA backends".
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
     check_choice(name, "name", OPTIONAL_KERNELS)
     pip = name.replace("_", "-")
@@ -172,3 +173,64 @@ def optional_kernel_notice(name: str) -> str | None:
     if not torch.cuda.is_available():
         return f"{name} is installed but there is no CUDA GPU here: skipping it."
     return None
+
+
+FEATURES_AS_OF = "2026-12-06: torch 2.14, flash-attn 2.8.3, xFormers 0.0.35 (their documentation)"
+FEATURES = [  # what each kernel supports, from its documentation (not measured here)
+    {"kernel": "SDPA FLASH_ATTENTION (CUDA)", "dtypes": "fp16, bf16", "head dims": "<= 256",
+     "masks": "causal only (no attn_mask)", "dropout": "yes", "backward": "yes",
+     "GPUs": "sm80+ (Ampere, Ada, Hopper, newer)", "variable length": "nested (jagged) tensors",
+     "source": "PyTorch SDPA docs and tutorial"},
+    {"kernel": "SDPA EFFICIENT_ATTENTION (CUDA)", "dtypes": "fp32, fp16, bf16",
+     "head dims": "any (fastest for multiples of 8)", "masks": "causal, additive or bool attn_mask",
+     "dropout": "yes", "backward": "yes", "GPUs": "older ones too (xFormers' CUTLASS kernel)",
+     "variable length": "nested (jagged) tensors", "source": "PyTorch SDPA docs"},
+    {"kernel": "SDPA CUDNN_ATTENTION (CUDA)", "dtypes": "fp16, bf16 (fp8 on Hopper+)",
+     "head dims": "<= 128 (Ampere backward), <= 256 (Hopper)", "masks": "causal, bias, padding",
+     "dropout": "see cuDNN matrix", "backward": "yes", "GPUs": "sm80+, CUDA 12, cuDNN 9",
+     "variable length": "padded / ragged layouts", "source": "cuDNN frontend attention matrix"},
+    {"kernel": "SDPA FLASH_ATTENTION (CPU kernel)", "dtypes": "fp32, fp64, bf16, fp16",
+     "head dims": "any", "masks": "causal, attn_mask", "dropout": "falls back to MATH",
+     "backward": "yes", "GPUs": "- (CPU)", "variable length": "no",
+     "source": "PyTorch; which kernel runs is measured in section 9"},
+    {"kernel": "flash-attn flash_attn_func", "dtypes": "fp16, bf16", "head dims": "<= 256",
+     "masks": "causal (bottom-right since 2.1), sliding window, ALiBi, softcap",
+     "dropout": "yes", "backward": "yes (not flash_attn_with_kvcache)",
+     "GPUs": "Ampere, Ada, Hopper (Turing: FlashAttention 1.x); AMD MI200/MI300 (ROCm)",
+     "variable length": "flash_attn_varlen_func (cu_seqlens), paged KV cache",
+     "source": "flash-attention README"},
+    {"kernel": "xFormers memory_efficient_attention", "dtypes": "fp32, fp16, bf16",
+     "head dims": "any (CUTLASS op); flash op <= 256",
+     "masks": "LowerTriangularMask, tensor bias, BlockDiagonalMask", "dropout": "yes (p=)",
+     "backward": "yes (not through the mask)", "GPUs": "P100 (sm60) and newer; AMD via CK",
+     "variable length": "BlockDiagonalMask (sequences concatenated)",
+     "source": "xFormers ops documentation"},
+    {"kernel": "this course: flash_forward / flash_backward", "dtypes": "fp32, fp64",
+     "head dims": "any", "masks": "causal (top-left)", "dropout": "no", "backward": "yes",
+     "GPUs": "any torch device (Python loop)", "variable length": "no",
+     "source": "labkit/attention/flash.py (tested here)"},
+    {"kernel": "this course: Triton kernels", "dtypes": "fp16, bf16, fp32", "head dims": "<= 256",
+     "masks": "causal (top-left)", "dropout": "no", "backward": "yes",
+     "GPUs": "CUDA GPUs Triton supports", "variable length": "no",
+     "source": "labkit/attention/triton_kernels.py (Triton interpreter; GPU: gpu-check)"},
+]  # fmt: skip
+VERSIONS = {"SDPA": "torch", "flash-attn": "flash_attn", "xFormers": "xformers"}
+
+
+def feature_table() -> list[dict[str, str]]:
+    """FEATURES with one more column: the version of that library installed here (or "-").
+
+    Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
+    """
+    import importlib.metadata as md
+
+    def version(kernel: str) -> str:
+        for key, dist in VERSIONS.items():
+            if kernel.startswith(key):
+                try:
+                    return md.version(dist)
+                except md.PackageNotFoundError:
+                    return "not installed"
+        return "-"
+
+    return [{**row, "installed here": version(row["kernel"])} for row in FEATURES]

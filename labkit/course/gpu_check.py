@@ -84,6 +84,50 @@ def _xformers() -> str:
     return f"xformers, max |err| {err:.1e}"
 
 
+def _triton_flash(backward: bool) -> Callable[[], str]:
+    """labkit's Triton FlashAttention kernels against its PyTorch flash_forward / flash_backward."""
+
+    def run() -> str:
+        from labkit import attention
+        from labkit.core import bench
+
+        torch.manual_seed(0)
+        q, k, v = (torch.randn(2, 4, 1000, 64, device="cuda") for _ in range(3))
+        ref_o, ref_lse = attention.flash_forward(q, k, v, causal=True)
+        o32, lse32 = attention.triton_flash_forward(q, k, v, causal=True)  # fp32, IEEE dots
+        err32 = (o32 - ref_o).abs().max().item()
+        assert err32 < 1e-4, f"fp32 forward max |error| {err32:.2e}"
+        qh, kh, vh = (t.half() for t in (q, k, v))
+        o, lse = attention.triton_flash_forward(qh, kh, vh, causal=True)
+        err = max((o.float() - ref_o).abs().max().item(), (lse - ref_lse).abs().max().item())
+        assert err < 2e-2, f"fp16 forward max |error| {err:.2e}"
+        if not backward:
+            cmp = bench.compare(
+                {
+                    "sdpa": lambda: F.scaled_dot_product_attention(qh, kh, vh, is_causal=True),
+                    "triton": lambda: attention.triton_flash_forward(qh, kh, vh, causal=True),
+                },
+                rounds=5,
+            )
+            return f"fp32 err {err32:.1e}, fp16 err {err:.1e}; {cmp.verdict('triton')}"
+        do = torch.randn_like(ref_o)
+        want = attention.flash_backward(q, k, v, ref_o, ref_lse, do, causal=True)
+        got = attention.triton_flash_backward(qh, kh, vh, o, lse, do.half(), causal=True)
+        rel = max(
+            ((a.float() - b).abs().max() / b.abs().max()).item()
+            for a, b in zip(got, want, strict=True)
+        )
+        assert rel < 2e-2, f"fp16 backward max |error| / max |grad| = {rel:.2e}"
+        got32 = attention.triton_flash_backward(q, k, v, o32, lse32, do, causal=True)
+        rel32 = max(
+            ((a - b).abs().max() / b.abs().max()).item() for a, b in zip(got32, want, strict=True)
+        )
+        assert rel32 < 1e-4, f"fp32 backward max |error| / max |grad| = {rel32:.2e}"
+        return f"dq, dk, dv vs flash_backward: fp32 {rel32:.1e}, fp16 {rel:.1e} (relative)"
+
+    return run
+
+
 def _compile() -> str:
     def chain(x: torch.Tensor) -> torch.Tensor:
         return F.gelu(x * 1.5 + 0.5).sigmoid() * x
@@ -118,6 +162,8 @@ def rows() -> list[Row]:
         ],
         ("08 flash_attn.flash_attn_func", _flash_attn, "flash_attn"),
         ("08 xformers memory_efficient_attention", _xformers, "xformers"),
+        ("08 Triton FlashAttention forward (labkit)", _triton_flash(False), "triton"),
+        ("08 Triton FlashAttention backward (labkit)", _triton_flash(True), "triton"),
         ("07 torch.compile on CUDA (Triton)", _compile, "triton"),
         ("04 2:4 semi-structured sparse matmul", _semi_structured, None),
     ]
