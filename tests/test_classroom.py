@@ -10,6 +10,7 @@ import ast
 import copy
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -173,9 +174,13 @@ def test_checksum_matches_nbgrader() -> None:
 
 
 # ------------------------------------------------------------------ nbgrader's own commands
-def test_nbgrader_generates_the_same_copies_and_autogrades_them(released: Path) -> None:
+def test_nbgrader_generates_the_same_copies_and_autogrades_them(
+    released: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`nbgrader generate_assignment` makes our student copy; autograde: full marks / zero."""
     pytest.importorskip("nbgrader")
+    # nbgrader runs `alembic` by name: this environment's scripts must be on PATH (CI's is not)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     from nbgrader.api import Gradebook
 
     nbgrader = [sys.executable, "-m", "nbgrader"]
