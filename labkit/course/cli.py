@@ -112,7 +112,7 @@ def reset(args: list[str]) -> int:
     ``python -m labkit reset 05`` (one), ``reset --all``. Run it before ``git pull`` so the
     pull never conflicts with your own edits and outputs.
     """
-    nbs = notebook_paths()
+    nbs = notebook_paths(folder=ROOT / "notebooks")
     chosen = nbs if "--all" in args else [p for p in nbs if any(p.name.startswith(a) for a in args)]
     if not chosen:
         print("usage: python -m labkit reset NN [NN ...] | --all   (NN: the notebook's number)")
