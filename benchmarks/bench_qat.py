@@ -4,6 +4,11 @@ Runtime (quantize_static / quantize_dynamic), and labkit's fake-quant simulator;
 32, 1 thread, interleaved rounds (``labkit.qat.runtime_table``). Each verdict is "x.xx faster /
 slower" or "no clear difference" when the spread of the per-round ratios covers 1.0.
 
+Section 7's LLM weight quantisation on the shipped character LM (data/qat_char_lm.safetensors):
+validation loss and size ratio of group-wise RTN, GPTQ and AWQ at 4 and 3 bits, groups of 128
+and 32, and the time to quantise one layer (blocks.3.out, 128 x 512) by each method, timed in
+one ``bench.compare`` against RTN.
+
     python benchmarks/bench_qat.py
 """
 
@@ -29,7 +34,45 @@ def run() -> dict[int, tuple[list[dict[str, Any]], dict[str, bench.Comparison]]]
     }
 
 
+def llm_rows() -> tuple[list[str], bench.Comparison]:
+    """Markdown rows (bits, group, method, loss delta, size ratio) and the one-layer timing."""
+    env.seed_everything(0)
+    lm, _ = qat.load_char_lm()
+    x_val, y_val = qat.lm_windows("val", 32)
+    stats = qat.linear_stats(lm, qat.lm_windows("train", 16, seed=2)[0])
+    fp32 = float(qat.lm_loss(lm, x_val, y_val).mean())
+    rows = []
+    for bits in (4, 3):
+        for g in (128, 32):
+            ratio = qat.groupwise_size_bytes(lm) / qat.groupwise_size_bytes(lm, bits, g)
+            for method in qat.llm.METHODS:
+                q = qat.quantize_linears(lm, method, bits, g, stats)
+                d = float(qat.lm_loss(q, x_val, y_val).mean()) - fp32
+                rows.append(f"| {bits} | {g} | {method} | {d:+.4f} | {ratio:.2f}x |")
+    w, st = lm.blocks[3].out.weight.detach(), stats["blocks.3.out"]
+    timing = bench.compare(
+        {
+            "rtn": lambda: qat.fake_quantize_groupwise(w, 4, 128),
+            "gptq": lambda: qat.gptq_quantize(w, st.h, 4, 128),
+            "awq": lambda: qat.awq_scales(w, st.h, st.act_mean, 4, 128),
+        },
+        baseline="rtn",
+        rounds=5,
+        repeats=1,
+        threads=2,
+    )
+    return rows, timing
+
+
 def main() -> None:
+    rows, timing = llm_rows()
+    print("Character LM (4 blocks, d = 128), 16 block Linear layers quantised, loss in nats/char:")
+    print("| bits | group | method | loss - FP32 | size ratio |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    print("\nTime to quantise blocks.3.out (128 x 512), 4 bits, group 128:")
+    print(timing.report())
+    print()
     tables = run()
     print(f"CPU: {env.cpu_name()}; {env.int8_kernel_note()}")
     print("Course MLP 64-256-256-10 on digits, 1 thread; speed-up = baseline ms / method ms.")

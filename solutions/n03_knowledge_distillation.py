@@ -5,7 +5,10 @@ import torch.nn.functional as F
 
 
 def softmax_t(logits, T):
-    return torch.softmax(logits / T, dim=-1)
+    z = logits / T
+    z = z - z.max(dim=-1, keepdim=True).values  # each row's own max: exponents <= 0
+    e = torch.exp(z)
+    return e / e.sum(dim=-1, keepdim=True)
 
 
 def distillation_loss(student_logits, teacher_logits, labels, T, alpha):

@@ -22,6 +22,7 @@ def prune_conv_pair(conv, next_conv, keep):
         padding=conv.padding,
         dilation=conv.dilation,
         bias=conv.bias is not None,
+        padding_mode=conv.padding_mode,
     )
     new_next = nn.Conv2d(
         len(keep),
@@ -31,6 +32,7 @@ def prune_conv_pair(conv, next_conv, keep):
         padding=next_conv.padding,
         dilation=next_conv.dilation,
         bias=next_conv.bias is not None,
+        padding_mode=next_conv.padding_mode,
     )
     with torch.no_grad():
         new_conv.weight.copy_(conv.weight[keep])

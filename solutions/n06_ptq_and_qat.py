@@ -33,7 +33,26 @@ def qat_step(model, x, y, optimizer):
     return loss.item()
 
 
+def fake_quantize_groupwise(w, bits=4, group_size=128):
+    out, n = w.shape
+    groups = w.reshape(out, n // group_size, group_size)  # one group per row of the last dim
+    lo = groups.amin(dim=2, keepdim=True)  # each group's own range: no widening to include 0
+    hi = groups.amax(dim=2, keepdim=True)
+    step = (hi - lo) / (2**bits - 1)  # 2**bits levels, 2**bits - 1 steps between them
+    safe = torch.where(step > 0, step, torch.ones_like(step))  # a constant group: step 0
+    w_hat = lo + torch.round((groups - lo) / safe) * step
+    return w_hat.reshape(out, n)
+
+
+def smoothquant_scales(act_absmax, weight_absmax, alpha=0.5):
+    s = act_absmax**alpha / weight_absmax ** (1 - alpha)
+    # a channel with a zero range on either side has nothing to migrate
+    return torch.where((act_absmax > 0) & (weight_absmax > 0), s, torch.ones_like(s))
+
+
 EXERCISES = {
     "qat.ste_fake_quant": ste_fake_quant,
     "qat.qat_step": qat_step,
+    "qat.fake_quantize_groupwise": fake_quantize_groupwise,
+    "qat.smoothquant_scales": smoothquant_scales,
 }

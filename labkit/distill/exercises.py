@@ -6,9 +6,10 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from labkit import distill
-from labkit.core.checks import Case, Exercise, close
+from labkit.core.checks import Case, Exercise, _describe, close
 
 
 def _logits(shape: tuple[int, ...], seed: int, scale: float = 3.0) -> torch.Tensor:
@@ -24,8 +25,80 @@ def _softmax_cases() -> list[Case]:
             (torch.tensor([[1000.0, 999.0, 990.0]]), 2.0),
             label="large logits [[1000, 999, 990]], T = 2 (exp overflows unless you subtract the max)",
         ),
+        Case(
+            (torch.tensor([[1000.0, 999.0], [0.0, -1.0]]), 1.0),
+            label="rows of very different size [[1000, 999], [0, -1]], T = 1 (each row needs "
+            "its OWN max: with the batch's max, row 2 underflows to 0/0)",
+        ),
+        Case(
+            (torch.tensor([[-1000.0, -1003.0, -1001.0], [2.0, 1.0, 0.0]]), 1.0),
+            label="large negative logits [[-1000, -1003, -1001], [2, 1, 0]], T = 1 "
+            "(exp underflows to 0 unless each row is shifted by its own max)",
+        ),
+        Case(
+            (torch.tensor([[2000.0, 1996.0, 1990.0], [4.0, 0.0, -8.0]]), 4.0),
+            label="[[2000, 1996, 1990], [4, 0, -8]], T = 4 (the max of z / T, row by row)",
+        ),
         Case((torch.zeros(2, 6), 3.0), label="all-equal logits (uniform answer)"),
     ]
+
+
+# torch functions that do the max shift for you: the exercise is to write it
+_HIDDEN_SHIFT = frozenset(
+    {"softmax", "log_softmax", "_softmax", "softmin", "logsumexp"}
+    | {"special_softmax", "special_log_softmax", "special_logsumexp"}
+)
+
+
+class _Calls(TorchFunctionMode):
+    """Records the names of the torch functions called inside the block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        self.names.add(getattr(func, "__name__", ""))
+        return func(*args, **(kwargs or {}))
+
+
+def _check_softmax(learner: Callable[..., Any]) -> str | None:
+    """Values on every case (stability included), no torch softmax, logits left unchanged."""
+    compare = close(atol=1e-6, rtol=1e-5)
+    for case in _softmax_cases():
+        logits, T = case.args
+        expected = distill.softmax_t(logits, T)
+        given = logits.clone()
+        with _Calls() as calls:
+            got = learner(given, T)
+        hidden = sorted(calls.names & _HIDDEN_SHIFT)
+        if hidden:
+            return (
+                f"on {case.label}: your function calls torch's {hidden[0]}, which subtracts the "
+                "max for you: this exercise is to write that shift yourself, with exp, max and sum"
+            )
+        if not torch.equal(given, logits):
+            return (
+                f"on {case.label}: your function changed its logits in place (`z /= T`); work on "
+                "a copy: `z = logits / T`"
+            )
+        if got is None:
+            return f"returned None on {case.label} - did you forget `return`?"
+        if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
+            what = tuple(got.shape) if isinstance(got, torch.Tensor) else type(got).__name__
+            return f"on {case.label}: return a tensor of shape {tuple(expected.shape)}, got {what}"
+        if not torch.isfinite(got).all():
+            return (
+                f"on {case.label}: your result holds NaN or inf: exp overflowed (no shift), or a "
+                "whole row underflowed to 0 / 0 (shifted by a max that is not that row's own)"
+            )
+        msg = compare(got, expected)
+        if msg:
+            return (
+                f"wrong on {case.label}: {msg}.\n   expected {_describe(expected)}\n"
+                f"   got      {_describe(got)}"
+            )
+    return None
 
 
 def _kd_case(
@@ -110,11 +183,11 @@ EXERCISES = {
     "distill.softmax_t": Exercise(
         reference=distill.softmax_t,
         cases=_softmax_cases,
-        compare=close(atol=1e-6, rtol=1e-5),
-        hint="the temperature acts on the logits before the softmax, over the class dimension "
-        "(the last one), and the function must survive logits of 1000.",
-        formula="p = softmax(z / T) over dim=-1: torch.softmax(logits / T, dim=-1) (it subtracts "
-        "the max itself, so large logits do not overflow); never change `logits` in place.",
+        custom=_check_softmax,
+        hint="divide by T first, then make every exponent of a row <= 0 by subtracting that "
+        "row's largest value (the ratio does not change); a batch's rows can be 1000 apart.",
+        formula="z = logits / T; z = z - z.max(dim=-1, keepdim=True).values; e = z.exp(); "
+        "p = e / e.sum(dim=-1, keepdim=True) (keepdim so that each row uses its own max and sum).",
     ),
     "distill.distillation_loss": Exercise(
         reference=distill.distillation_loss,

@@ -33,10 +33,16 @@ from labkit.core.errors import (
 def softmax_t(logits: torch.Tensor, T: float) -> torch.Tensor:
     """Softened probabilities softmax(logits / T) over the last dimension; same shape.
 
+    p_i = exp(z_i / T - m) / sum_j exp(z_j / T - m), m = max_j z_j / T of the SAME row: the
+    shift cancels in the ratio, and every exponent is <= 0 with one exactly 0, so exp cannot
+    overflow and the sum is >= 1 (never 0/0). A max over the whole batch would underflow a
+    row whose logits are far below it (exp(-1000) = 0 for every class: 0/0 = NaN).
     Taught in notebooks/03_knowledge_distillation.ipynb, "1. Soft targets and the temperature".
     """
     _check_softmax_t(logits, T)
-    return torch.softmax(logits / T, dim=-1)  # (..., C)
+    z = logits / T  # (..., C)
+    e = (z - z.amax(dim=-1, keepdim=True)).exp()  # (..., C), each row's max -> exp(0) = 1
+    return e / e.sum(dim=-1, keepdim=True)  # (..., C), rows sum to 1
 
 
 def entropy_bits(probs: torch.Tensor) -> torch.Tensor:

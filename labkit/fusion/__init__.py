@@ -14,6 +14,7 @@ from labkit.fusion.lesson import (
     fuse_qkv,
     matmul_traffic,
     op_counts,
+    ort_graph_levels,
     ort_levels,
     split_qkv,
 )
@@ -21,5 +22,5 @@ from labkit.fusion.lesson import (
 __all__ = [
     "chain_traffic", "matmul_traffic", "fold_conv_bn", "fold_model", "count_layers",
     "elementwise_chain", "compile_timed", "cuda_chain_speedup", "fuse_qkv", "split_qkv",
-    "op_counts", "ort_levels",
+    "op_counts", "ort_graph_levels", "ort_levels",
 ]  # fmt: skip

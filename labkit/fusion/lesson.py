@@ -238,9 +238,11 @@ def cuda_chain_speedup(
 
 # ---------------------------------------------------------------- ONNX Runtime graph optimisation
 
-# Export and sessions are the course's ONNX plumbing: labkit.onnx.export_onnx and
-# labkit.onnx.ort_session, called directly. Export for this lesson with exporter_optimize=False,
-# so the graph keeps the BatchNormalization nodes that ORT's levels fuse.
+# Export and session options are the course's ONNX plumbing (labkit.onnx.export_onnx,
+# labkit.onnx.session_options). The levels are read from the installed onnxruntime
+# (ort_graph_levels), so a level it adds (ORT_ENABLE_LAYOUT) shows up in the table. Export for
+# this lesson with exporter_optimize=False, so the graph keeps the BatchNormalization nodes
+# that ORT's levels fuse.
 
 
 def op_counts(path: str | Path) -> collections.Counter[str]:
@@ -255,6 +257,33 @@ def op_counts(path: str | Path) -> collections.Counter[str]:
     )
 
 
+def ort_graph_levels() -> dict[str, str]:
+    """{short name: member of onnxruntime.GraphOptimizationLevel} for every level the installed
+    onnxruntime has, lowest first: "disable_all" (ORT_DISABLE_ALL), "basic", "extended",
+    "layout" (ORT_ENABLE_LAYOUT, where this onnxruntime has it) and "all" (ORT_ENABLE_ALL:
+    every level, including ones a newer onnxruntime may add). Read from onnxruntime itself,
+    not from a list typed here.
+
+    Taught in notebooks/07_operator_fusion.ipynb, "5. ONNX Runtime graph optimisation levels".
+    """
+    ort = require("onnxruntime")
+    members = sorted(ort.GraphOptimizationLevel.__members__.items(), key=lambda kv: int(kv[1]))
+    return {
+        "disable_all"
+        if name == "ORT_DISABLE_ALL"
+        else name.removeprefix("ORT_ENABLE_").lower(): name
+        for name, _ in members
+    }
+
+
+def _session(path: Path, level: str, threads: int, optimized_path: Path) -> Any:
+    """An ORT CPU session of ``path`` at the GraphOptimizationLevel member ``level``."""
+    ort = require("onnxruntime")
+    so = onnx.session_options(threads, "disable_all", optimized_path=optimized_path)
+    so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, level)
+    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+
 def ort_levels(
     path: str | Path,
     example: torch.Tensor,
@@ -265,49 +294,53 @@ def ort_levels(
 ) -> list[dict[str, Any]]:
     """Node count, node types, latency and parity of the same ONNX model at each ORT level.
 
-    For each level in labkit.onnx.ORT_LEVELS: build a session that also saves its optimised graph, count
-    the nodes, list the node types the level produced that the original graph did not have
-    (the fused ones, e.g. com.microsoft:FusedConv) and those it removed, the largest
-    |difference| of the output vs the unoptimised graph, and the latency: all levels timed in
-    one interleaved labkit.bench.compare against ``disable_all`` (median ms, speed-up
-    t(disable_all) / t(level), its IQR over rounds, and the verdict sentence).
+    For each level of ``ort_graph_levels()`` (the installed onnxruntime's): build a session
+    that also saves its optimised graph, count the nodes, list the node types the level
+    produced that the original graph did not have (the fused ones, e.g.
+    com.microsoft:FusedConv) and those it removed, the largest |difference| of the output vs
+    the unoptimised graph, and the latency: all levels timed in one interleaved
+    labkit.bench.compare against ``disable_all`` (median ms, speed-up t(disable_all) / t(level),
+    its IQR over rounds, and the verdict sentence).
     Taught in notebooks/07_operator_fusion.ipynb, "5. ONNX Runtime graph optimisation levels".
     """
-    check_nonempty(check_tensor(example, "example"), "example")
+    path = _check_ort_levels(path, example)
     x = {"x": example.detach().numpy()}
     original = op_counts(path)
     rows: list[dict[str, Any]] = []
     sessions = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for level in onnx.ORT_LEVELS:
-            opt_path = Path(tmp) / f"{level}.onnx"
-            sessions[level] = onnx.ort_session(
-                path, threads=threads, opt_level=level, optimized_path=opt_path
-            )
+        for short, member in ort_graph_levels().items():
+            opt_path = Path(tmp) / f"{short}.onnx"
+            sessions[short] = _session(path, member, threads, opt_path)
             ops = op_counts(opt_path)
-            out = torch.from_numpy(sessions[level].run(None, x)[0])
+            out = torch.from_numpy(sessions[short].run(None, x)[0])
             reference = out if not rows else rows[0]["_out"]
             rows.append(
                 {
-                    "level": level,
+                    "level": short,
+                    "ORT name": member,
                     "nodes": sum(ops.values()),
                     "new node types": ", ".join(sorted(set(ops) - set(original))) or "-",
                     "removed node types": ", ".join(sorted(set(original) - set(ops))) or "-",
                     "max_abs_diff": (out - reference).abs().max().item(),
+                    "_ops": ops,
                     "_out": out,
                 }
             )
     fns = {level: (lambda s=sess: s.run(None, x)) for level, sess in sessions.items()}
     cmp = bench.compare(
-        fns, baseline=onnx.ORT_LEVELS[0], rounds=rounds, repeats=repeats, threads=threads
+        fns, baseline=rows[0]["level"], rounds=rounds, repeats=repeats, threads=threads
     )
-    for row in rows:
+    for i, row in enumerate(rows):
         del row["_out"]
+        row["same graph as the level below"] = i > 0 and row["_ops"] == rows[i - 1]["_ops"]
         level = row["level"]
         row["latency_ms"] = cmp.median_ms[level]
         row["speedup"] = cmp.speedup[level]
         row["iqr"] = cmp.spread[level]
         row["verdict"] = "baseline" if level == cmp.baseline else cmp.verdict(level)
+    for row in rows:
+        del row["_ops"]
     return rows
 
 
@@ -343,6 +376,11 @@ def _check_fold_conv_bn(conv: Any, bn: Any) -> None:
             "bn.running_mean must be finite and bn.running_var + bn.eps finite and > 0; "
             "these statistics are broken (recompute them, e.g. by training in train mode)."
         )
+
+
+def _check_ort_levels(path: Any, example: Any) -> Path:
+    check_nonempty(check_tensor(example, "example"), "example")
+    return onnx.check_onnx_file(path)
 
 
 def _check_count_layers(model: Any, kind: Any) -> None:

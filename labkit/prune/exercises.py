@@ -15,7 +15,12 @@ from labkit.core.checks import Case, Exercise
 
 # ----------------------------------------------------------------------------- magnitude mask
 def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
-    """Reference: bool mask, False at the round(sparsity * numel) smallest |w|."""
+    """Reference: bool mask, False at the round(sparsity * numel) smallest |w|.
+
+    Ties: exactly k are pruned; which of several weights of equal magnitude at the threshold
+    goes is not specified (torch.topk does not promise an order among equal values), so the
+    checker accepts any choice among them.
+    """
     return prune.magnitude_mask(weight, sparsity)
 
 
@@ -23,6 +28,8 @@ def _mask_cases() -> list[Case]:
     gen = torch.Generator().manual_seed(0)
     big_negative = torch.randn(6, 5, generator=gen)
     big_negative[0, :3] = torch.tensor([-9.0, -8.0, -7.0])
+    pruned_before = torch.randn(5, 8, generator=gen)
+    pruned_before[pruned_before.abs() < 0.5] = 0.0  # a weight pruned once already: ties at 0
     return [
         Case((torch.randn(10, generator=gen), 0.3), label="10 weights, sparsity 0.3 (prune 3)"),
         Case((big_negative, 0.5), label="a (6, 5) weight whose largest magnitudes are negative"),
@@ -45,21 +52,61 @@ def _mask_cases() -> list[Case]:
             label="rows of different scale [[0.1 .. 0.4], [5 .. 8]], sparsity 0.5 "
             "(rank the whole tensor, not each row)",
         ),
+        Case(
+            (torch.tensor([0.5, -0.2, 0.2, 0.2, -0.2, 0.9, 0.1, 0.2]), 0.375),
+            label="ties at the threshold [0.5, -0.2, 0.2, 0.2, -0.2, 0.9, 0.1, 0.2], sparsity "
+            "0.375: prune exactly 3 (the 0.1 and two of the five weights of magnitude 0.2)",
+        ),
+        Case(
+            (pruned_before, 0.25),
+            label=f"a (5, 8) weight already pruned once ({int((pruned_before == 0).sum())} exact "
+            "zeros), sparsity 0.25: prune exactly 10, all of them zeros",
+        ),
+        Case(
+            (torch.randint(-3, 4, (4, 3, 3), generator=gen) / 4, 0.5),
+            label="a (4, 3, 3) weight with only 7 distinct values (many ties), sparsity 0.5",
+        ),
     ]
 
 
-def _compare_mask(got: Any, expected: torch.Tensor) -> str | None:
+def _check_mask(learner: Callable[..., Any]) -> str | None:
+    """Exactly k = round(s * n) pruned, none larger than a kept one; any choice among ties."""
+    for case in _mask_cases():
+        weight, sparsity = case.args
+        given = weight.clone()
+        got = learner(given, sparsity)
+        if not torch.equal(given, weight):
+            return (
+                f"on {case.label}: your function changed the weight it was given in place "
+                "(e.g. `w.abs_()`); work on a copy: `w.abs()`"
+            )
+        msg = _compare_mask(got, weight, sparsity)
+        if msg:
+            return f"on {case.label}: {msg}"
+    return None
+
+
+def _compare_mask(got: Any, weight: torch.Tensor, sparsity: float) -> str | None:
+    if got is None:
+        return "returned None - did you forget `return`?"
     if not isinstance(got, torch.Tensor):
         return f"return a torch.Tensor mask, got {type(got).__name__}"
-    if got.shape != expected.shape:
-        return f"mask shape {tuple(got.shape)} but the weight has shape {tuple(expected.shape)}"
+    if got.shape != weight.shape:
+        return f"mask shape {tuple(got.shape)} but the weight has shape {tuple(weight.shape)}"
     if not torch.isin(got.detach().double(), torch.tensor([0.0, 1.0], dtype=torch.float64)).all():
         return "a mask holds only 0/1 (or False/True) values"
-    got_b = got.bool()
-    n_got, n_exp = int((~got_b).sum()), int((~expected).sum())
-    if n_got != n_exp:
-        return f"{n_got} weights pruned but round(sparsity * numel) = {n_exp}"
-    if not torch.equal(got_b, expected):
+    kept, mags = got.bool(), weight.abs()
+    n_pruned, k = int((~kept).sum()), round(sparsity * weight.numel())
+    if n_pruned != k:
+        tied = k and int((mags == mags.flatten().kthvalue(k).values).sum()) > 1
+        ties = (
+            "; several weights share the threshold magnitude here: prune only as many of "
+            "them as you need to reach exactly k"
+            if tied
+            else ""
+        )
+        return f"{n_pruned} weights pruned but k = round(sparsity * numel) = {k}{ties}"
+    if k and n_pruned < weight.numel() and mags[~kept].max() > mags[kept].min():
         return "the right number is pruned, but not the weights of smallest |w|"
     return None
 
@@ -99,7 +146,24 @@ def _pairs() -> list[tuple[str, nn.Conv2d, nn.Conv2d, torch.Tensor]]:
             nn.Conv2d(8, 5, 1),
             torch.tensor([1, 2, 3, 6]),
         ),
+        (
+            "a dilated conv (padding 2, dilation 2, no bias) -> a next conv with stride 2, "
+            "padding 2, dilation 2 and a bias, keep [0, 3, 4]",
+            nn.Conv2d(4, 6, 3, padding=2, dilation=2, bias=False),
+            nn.Conv2d(6, 5, 3, stride=2, padding=2, dilation=2),
+            torch.tensor([0, 3, 4]),
+        ),
+        (
+            "rectangular kernels and reflect padding: (1, 3) -> (3, 1) with stride (2, 1), "
+            "keep [1, 4]",
+            nn.Conv2d(2, 5, (1, 3), padding=(0, 1), padding_mode="reflect", bias=False),
+            nn.Conv2d(5, 3, (3, 1), stride=(2, 1), padding=(1, 0), padding_mode="reflect"),
+            torch.tensor([1, 4]),
+        ),
     ]
+
+
+SETTINGS = ("kernel_size", "stride", "padding", "dilation", "groups", "padding_mode")
 
 
 def _check_remove(learner: Callable[..., Any]) -> str | None:
@@ -115,6 +179,15 @@ def _check_remove(learner: Callable[..., Any]) -> str | None:
             now = old.state_dict()
             if any(now[k].shape != v.shape or not torch.equal(now[k], v) for k, v in state.items()):
                 return f"{label}: you changed the original layers; build new ones (torch.no_grad + copy_)"
+        for name, new, orig in (("new conv", a, conv), ("next conv", b, nxt)):
+            diff = [
+                f"{x}={getattr(new, x)!r}" for x in SETTINGS if getattr(new, x) != getattr(orig, x)
+            ]
+            if diff:
+                want = ", ".join(
+                    f"{x.split('=')[0]}={getattr(orig, x.split('=')[0])!r}" for x in diff
+                )
+                return f"{label}: {name} has {', '.join(diff)} but the original has {want}: copy every setting"
         k = len(keep)
         if a.out_channels != k or a.weight.shape[0] != k:
             return f"{label}: new conv has out_channels={a.out_channels}, weight {tuple(a.weight.shape)}; expected {k} channels"
@@ -139,7 +212,12 @@ def _check_remove(learner: Callable[..., Any]) -> str | None:
             cut[:, keep] = h[:, keep]
             expected = nxt(cut)
             out = b(ha)
-            if out.shape != expected.shape or not torch.allclose(out, expected, atol=1e-5):
+            if out.shape != expected.shape:
+                return (
+                    f"{label}: next conv's output {tuple(out.shape)} vs {tuple(expected.shape)}; "
+                    "copy its stride, padding and dilation"
+                )
+            if not torch.allclose(out, expected, atol=1e-5):
                 return (
                     f"{label}: next conv's output differs from the original fed with the removed "
                     "channels set to 0; slice weight[:, keep] and keep its bias whole"
@@ -151,19 +229,24 @@ EXERCISES = {
     "prune.magnitude_mask": Exercise(
         reference=magnitude_mask,
         cases=_mask_cases,
-        compare=_compare_mask,
+        custom=_check_mask,
         hint="rank the weights by size whatever their sign, count how many to prune with "
-        "round(), and do not change the weight you were given (no in-place abs_).",
+        "round(), prune exactly that many even when several weights tie at the threshold, and "
+        "do not change the weight you were given (no in-place abs_).",
         formula="k = round(sparsity * weight.numel()); the k smallest of weight.abs().flatten() "
-        "(torch.topk(..., k, largest=False).indices) get mask False; k = 0 prunes nothing.",
+        "(torch.topk(..., k, largest=False).indices: exactly k indices, ties or not) get mask "
+        "False; k = 0 prunes nothing. A threshold test |w| > t prunes every tie at t.",
     ),
     "prune.prune_conv_pair": Exercise(
         reference=prune_conv_pair,
         custom=_check_remove,
         hint="build two NEW layers: the first loses output channels, the second loses the "
-        "matching INPUT channels; copy every constructor setting and the biases that belong.",
+        "matching INPUT channels; copy every constructor setting of BOTH layers (the next one "
+        "has its own stride, padding, dilation, padding mode) and the biases that belong.",
         formula="nn.Conv2d(conv.in_channels, len(keep), conv.kernel_size, conv.stride, "
-        "conv.padding, conv.dilation, bias=...): weight = conv.weight[keep], bias = "
-        "conv.bias[keep]; next: weight = next_conv.weight[:, keep], bias unchanged.",
+        "conv.padding, conv.dilation, bias=conv.bias is not None, padding_mode=conv.padding_mode)"
+        ": weight = conv.weight[keep], bias = conv.bias[keep]; next: the same constructor from "
+        "next_conv's settings with len(keep) inputs, weight = next_conv.weight[:, keep], bias "
+        "unchanged.",
     ),
 }

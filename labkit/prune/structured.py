@@ -3,19 +3,38 @@
 ``prune_channels`` deletes a conv's output channels and the matching input channels of the
 layer that consumes them, giving a physically smaller ``nn.Sequential``: fewer parameters,
 fewer MACs (a conv's MACs scale with C_in * C_out) and a real speed-up on dense kernels.
-Channels are ranked by the L1 norm of their filter (Li et al., 2017) or by |gamma| of the
-BatchNorm after the conv (network slimming, Liu et al., 2017).
+
+Which channels go: each output channel c gets a score (higher = keep), ``channel_scores``:
+
+    l1       sum |W[c]|, the filter's L1 norm (Li et al., 2017): weights alone
+    bn       |gamma_c| of the BatchNorm after the conv (network slimming, Liu et al., 2017)
+    random   uniform random numbers (seeded): the control every criterion must beat
+    taylor   mean over images n of |sum_{h,w} a[n,c,h,w] * dL/da[n,c,h,w]| (Molchanov et al.,
+             2017): the first-order change of the loss when channel c's output a is set to 0
+    entropy  entropy (bits) of the histogram of channel c's mean activation over the images
+             (Luo & Wu, 2017): a channel that says the same for every image says little
+
+``a`` is what the consumer (the next conv, or the Linear after Flatten) receives from channel
+c: exactly what ``prune_channels`` cuts away. With BatchNorm after a conv the conv's scale
+divides out, BN(s * conv(x)) = BN(conv(x)) for any s > 0 (up to eps), so a filter's norm
+alone says nothing about how large its channel's output is.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import DataLoader
 
-from labkit.core.errors import check_choice, check_fraction, check_model
+from labkit.core.errors import check_choice, check_fraction, check_int, check_model
+
+CRITERIA = ("l1", "bn", "random", "taylor", "entropy")
+NEEDS_DATA = ("taylor", "entropy")  # scored from activations on a loader
+ENTROPY_BINS = 32
 
 # Layers between a conv and its consumer that act on each channel separately.
 CHANNELWISE = (
@@ -69,19 +88,52 @@ def prune_conv_pair(
     return new_conv, new_bn, new_next
 
 
+def channel_scores(
+    model: nn.Sequential,
+    criterion: str = "l1",
+    loader: DataLoader | None = None,
+    *,
+    seed: int = 0,
+) -> dict[int, torch.Tensor]:
+    """{conv index: (C_out,) score} for every prunable conv of ``model`` (higher = keep).
+
+    "l1", "bn", "random" need no data; "taylor" and "entropy" run ``loader`` through the
+    model in eval mode (the model and its .grad are not changed). Formulas: module docstring.
+    Used by channel_plan (this module).
+    """
+    chains = _check_scores(model, criterion, loader, seed)
+    if criterion in NEEDS_DATA:
+        return _data_scores(model, chains, criterion, loader)  # type: ignore[arg-type]
+    gen = torch.Generator().manual_seed(seed)
+    scores = {}
+    for i, bn, _ in chains:
+        w = model[i].weight.detach()  # (C_out, C_in, k, k)
+        if criterion == "l1":
+            scores[i] = w.abs().sum(dim=(1, 2, 3))  # (C_out,)
+        elif criterion == "bn":
+            scores[i] = model[bn].weight.detach().abs()  # (C_out,) |gamma|
+        else:
+            scores[i] = torch.rand(w.shape[0], generator=gen)  # (C_out,)
+    return scores
+
+
 def channel_plan(
-    model: nn.Sequential, ratio: float, criterion: str = "l1"
+    model: nn.Sequential,
+    ratio: float,
+    criterion: str = "l1",
+    loader: DataLoader | None = None,
+    *,
+    seed: int = 0,
 ) -> dict[int, torch.Tensor]:
     """{conv index in the Sequential: sorted channel indices to keep} for ``prune_channels``.
 
-    Scores: "l1" = sum |W[c]| of each filter, "bn" = |gamma_c| of the BatchNorm after the
-    conv; the round(ratio * C) lowest-scoring channels go (at least one channel stays).
+    The round(ratio * C) lowest-scoring channels of each conv go (``channel_scores``; at
+    least one channel stays).
     Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
     """
-    _check_plan_args(model, ratio, criterion)
+    check_fraction(ratio, "ratio")
     plan = {}
-    for i, bn, _ in _conv_chains(model):
-        scores = _channel_scores(model[i], model[bn] if bn is not None else None, criterion)
+    for i, scores in channel_scores(model, criterion, loader, seed=seed).items():
         n_keep = max(1, len(scores) - round(ratio * len(scores)))
         plan[i] = torch.topk(scores, k=n_keep).indices.sort().values  # (K,) sorted
     return plan
@@ -93,17 +145,21 @@ def prune_channels(
     *,
     criterion: str = "l1",
     keep: Mapping[int, torch.Tensor] | None = None,
+    loader: DataLoader | None = None,
+    seed: int = 0,
 ) -> nn.Sequential:
     """A physically smaller copy of ``model`` with ``ratio`` of each conv's output channels removed.
 
     For every Conv2d that feeds another Conv2d (or a Linear after Flatten): keep the
-    channels of ``channel_plan`` (or ``keep``), slice its BatchNorm and the consumer's input
+    channels of ``channel_plan`` (criterion, loader, seed; or ``keep``), slice its BatchNorm and the consumer's input
     channels (``prune_conv_pair``). MACs of a conv scale with C_in * C_out, so removing half
     the channels everywhere cuts them to about a quarter. ``model`` is not changed.
     Taught in notebooks/04_pruning.ipynb, "10. Structured pruning: remove whole channels".
     """
-    _check_prune_channels(model, ratio, criterion, keep)
-    plan = dict(keep) if keep is not None else channel_plan(model, ratio, criterion)
+    _check_prune_channels(model, ratio, keep)
+    plan = (
+        dict(keep) if keep is not None else channel_plan(model, ratio, criterion, loader, seed=seed)
+    )
     small = copy.deepcopy(model)
     chains = {i: (bn, c) for i, bn, c in _conv_chains(small)}
     for i in sorted(plan):
@@ -140,11 +196,63 @@ def masked_forward_equivalent(
     return masked
 
 
-def _channel_scores(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, criterion: str) -> torch.Tensor:
-    """Importance of each output channel, shape (C_out,): "l1" sum |W[c]|, "bn" |gamma_c|."""
-    if criterion == "bn":
-        return bn.weight.detach().abs()  # type: ignore[union-attr]
-    return conv.weight.detach().abs().sum(dim=(1, 2, 3))
+def _data_scores(
+    model: nn.Sequential,
+    chains: list[tuple[int, int | None, int]],
+    criterion: str,
+    loader: Iterable,
+) -> dict[int, torch.Tensor]:
+    """Taylor or entropy scores from what each consumer receives (and the loss gradient)."""
+    seen: dict[int, torch.Tensor] = {}  # conv index -> what its consumer receives
+
+    def grab(i: int):  # type: ignore[no-untyped-def]
+        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            seen[i] = inputs[0]  # (N, C, H, W), or (N, C*S) after Flatten
+
+        return hook
+
+    hooks = [model[c].register_forward_pre_hook(grab(i)) for i, _, c in chains]
+    c_out = {i: model[i].out_channels for i, _, _ in chains}
+    was_training = model.training
+    model.eval()
+    taylor = {i: torch.zeros(model[i].out_channels) for i, _, _ in chains}
+    pooled: dict[int, list[torch.Tensor]] = {i: [] for i, _, _ in chains}
+    n_images = 0
+    try:
+        for x, y in loader:
+            if criterion == "taylor":
+                x = x.detach().requires_grad_(True)  # the graph reaches every activation
+                loss = F.cross_entropy(model(x), y, reduction="sum")
+                grads = torch.autograd.grad(loss, list(seen.values()))  # dL/da; no .grad set
+                for (i, a), g in zip(seen.items(), grads, strict=True):
+                    ag = (a * g).reshape(len(x), c_out[i], -1)  # (N, C, S), S = H*W
+                    taylor[i] += ag.sum(-1).abs().sum(0).detach()  # (C,)
+            else:
+                with torch.no_grad():
+                    model(x)
+                for i, a in seen.items():
+                    pooled[i].append(a.reshape(len(x), c_out[i], -1).mean(-1))  # (N, C)
+            n_images += len(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    if criterion == "taylor":
+        return {i: t / n_images for i, t in taylor.items()}
+    return {i: _entropy_bits(torch.cat(p)) for i, p in pooled.items()}
+
+
+def _entropy_bits(acts: torch.Tensor, bins: int = ENTROPY_BINS) -> torch.Tensor:
+    """(N, C) activations -> (C,) entropy in bits of each column's histogram over its range."""
+    out = torch.zeros(acts.shape[1])
+    for c, col in enumerate(acts.T):  # col: (N,)
+        lo, hi = float(col.min()), float(col.max())
+        if hi - lo <= 1e-12 * max(1.0, abs(hi)):  # constant (a dead ReLU): no information
+            continue
+        p = torch.histc(col, bins=bins, min=lo, max=hi) / len(col)  # (bins,)
+        p = p[p > 0]
+        out[c] = -(p * p.log2()).sum()
+    return out
 
 
 def _conv_like(conv: nn.Conv2d, c_in: int, c_out: int) -> nn.Conv2d:
@@ -254,12 +362,23 @@ def _check_sequential(model: object) -> list[tuple[int, int | None, int]]:
     return _conv_chains(model)
 
 
-def _check_plan_args(model: object, ratio: object, criterion: object) -> None:
+def _check_scores(
+    model: object, criterion: object, loader: object, seed: object
+) -> list[tuple[int, int | None, int]]:
     chains = _check_sequential(model)
-    check_fraction(ratio, "ratio")
-    check_choice(criterion, "criterion", ("l1", "bn"))
+    check_choice(criterion, "criterion", CRITERIA)
+    check_int(seed, "seed", low=0)
     if criterion == "bn" and any(bn is None for _, bn, _ in chains):
         raise ValueError("criterion='bn' needs a BatchNorm2d after the conv.")
+    if criterion in NEEDS_DATA:
+        if loader is None or isinstance(loader, (str, bytes, dict, torch.Tensor)):
+            raise ValueError(
+                f"criterion={criterion!r} scores channels from data: pass loader=, e.g. "
+                "labkit.data.digits_loaders().train."
+            )
+        if hasattr(loader, "__len__") and len(loader) == 0:  # type: ignore[arg-type]
+            raise ValueError("loader is empty: it yields no batch.")
+    return chains
 
 
 def _check_plan(model: object, plan: object) -> None:
@@ -273,8 +392,9 @@ def _check_plan(model: object, plan: object) -> None:
         _check_keep(kept, chains[i], f"keep[{i}]")
 
 
-def _check_prune_channels(model: object, ratio: object, criterion: object, keep: object) -> None:
+def _check_prune_channels(model: object, ratio: object, keep: object) -> None:
     if keep is None:
-        _check_plan_args(model, ratio, criterion)
+        _check_sequential(model)
+        check_fraction(ratio, "ratio")
     else:
         _check_plan(model, keep)

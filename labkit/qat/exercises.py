@@ -1,8 +1,14 @@
-"""Exercises of notebook 06 (PTQ and QAT): the STE fake-quant and one QAT training step.
+"""Exercises of notebook 06 (PTQ and QAT): the STE fake-quant, one QAT training step, the
+group-wise quantise/dequantise of LLM weights and SmoothQuant's scale.
 
-Both are checked by behaviour, not by value alone: the STE by its forward output *and* the
-gradient it sends back; the training step by the weights, observer ranges and loss after two
-consecutive steps (so a forgotten ``zero_grad`` or a forgotten ``model.train()`` shows).
+The first two are checked by behaviour, not by value alone: the STE by its forward output *and*
+the gradient it sends back; the training step by the weights, observer ranges and loss after
+two consecutive steps (so a forgotten ``zero_grad`` or a forgotten ``model.train()`` shows).
+The group-wise cases are built so that each plausible wrong grid gives other values: groups of
+one sign only (a grid widened to include 0), lopsided ranges (a symmetric grid), groups of very
+different sizes in one row and one column (per tensor, per row, or groups down the columns),
+a constant group (0 / 0). SmoothQuant's cases use alpha != 0.5 (alpha on the wrong side) and a
+channel with a zero range.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import torch
 from torch import nn
 
 from labkit import qat, quant
-from labkit.core.checks import Exercise
+from labkit.core.checks import Case, Exercise
 
 # --------------------------------------------------------------------------- STE fake-quant
 
@@ -132,7 +138,67 @@ def _check_qat_step(fn: Callable[..., Any]) -> str | None:
     return None
 
 
+# --------------------------------------------------------------------------- LLM quantisation
+
+
+def _groupwise_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(6)
+    mixed = torch.randn(6, 64, generator=g) * torch.tensor(
+        [0.05, 3.0, 0.4, 12.0]
+    ).repeat_interleave(16)  # four groups of 16 columns with very different ranges
+    mixed[2] *= 40.0  # and one row far larger than the others
+    positive = torch.rand(4, 32, generator=g) * 2.0 + 1.0  # every group in [1, 3]: 0 is outside
+    lopsided = torch.rand(5, 24, generator=g) * 5.0 - 0.5  # ranges like [-0.5, 4.5]
+    const = torch.randn(3, 32, generator=g)
+    const[:, 8:16] = 0.625  # one constant group per row
+    return [
+        Case((positive, 4, 8), label="every weight in [1, 3], 4 bits, groups of 8"),
+        Case((lopsided, 3, 8), label="ranges far from symmetric, 3 bits, groups of 8"),
+        Case((mixed, 4, 16), label="groups of very different ranges, 4 bits, groups of 16"),
+        Case((mixed, 2, 32), label="2 bits, groups of 32"),
+        Case((mixed, 8, 64), label="8 bits, group_size = in (one grid a row)"),
+        Case((const, 3, 8), label="a constant group (max = min) comes back unchanged"),
+        Case((mixed[:, :16].T.contiguous(), 4, 2), label="a tall matrix (16, 6), groups of 2"),
+    ]
+
+
+def _smoothquant_cases() -> list[Case]:
+    g = torch.Generator().manual_seed(8)
+    act = torch.rand(12, generator=g) * 3.0 + 0.1
+    act[4] = 60.0  # an outlier channel
+    w = torch.rand(12, generator=g) * 0.5 + 0.05
+    act0 = act.clone()
+    act0[7] = 0.0  # a channel that never fires
+    return [
+        Case((act, w, 0.5), label="alpha = 0.5"),
+        Case((act, w, 0.8), label="alpha = 0.8"),
+        Case((act, w, 0.25), label="alpha = 0.25"),
+        Case((act, w, 0.0), label="alpha = 0 (s = 1 / weight_absmax)"),
+        Case((act, w, 1.0), label="alpha = 1"),
+        Case((act0, w, 0.6), label="a channel with act_absmax = 0 gets s = 1"),
+    ]
+
+
 EXERCISES = {
+    "qat.fake_quantize_groupwise": Exercise(
+        reference=qat.fake_quantize_groupwise,
+        cases=_groupwise_cases,
+        hint="Reshape w (out, in) to (out, in // group_size, group_size) so each group is a row "
+        "of the last dimension; where does each group's grid start and end - and must it "
+        "contain 0? How many steps lie between 2**bits levels? What happens when max = min?",
+        formula="g = w.reshape(out, -1, group_size); lo, hi = g.amin(2, keepdim=True), "
+        "g.amax(2, keepdim=True); step = (hi - lo) / (2**bits - 1); safe = torch.where(step > 0, "
+        "step, 1); w_hat = lo + torch.round((g - lo) / safe) * step; return w_hat.reshape(w.shape)",
+    ),
+    "qat.smoothquant_scales": Exercise(
+        reference=qat.smoothquant_scales,
+        cases=_smoothquant_cases,
+        hint="alpha says how much of the difficulty moves from the activation to the weight: "
+        "which of the two ranges gets the exponent alpha, which gets 1 - alpha, and which one "
+        "is divided? A channel with a zero range has nothing to migrate.",
+        formula="s = act_absmax**alpha / weight_absmax**(1 - alpha); return torch.where("
+        "(act_absmax > 0) & (weight_absmax > 0), s, torch.ones_like(s))",
+    ),
     # Learner-only name: the learner re-implements notebook 05's quant.fake_quantize (its
     # straight-through gradient included) in notebook 06; allow-listed in
     # tests/test_exercise_keys.py.

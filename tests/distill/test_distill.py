@@ -356,3 +356,79 @@ def test_teachers_are_a_registered_checkpoint() -> None:
     assert entry.train is distill.train_teachers
     built = entry.build(assets.metadata("kd_teachers"))
     assert [type(m) for m in built] == [type(m) for m in distill.teacher_models()]
+
+
+# ----------------------------------------------------------------------------- omitted class
+def _head_model() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+
+
+def test_without_class_removes_every_example_of_it() -> None:
+    x, y = torch.arange(12.0).reshape(6, 2), torch.tensor([0, 1, 2, 1, 0, 1])
+    xs, ys = distill.without_class(x, y, 1)
+    assert ys.tolist() == [0, 2, 0] and xs[:, 0].tolist() == [0.0, 4.0, 8.0]
+
+
+def test_class_bias_sweep_moves_one_logit_only() -> None:
+    model = _head_model()
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    b, shifted = distill.class_bias_sweep(model, x, y, 2, [1.5])
+    with torch.no_grad():
+        diff = shifted(x) - model(x)
+    assert b == 1.5
+    assert torch.allclose(diff[:, 2], torch.full((5,), 1.5))
+    assert torch.allclose(diff[:, :2], torch.zeros(5, 2))
+    assert model[-1].bias[2] != shifted[-1].bias[2]  # the original is not changed
+
+
+def test_class_bias_sweep_finds_the_offset_that_makes_the_class_appear() -> None:
+    """A model that never predicts class 2: a large enough offset on validation fixes it."""
+    model = _head_model()
+    with torch.no_grad():
+        model[-1].weight.zero_()
+        model[-1].weight[0, 0] = model[-1].weight[1, 1] = model[-1].weight[2, 2] = 1.0
+        model[-1].bias.copy_(torch.tensor([0.0, 0.0, -5.0]))  # class 2 pushed down
+    x = torch.eye(3, 4).repeat(4, 1)  # rows e0, e1, e2 (4 copies): label = the hot index
+    y = torch.arange(3).repeat(4)
+    assert distill.recognised(model, x, y, 2) == (0, 4)
+    b, shifted = distill.class_bias_sweep(model, x, y, 2, [0.0, 1.0, 2.0, 4.5, 5.5, 7.0, 20.0])
+    assert b == 4.5  # the first offset that recognises every 2 without stealing 0s and 1s
+    assert distill.recognised(shifted, x, y, 2) == (4, 4)
+    assert distill.class_bias_sweep(model, x, y, 2, [0.0])[0] == 0.0
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: distill.without_class(torch.zeros(3, 2), torch.zeros(3).long(), 0), "nothing"),
+        (lambda: distill.without_class(torch.zeros(3, 2), torch.zeros(2).long(), 1), "one per row"),
+        (lambda: distill.without_class(torch.zeros(3, 2), torch.zeros(3), 1), "integer labels"),
+        (
+            lambda: distill.class_bias_sweep(
+                nn.Sequential(nn.ReLU()), torch.zeros(2, 4), torch.zeros(2).long(), 0, [0.0]
+            ),
+            "ending in a Linear",
+        ),
+        (
+            lambda: distill.class_bias_sweep(
+                _head_model(), torch.zeros(2, 4), torch.zeros(2).long(), 3, [0.0]
+            ),
+            "cls",
+        ),
+        (
+            lambda: distill.class_bias_sweep(
+                _head_model(), torch.zeros(2, 4), torch.zeros(2).long(), 0, []
+            ),
+            "offsets",
+        ),
+        (
+            lambda: distill.recognised(_head_model(), torch.zeros(2, 4), torch.zeros(2).long(), 1),
+            "no example",
+        ),
+        (lambda: distill.recognised("model", torch.zeros(2, 4), torch.zeros(2).long(), 0), "model"),
+    ],
+)
+def test_omitted_class_bad_input_is_named(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()

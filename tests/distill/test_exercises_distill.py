@@ -77,27 +77,91 @@ def test_not_attempted_is_reported() -> None:
     assert not res.passed and not res.attempted
 
 
+def _softmax(z, T, *, shift="row", divide="before", dim=-1):
+    """A hand-written softmax(z / T) with one planted mistake switched on."""
+    x = z / T if divide == "before" else z
+    if shift == "row":
+        x = x - x.max(dim=dim, keepdim=True).values
+    elif shift == "global":  # one max for the whole batch
+        x = x - x.max()
+    elif shift == "unscaled":  # the max of z, not of z / T
+        x = x - z.max(dim=-1, keepdim=True).values
+    e = torch.exp(x)
+    p = e / e.sum(dim=dim, keepdim=True)
+    return p / T if divide == "after" else p
+
+
+def test_planted_softmax_helper_is_right_when_nothing_is_planted() -> None:
+    assert checks.check("distill.softmax_t", _softmax).passed
+
+
 def test_softmax_without_temperature_is_rejected() -> None:
-    res = checks.check("distill.softmax_t", lambda z, T: torch.softmax(z, dim=-1))
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, 1.0))
     assert not res.passed and "T = 4" in res.message
 
 
 def test_softmax_times_t_is_rejected() -> None:
-    assert not checks.check("distill.softmax_t", lambda z, T: torch.softmax(z * T, -1)).passed
+    assert not checks.check("distill.softmax_t", lambda z, T: _softmax(z, 1 / T)).passed
 
 
 def test_softmax_over_the_wrong_dim_is_rejected() -> None:
-    res = checks.check("distill.softmax_t", lambda z, T: torch.softmax(z / T, dim=0))
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, T, dim=0))
     assert not res.passed and "batch" in res.message
 
 
 def test_naive_exp_overflows_and_is_rejected() -> None:
-    def naive(z, T):
-        e = torch.exp(z / T)
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, T, shift="none"))
+    assert not res.passed and "large logits" in res.message and "NaN" in res.message
+
+
+def test_global_max_instead_of_row_max_is_rejected() -> None:
+    """Issue 19: one max for the whole batch gives NaN on [[1000, 999], [0, -1]]."""
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, T, shift="global"))
+    assert not res.passed and "[[1000, 999], [0, -1]]" in res.message and "own" in res.message
+
+
+def test_max_of_the_unscaled_logits_is_rejected() -> None:
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, T, shift="unscaled"))
+    assert not res.passed and "NaN" in res.message
+
+
+def test_temperature_after_the_softmax_is_rejected() -> None:
+    res = checks.check("distill.softmax_t", lambda z, T: _softmax(z, T, divide="after"))
+    assert not res.passed and "T = 4" in res.message
+
+
+def test_temperature_after_a_stable_shift_cancels_and_is_rejected() -> None:
+    def after_exp(z, T):
+        e = torch.exp(z - z.max(-1, keepdim=True).values) / T  # T cancels in the ratio
         return e / e.sum(-1, keepdim=True)
 
-    res = checks.check("distill.softmax_t", naive)
-    assert not res.passed and "large logits" in res.message
+    assert not checks.check("distill.softmax_t", after_exp).passed
+
+
+def test_max_without_keepdim_is_rejected() -> None:
+    def no_keepdim(z, T):
+        x = z / T
+        e = torch.exp(x - x.max(-1).values)  # (N,) broadcasts along the wrong axis
+        return e / e.sum(-1)
+
+    assert not checks.check("distill.softmax_t", no_keepdim).passed
+
+
+@pytest.mark.parametrize(
+    "torch_softmax",
+    [
+        lambda z, T: torch.softmax(z / T, dim=-1),
+        lambda z, T: F.softmax(z / T, dim=-1),
+        lambda z, T: (z / T).softmax(-1),
+        lambda z, T: torch.exp(F.log_softmax(z / T, -1)),
+        lambda z, T: torch.exp(z / T - torch.logsumexp(z / T, -1, keepdim=True)),
+    ],
+    ids=["torch.softmax", "F.softmax", "Tensor.softmax", "log_softmax", "logsumexp"],
+)
+def test_torch_doing_the_shift_is_refused(torch_softmax) -> None:
+    """The one-liner passes every value check: the exercise is to write the shift."""
+    res = checks.check("distill.softmax_t", torch_softmax)
+    assert not res.passed and "yourself" in res.message
 
 
 def test_stable_manual_softmax_passes() -> None:
@@ -106,7 +170,12 @@ def test_stable_manual_softmax_passes() -> None:
         e = torch.exp(z - z.max(-1, keepdim=True).values)
         return e / e.sum(-1, keepdim=True)
 
+    def amax_first(z, T):  # subtract the row max of z, then divide: also stable and right
+        e = torch.exp((z - z.amax(-1, keepdim=True)) / T)
+        return e / e.sum(-1, keepdim=True)
+
     assert checks.check("distill.softmax_t", manual).passed
+    assert checks.check("distill.softmax_t", amax_first).passed
 
 
 def test_detached_student_is_rejected() -> None:
@@ -161,18 +230,14 @@ def test_in_place_division_of_the_teacher_is_rejected() -> None:
 def test_softmax_in_place_division_is_rejected() -> None:
     def in_place(z, T):
         z /= T
-        return torch.softmax(z, dim=-1)
+        return _softmax(z, 1.0)
 
     res = checks.check("distill.softmax_t", in_place)
     assert not res.passed and "in place" in res.message
 
 
-def test_temperature_after_the_softmax_is_rejected() -> None:
-    assert not checks.check("distill.softmax_t", lambda z, T: torch.softmax(z, -1) / T).passed
-
-
-def test_log_softmax_instead_of_softmax_is_rejected() -> None:
-    assert not checks.check("distill.softmax_t", lambda z, T: torch.log_softmax(z / T, -1)).passed
+def test_log_probabilities_instead_of_probabilities_are_rejected() -> None:
+    assert not checks.check("distill.softmax_t", lambda z, T: _softmax(z, T).log()).passed
 
 
 def test_hints_do_not_give_the_answer_away() -> None:

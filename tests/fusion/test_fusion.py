@@ -214,6 +214,18 @@ def test_ort_levels_fuse_conv_bn_relu(tmp_path):
     assert rows["disable_all"]["verdict"] == "baseline"
     assert rows["disable_all"]["speedup"] == 1.0
     assert "disable_all" in rows["all"]["verdict"]
+    # every level of the installed onnxruntime, lowest first, named after ORT's own enum
+    import onnxruntime as ort
+
+    members = ort.GraphOptimizationLevel.__members__
+    levels = fusion.ort_graph_levels()
+    assert list(rows) == list(levels) and set(levels.values()) == set(members)
+    assert [int(members[m]) for m in levels.values()] == sorted(int(v) for v in members.values())
+    if "layout" in rows:  # ORT_ENABLE_LAYOUT (1.32 has it): between extended and all
+        assert rows["layout"]["ORT name"] == "ORT_ENABLE_LAYOUT"
+    assert rows["all"]["ORT name"] == "ORT_ENABLE_ALL"
+    assert rows["disable_all"]["same graph as the level below"] is False
+    assert rows["extended"]["same graph as the level below"] is False  # FusedConv appeared
     sess = lk_onnx.ort_session(path, threads=2, opt_level="all")
     with torch.no_grad():
         assert torch.allclose(

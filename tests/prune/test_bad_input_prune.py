@@ -41,6 +41,9 @@ def _loader(n: int = 4) -> DataLoader:
             "bn",
         ),
         (lambda: prune.prunable_weights(nn.Sequential(nn.ReLU())), "no nn.Conv2d or nn.Linear"),
+        (lambda: prune.l1_proximal_step("model", 0.1, 1e-3), "model"),
+        (lambda: prune.fit_l1(None, _loader(), 0.1), "model"),
+        (lambda: prune.channel_scores(nn.Linear(2, 2)), "nn.Sequential"),
     ],
 )
 def test_a_non_model_where_a_model_is_expected(call, match: str) -> None:
@@ -92,6 +95,12 @@ def test_a_plan_for_another_model_is_refused() -> None:
         prune.prune_channels(model, 0.5, keep={3: [7, 8]})
     with pytest.raises(ValueError, match="criterion"):
         prune.channel_plan(model, 0.5, criterion="l2")
+    with pytest.raises(ValueError, match="loader="):
+        prune.channel_plan(model, 0.5, criterion="taylor")
+    with pytest.raises(ValueError, match="loader is empty"):
+        prune.channel_scores(model, "entropy", [])
+    with pytest.raises(ValueError, match="seed"):
+        prune.channel_scores(model, "random", seed=-1)
     no_bn = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
     with pytest.raises(ValueError, match="BatchNorm2d"):
         prune.channel_plan(no_bn, 0.5, criterion="bn")
@@ -162,3 +171,29 @@ def test_prune_model_leaves_the_model_untouched_on_bad_input() -> None:
         with pytest.raises(ValueError, match="sparsity|scope"):
             prune.prune_model(model, **bad)
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: prune.l1_proximal_step(_cnn(), -0.1, 1e-3), "lam"),
+        (lambda: prune.l1_proximal_step(_cnn(), float("nan"), 1e-3), "lam"),
+        (lambda: prune.l1_proximal_step(_cnn(), 0.1, 0.0), "lr"),
+        (lambda: prune.l1_proximal_step(_cnn(), 0.1, 1e-3, on="gamma"), "on"),
+        (
+            lambda: prune.l1_proximal_step(
+                nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2, affine=False)), 0.1, 1e-3, "bn"
+            ),
+            "affine",
+        ),
+        (lambda: prune.fit_l1(_cnn(), _loader(0), 0.1), "loader is empty"),
+        (lambda: prune.fit_l1(_cnn(), iter([]), 0.1), "length"),
+        (lambda: prune.fit_l1(_cnn(), _loader(), 0.1, proximal=1), "proximal"),
+        (lambda: prune.fit_l1(_cnn(), _loader(), 0.1, proximal=False, on="bn"), "on='weights'"),
+        (lambda: prune.fit_l1(_cnn(), _loader(), 0.1, epochs=0), "epochs"),
+        (lambda: prune.fit_l1(_cnn(), _loader(), 0.1, on="bn", lr_bn=0.0), "lr_bn"),
+    ],
+)
+def test_l1_training_arguments_are_named(call, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
@@ -14,15 +15,43 @@ def test_worked_solutions_pass() -> None:
     assert checks.check("prune.prune_conv_pair", prune_conv_pair).passed
 
 
-def test_float_mask_and_threshold_version_are_accepted() -> None:
+def test_float_mask_and_argsort_versions_are_accepted() -> None:
     def float_mask(weight, sparsity):
         k = round(sparsity * weight.numel())
-        if k == 0:
-            return torch.ones_like(weight)
-        threshold = weight.abs().flatten().kthvalue(k).values
-        return (weight.abs() > threshold).float()
+        mask = torch.ones_like(weight)
+        if k:
+            mask.view(-1)[torch.topk(weight.abs().flatten(), k, largest=False).indices] = 0.0
+        return mask
 
-    assert checks.check("prune.magnitude_mask", float_mask).passed
+    def argsort_mask(weight, sparsity):  # ties broken by position: a valid choice too
+        k = round(sparsity * weight.numel())
+        mask = torch.ones(weight.numel(), dtype=torch.bool)
+        mask[torch.argsort(weight.abs().flatten(), stable=True)[:k]] = False
+        return mask.reshape(weight.shape)
+
+    def last_ties_first(weight, sparsity):  # among ties, the LAST positions go first
+        k = round(sparsity * weight.numel())
+        flat = weight.abs().flatten().flip(0)
+        mask = torch.ones(weight.numel(), dtype=torch.bool)
+        mask[torch.argsort(flat, stable=True)[:k]] = False
+        return mask.flip(0).reshape(weight.shape)
+
+    for fn in (float_mask, argsort_mask, last_ties_first):
+        assert checks.check("prune.magnitude_mask", fn).passed, fn.__name__
+
+
+def test_threshold_mask_pruning_every_tie_is_rejected() -> None:
+    """Issue 19: `|w| > kth value` prunes every weight tied at the threshold (more than k)."""
+
+    def threshold(weight, sparsity):
+        k = round(sparsity * weight.numel())
+        if k == 0:
+            return torch.ones_like(weight, dtype=torch.bool)
+        return weight.abs() > weight.abs().flatten().kthvalue(k).values
+
+    res = checks.check("prune.magnitude_mask", threshold)
+    assert not res.passed and "ties at the threshold" in res.message
+    assert "share the threshold magnitude" in res.message
 
 
 def test_mask_without_abs_is_rejected() -> None:
@@ -88,24 +117,82 @@ def test_mask_crashing_at_zero_sparsity_is_reported() -> None:
     assert not res.passed and res.attempted and "raised" in res.message
 
 
-def _new_pair(conv, next_conv, k, bias_a=None, bias_b=None):
-    a = nn.Conv2d(
-        conv.in_channels,
-        k,
-        conv.kernel_size,
-        conv.stride,
-        conv.padding,
-        bias=conv.bias is not None if bias_a is None else bias_a,
+SETTINGS = ("kernel_size", "stride", "padding", "dilation", "padding_mode")
+
+
+def _new_pair(conv, next_conv, k, bias_a=None, bias_b=None, drop_a=(), drop_b=()):
+    """New empty layers built from the originals' settings, leaving out ``drop_*``."""
+
+    def like(layer, c_in, c_out, bias, drop):
+        settings = {s: getattr(layer, s) for s in SETTINGS if s not in drop}
+        has_bias = layer.bias is not None if bias is None else bias
+        return nn.Conv2d(c_in, c_out, bias=has_bias, **settings)
+
+    return like(conv, conv.in_channels, k, bias_a, drop_a), like(
+        next_conv, k, next_conv.out_channels, bias_b, drop_b
     )
-    b = nn.Conv2d(
-        k,
-        next_conv.out_channels,
-        next_conv.kernel_size,
-        next_conv.stride,
-        next_conv.padding,
-        bias=next_conv.bias is not None if bias_b is None else bias_b,
-    )
+
+
+def _rebuilt(conv, next_conv, keep, **planted):
+    """prune_conv_pair written out, with one planted mistake in how the layers are rebuilt."""
+    a, b = _new_pair(conv, next_conv, len(keep), **planted)
+    with torch.no_grad():
+        a.weight.copy_(conv.weight[keep])
+        if conv.bias is not None and a.bias is not None:
+            a.bias.copy_(conv.bias[keep])
+        b.weight.copy_(next_conv.weight[:, keep])
+        if next_conv.bias is not None and b.bias is not None:
+            b.bias.copy_(next_conv.bias)
     return a, b
+
+
+def test_rebuilt_helper_is_right_when_nothing_is_planted() -> None:
+    assert checks.check("prune.prune_conv_pair", _rebuilt).passed
+
+
+@pytest.mark.parametrize(
+    ("planted", "word"),
+    [
+        ({"drop_b": ("stride",)}, "stride"),
+        ({"drop_b": ("padding",)}, "padding"),
+        ({"drop_b": ("dilation",)}, "dilation"),
+        ({"drop_b": ("padding_mode",)}, "padding_mode"),
+        ({"drop_b": ("kernel_size",)}, "kernel_size"),
+        ({"drop_a": ("dilation",)}, "dilation"),
+        ({"drop_a": ("padding_mode",)}, "padding_mode"),
+        ({"bias_b": False}, "bias"),
+        ({"bias_b": True}, "bias"),
+    ],
+    ids=[
+        "next-without-stride",
+        "next-without-padding",
+        "next-without-dilation",
+        "next-without-padding-mode",
+        "next-with-the-first-convs-kernel",
+        "first-without-dilation",
+        "first-without-padding-mode",
+        "next-without-bias",
+        "next-with-a-bias-it-did-not-have",
+    ],
+)
+def test_rebuilding_a_layer_without_one_of_its_settings_is_rejected(planted, word) -> None:
+    """Issue 19: the next conv rebuilt without its stride (padding, dilation, ...) passed."""
+    if planted.get("drop_b") == ("kernel_size",):
+
+        def planted_fn(conv, next_conv, keep):  # the next conv built with the FIRST's kernel
+            a, b = _rebuilt(conv, next_conv, keep)
+            c = nn.Conv2d(
+                len(keep), next_conv.out_channels, conv.kernel_size, next_conv.stride,
+                next_conv.padding, next_conv.dilation, bias=next_conv.bias is not None,
+            )  # fmt: skip
+            return a, c
+    else:
+
+        def planted_fn(conv, next_conv, keep):
+            return _rebuilt(conv, next_conv, keep, **planted)
+
+    res = checks.check("prune.prune_conv_pair", planted_fn)
+    assert not res.passed and word in res.message, res.message
 
 
 def test_slicing_the_next_convs_outputs_is_rejected() -> None:

@@ -162,6 +162,162 @@ def test_l1_penalty_and_loss() -> None:
     assert torch.allclose(prune.l1_loss_fn(1e-3)(model, x, y), ce + 1e-3 * expected)
 
 
+def test_l1_proximal_step_is_the_soft_threshold() -> None:
+    model = _random_cnn(4)
+    before = {k: w.detach().clone() for k, w in prune.prunable_weights(model).items()}
+    bn_before = model[1].weight.detach().clone()
+    lam, lr = 0.5, 0.1  # threshold 0.05
+    zeros = prune.l1_proximal_step(model, lam, lr)
+    for name, w in prune.prunable_weights(model).items():
+        w0 = before[name]
+        expected = torch.where(w0.abs() <= 0.05, torch.zeros_like(w0), w0 - 0.05 * w0.sign())
+        assert torch.allclose(w, expected, atol=1e-7)
+    assert zeros == sum(int((w0.abs() <= 0.05).sum()) for w0 in before.values()) > 0
+    assert torch.equal(model[1].weight, bn_before)  # on="weights" leaves BN alone
+
+
+def test_l1_proximal_step_on_bn_gamma_only() -> None:
+    model = _random_cnn(4)
+    weights = {k: w.detach().clone() for k, w in prune.prunable_weights(model).items()}
+    gammas = [m.weight.detach().clone() for m in model if isinstance(m, nn.BatchNorm2d)]
+    zeros = prune.l1_proximal_step(model, 1.0, 0.5, on="bn")  # threshold 0.5
+    after = [m.weight for m in model if isinstance(m, nn.BatchNorm2d)]
+    for g0, g in zip(gammas, after, strict=True):
+        assert torch.allclose(g, g0.sign() * (g0.abs() - 0.5).clamp_min(0))
+    assert zeros == sum(int((g0.abs() <= 0.5).sum()) for g0 in gammas)
+    for k, w in prune.prunable_weights(model).items():
+        assert torch.equal(w, weights[k])
+
+
+def test_zero_lambda_changes_nothing_and_a_zero_stays_zero() -> None:
+    model = _random_cnn(4)
+    before = copy.deepcopy(model.state_dict())
+    prune.l1_proximal_step(model, 0.0, 0.1)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
+    prune.l1_proximal_step(model, 1.0, 10.0)  # a huge threshold: every weight 0
+    assert prune.sparsity(model) == 1.0
+    prune.l1_proximal_step(model, 1.0, 10.0)
+    assert prune.sparsity(model) == 1.0  # and no -0.0 / NaN trouble: still exactly zero
+
+
+def _digits_like(n: int = 64, seed: int = 0) -> DataLoader:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 8, 8, generator=g)
+    y = (x[:, 0, :4].mean((1, 2)) > 0).long()  # a learnable two-class rule
+    return DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True, generator=g)
+
+
+def test_fit_l1_proximal_makes_exact_zeros_the_penalty_does_not() -> None:
+    torch.manual_seed(0)
+    a, b = models.cnn(4), models.cnn(4)
+    b.load_state_dict(a.state_dict())
+    prune.fit_l1(a, _digits_like(), 0.3, epochs=3, lr=1e-2)  # proximal
+    prune.fit_l1(b, _digits_like(), 1e-3, proximal=False, epochs=3, lr=1e-2)  # in the loss
+    assert prune.sparsity(a) > 0.01  # seen 0.04: real zeros
+    assert prune.sparsity(b) == 0.0  # a gradient step does not land on exactly 0.0
+    assert not a.training
+
+
+def test_fit_l1_decays_the_learning_rate_to_zero() -> None:
+    torch.manual_seed(0)
+    model = models.cnn(4)
+    seen = []
+    real = prune.l1_proximal_step
+
+    def spy(m, lam, lr, on="weights"):
+        seen.append(lr)
+        return real(m, lam, lr, on)
+
+    prune.unstructured.l1_proximal_step, saved = spy, prune.unstructured.l1_proximal_step
+    try:
+        prune.fit_l1(model, _digits_like(), 0.1, epochs=2, lr=1e-2)
+    finally:
+        prune.unstructured.l1_proximal_step = saved
+    steps = 2 * len(_digits_like())
+    assert seen[0] == pytest.approx(1e-2) and len(seen) == steps
+    assert seen == sorted(seen, reverse=True) and seen[-1] == pytest.approx(1e-2 / steps)
+
+
+def test_fit_l1_on_bn_with_a_larger_gamma_lr_zeroes_gammas_only() -> None:
+    torch.manual_seed(0)
+    model = models.cnn(4)
+    prune.fit_l1(model, _digits_like(), 0.5, on="bn", epochs=3, lr=1e-2, lr_bn=0.2)
+    gammas = torch.cat([m.weight for m in model if isinstance(m, nn.BatchNorm2d)])
+    assert int((gammas == 0).sum()) > 0  # slimming: channels switched off exactly
+    assert prune.sparsity(model) == 0.0  # the conv/linear weights are not thresholded
+
+
+# ----------------------------------------------------------------------------- channel scores
+def test_channel_scores_l1_bn_random() -> None:
+    model = _random_cnn(8)
+    l1 = prune.channel_scores(model, "l1")
+    assert sorted(l1) == [0, 3, 7]
+    assert torch.allclose(l1[3], model[3].weight.abs().sum((1, 2, 3)))
+    assert torch.equal(prune.channel_scores(model, "bn")[7], model[8].weight.abs())
+    r0, r0b, r1 = (prune.channel_scores(model, "random", seed=s) for s in (0, 0, 1))
+    assert all(torch.equal(r0[i], r0b[i]) for i in r0)  # seeded
+    assert not torch.equal(r0[0], r1[0])
+
+
+def test_bn_scale_divides_out_so_filter_norm_misleads() -> None:
+    """BN(s * conv(x)) = BN(conv(x)) in train mode: scaling a filter changes its L1 score only."""
+    model = _random_cnn(4).train()
+    x = torch.randn(16, 1, 8, 8)
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        scaled[0].weight[0] *= 0.2
+        out, out_scaled = model[:2](x), scaled[:2](x)
+    l1, l1_scaled = prune.channel_scores(model, "l1")[0], prune.channel_scores(scaled, "l1")[0]
+    assert float(l1_scaled[0]) == pytest.approx(0.2 * float(l1[0]))
+    assert torch.allclose(out[:, 0], out_scaled[:, 0], atol=1e-3)  # the same BN output
+
+
+def test_taylor_score_is_the_first_order_loss_change() -> None:
+    """|sum a * dL/da| for a channel = the loss change, to first order, when it is zeroed."""
+    model = _random_cnn(4).double()
+    x, y = torch.randn(1, 1, 8, 8, dtype=torch.float64), torch.tensor([3])
+    loader = [(x, y)]
+    scores = prune.channel_scores(model, "taylor", loader)
+    assert sorted(scores) == [0, 3, 7] and all(
+        s.shape == (m,) for s, m in zip(scores.values(), (4, 8, 8), strict=True)
+    )
+    # zero channel c of the first block's output with a tiny factor: the loss change is linear
+    for c in range(4):
+        eps = 1e-6
+        keep = torch.ones(4, dtype=torch.float64)
+        keep[c] = 1 - eps
+        with torch.no_grad():
+            h = model[:3](x) * keep[None, :, None, None]
+            loss = nn.functional.cross_entropy(model[3:](h), y, reduction="sum")
+            base = nn.functional.cross_entropy(model(x), y, reduction="sum")
+        change = abs(float(base - loss)) / eps
+        assert float(scores[0][c]) == pytest.approx(change, rel=1e-3, abs=1e-9)
+    assert all(p.grad is None for p in model.parameters())  # no .grad left behind
+
+
+def test_entropy_score_is_zero_for_a_dead_channel_and_positive_otherwise() -> None:
+    torch.manual_seed(0)
+    model = models.cnn(4).eval()  # BN at its defaults: the block's output is ReLU(conv)
+    with torch.no_grad():
+        model[1].bias[2] = -100.0  # channel 2 of the first block: ReLU always 0
+    loader = [(torch.randn(32, 1, 8, 8), torch.zeros(32, dtype=torch.long)) for _ in range(2)]
+    ent = prune.channel_scores(model, "entropy", loader)[0]
+    assert float(ent[2]) == 0.0 and bool((ent[[0, 1, 3]] > 0).all())
+    assert bool((ent <= 5.0 + 1e-6).all())  # at most log2(32 bins) bits
+    assert int(prune.channel_plan(model, 0.25, "entropy", loader)[0].numel()) == 3
+    assert 2 not in prune.channel_plan(model, 0.25, "entropy", loader)[0].tolist()
+
+
+def test_prune_channels_with_a_data_criterion() -> None:
+    model = _random_cnn(8)
+    loader = [(torch.randn(8, 1, 8, 8), torch.randint(0, 10, (8,)))]
+    plan = prune.channel_plan(model, 0.5, "taylor", loader)
+    small = prune.prune_channels(model, 0.5, criterion="taylor", loader=loader)
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(small(x), prune.masked_forward_equivalent(model, plan)(x), atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- storage
 @pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
 @pytest.mark.parametrize("s", [0.0, 0.5, 0.9])

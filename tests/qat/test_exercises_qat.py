@@ -16,6 +16,8 @@ def _fq(x, scale, zero_point, qmin, qmax):
 def test_solutions_pass() -> None:
     assert checks.check("qat.ste_fake_quant", sol.ste_fake_quant).passed
     assert checks.check("qat.qat_step", sol.qat_step).passed
+    assert checks.check("qat.fake_quantize_groupwise", sol.fake_quantize_groupwise).passed
+    assert checks.check("qat.smoothquant_scales", sol.smoothquant_scales).passed
 
 
 def test_not_attempted_is_reported() -> None:
@@ -184,3 +186,110 @@ def test_every_exercise_has_a_nudge_and_a_formula() -> None:
     for key, e in ex.EXERCISES.items():
         assert e.hint and e.formula and e.hint != e.formula, key
         assert "zero_grad()" not in e.hint and "save_for_backward" not in e.hint, key
+
+
+# --------------------------------------------------------------------------- LLM quantisation
+
+
+def _groupwise(w, bits, group_size, *, widen=False, symmetric=False, levels=None, safe=True):
+    out, n = w.shape
+    g = w.reshape(out, n // group_size, group_size)
+    lo, hi = g.amin(2, keepdim=True), g.amax(2, keepdim=True)
+    if widen:
+        lo, hi = lo.clamp(max=0), hi.clamp(min=0)
+    if symmetric:
+        m = torch.maximum(lo.abs(), hi.abs())
+        lo, hi = -m, m
+    step = (hi - lo) / (levels or 2**bits - 1)
+    if safe:
+        step_div = torch.where(step > 0, step, torch.ones_like(step))
+    else:
+        step_div = step
+    k = torch.clamp(torch.round((g - lo) / step_div), 0, 2**bits - 1)
+    return (lo + k * step).reshape(out, n)
+
+
+def test_groupwise_solution_agrees_with_the_library() -> None:
+    from labkit import qat
+
+    w = torch.randn(5, 64, generator=torch.Generator().manual_seed(0))
+    for bits, g in ((2, 8), (4, 16), (3, 64)):
+        assert torch.allclose(
+            sol.fake_quantize_groupwise(w, bits, g), qat.fake_quantize_groupwise(w, bits, g)
+        )
+
+
+def test_groupwise_grid_widened_to_include_zero_is_rejected() -> None:
+    res = checks.check(
+        "qat.fake_quantize_groupwise", lambda w, b, g: _groupwise(w, b, g, widen=True)
+    )
+    assert not res.passed and "[1, 3]" in res.message
+
+
+def test_groupwise_symmetric_grid_is_rejected() -> None:
+    res = checks.check(
+        "qat.fake_quantize_groupwise", lambda w, b, g: _groupwise(w, b, g, symmetric=True)
+    )
+    assert not res.passed
+
+
+def test_groupwise_per_tensor_grid_is_rejected() -> None:
+    def per_tensor(w, bits, group_size):
+        return _groupwise(w.reshape(1, -1), bits, w.numel()).reshape(w.shape)
+
+    res = checks.check("qat.fake_quantize_groupwise", per_tensor)
+    assert not res.passed
+
+
+def test_groupwise_one_grid_per_row_instead_of_per_group_is_rejected() -> None:
+    res = checks.check("qat.fake_quantize_groupwise", lambda w, b, g: _groupwise(w, b, w.shape[1]))
+    assert not res.passed
+
+
+def test_groupwise_groups_down_the_columns_are_rejected() -> None:
+    """Groups of group_size consecutive ROWS of one column (the wrong axis)."""
+
+    def down_columns(w, bits, group_size):
+        out, n = w.shape
+        if out % group_size:
+            raise ValueError("rows not divisible")
+        return _groupwise(w.T.contiguous(), bits, group_size).T
+
+    assert not checks.check("qat.fake_quantize_groupwise", down_columns).passed
+
+
+def test_groupwise_2_to_the_bits_steps_is_rejected() -> None:
+    res = checks.check(
+        "qat.fake_quantize_groupwise", lambda w, b, g: _groupwise(w, b, g, levels=2**b)
+    )
+    assert not res.passed
+
+
+def test_groupwise_nan_on_a_constant_group_is_rejected() -> None:
+    res = checks.check(
+        "qat.fake_quantize_groupwise", lambda w, b, g: _groupwise(w, b, g, safe=False)
+    )
+    assert not res.passed and "constant group" in res.message
+
+
+def test_smoothquant_alpha_on_the_wrong_side_is_rejected() -> None:
+    def swapped(a, w, alpha):
+        return a ** (1 - alpha) / w**alpha
+
+    res = checks.check("qat.smoothquant_scales", swapped)
+    assert not res.passed and "alpha = 0.8" in res.message
+
+
+def test_smoothquant_without_the_weight_exponent_is_rejected() -> None:
+    res = checks.check("qat.smoothquant_scales", lambda a, w, alpha: a**alpha / w)
+    assert not res.passed
+
+
+def test_smoothquant_product_instead_of_ratio_is_rejected() -> None:
+    res = checks.check("qat.smoothquant_scales", lambda a, w, alpha: a**alpha * w ** (1 - alpha))
+    assert not res.passed
+
+
+def test_smoothquant_scale_zero_for_a_dead_channel_is_rejected() -> None:
+    res = checks.check("qat.smoothquant_scales", lambda a, w, alpha: a**alpha / w ** (1 - alpha))
+    assert not res.passed and "act_absmax = 0" in res.message
