@@ -12,11 +12,12 @@ from __future__ import annotations
 import sys
 
 # Importing these topics registers their checkpoints (kd_teachers, digit_transformer, char_gpt,
-# char_gpt_draft).
+# char_gpt_draft, qat_char_lm).
 import labkit.deploy  # noqa: F401
 import labkit.distill  # noqa: F401
 import labkit.generate.gpt  # noqa: F401
 import labkit.generate.speculative  # noqa: F401
+import labkit.qat  # noqa: F401
 from labkit.core import assets
 
 

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from labkit import assets, models
 from labkit.course import train_assets  # importing it registers every topic's checkpoint
 
-SHIPPED = {"char_gpt", "char_gpt_draft", "digit_transformer", "kd_teachers"}
+SHIPPED = {"char_gpt", "char_gpt_draft", "digit_transformer", "kd_teachers", "qat_char_lm"}
 
 
 @pytest.fixture
