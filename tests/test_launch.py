@@ -41,7 +41,14 @@ def test_gpu_extras_are_separate() -> None:
 def test_binder_has_every_runtime_requirement() -> None:
     name = re.compile(r"^[A-Za-z0-9_.-]+")
     test_only = {"pytest", "nbval", "nbclient", "nbformat", "hypothesis", "playwright", "ruff"}
-    test_only |= {"nbgrader", "opencc", "sphinx", "myst-nb", "sphinx-book-theme", "sphinx-mathjax-offline"}  # tools
+    test_only |= {
+        "nbgrader",
+        "opencc",
+        "sphinx",
+        "myst-nb",
+        "sphinx-book-theme",
+        "sphinx-mathjax-offline",
+    }  # tools
     cpu = {name.match(ln).group(0) for ln in requirement_lines(ROOT / "requirements.txt")}
     binder = {name.match(ln).group(0) for ln in requirement_lines(ROOT / "binder/requirements.txt")}
     assert cpu - test_only <= binder

@@ -106,8 +106,12 @@ def _macs_cases() -> list[Case]:
         Case((nn.Conv2d(3, 8, 3, padding=1), 8, 8), label="padding=1 keeps 8x8"),
         Case((nn.Conv2d(4, 8, 3, stride=2, padding=1), 9, 9), label="stride=2 on 9x9"),
         Case((nn.Conv2d(4, 8, 3, stride=2), 9, 9), label="stride=2 on 9x9 without padding"),
-        Case((nn.Conv2d(3, 4, 3, stride=2), 8, 8), label="stride=2 on 8x8: (8 - 3) / 2 is not whole"),
-        Case((nn.Conv2d(2, 4, 2, stride=3), 10, 7), label="stride=3 on 10x7: the last window drops"),
+        Case(
+            (nn.Conv2d(3, 4, 3, stride=2), 8, 8), label="stride=2 on 8x8: (8 - 3) / 2 is not whole"
+        ),
+        Case(
+            (nn.Conv2d(2, 4, 2, stride=3), 10, 7), label="stride=3 on 10x7: the last window drops"
+        ),
         Case((nn.Conv2d(8, 8, 3, padding=1, groups=8), 6, 6), label="depthwise: groups=8"),
         Case((nn.Conv2d(4, 8, 3, padding=1, groups=2), 6, 6), label="groups=2 with C_in != C_out"),
         Case((nn.Conv2d(2, 4, (1, 3)), 5, 7), {"batch": 3}, label="1x3 kernel, batch 3"),
