@@ -18,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.std import tqdm
 
+from labkit.core.data import text_batch
 from labkit.core.env import quiet
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -63,6 +64,37 @@ def fit(
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     model.eval()
     return history
+
+
+def fit_next_char(
+    model: nn.Module,
+    ids: torch.Tensor,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    gen: torch.Generator,
+) -> nn.Module:
+    """Next-character training in place: AdamW (weight decay 0.01), one-cycle LR, gradients
+    clipped at norm 1, ``steps`` batches of ``batch_size`` random windows of ``ids`` drawn with
+    ``gen``; returns the model in eval mode. ``model(x)`` gives logits (B, T, V) or a tuple
+    whose first item they are. Arguments are checked by the callers.
+    Used by train_char_gpt (labkit/generate/gpt.py) and train_char_lm (labkit/qat/char_lm.py).
+    """
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
+    model.train()
+    for _ in range(steps):
+        x, y = text_batch(ids, model.cfg.block_size, batch_size, gen)  # (B, T) each
+        out = model(x)
+        logits = out[0] if isinstance(out, tuple) else out  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+    return model.eval()
 
 
 @torch.no_grad()

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.core import assets, data, env, models
+from labkit.core import assets, data, env, models, train
 from labkit.core.errors import check_int, check_model, check_positive
 
 ASSET = "char_gpt"
@@ -151,19 +151,7 @@ def train_char_gpt(
     t0 = time.perf_counter()
     with env.threads(threads):
         model = CharGPT(cfg)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        model.train()
-        for _ in range(steps):
-            x, y = data.text_batch(train_ids, cfg.block_size, batch_size, gen)  # (B, T) each
-            logits, _ = model(x)  # (B, T, V)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-        model.eval()
+        train.fit_next_char(model, train_ids, steps=steps, batch_size=batch_size, lr=lr, gen=gen)
         loss_val = val_loss(model)
     meta = {k: str(v) for k, v in asdict(cfg).items()}
     meta.update(

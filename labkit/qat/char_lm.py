@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.core import assets, data, env, models
+from labkit.core import assets, data, env, models, train
 from labkit.core.errors import check_int, check_model, check_positive
 
 ASSET = "qat_char_lm"
@@ -123,17 +123,7 @@ def train_char_lm(
     t0 = time.perf_counter()
     with env.threads(threads):
         model = CharLM(cfg)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        model.train()
-        for _ in range(steps):
-            x, y = data.text_batch(train_ids, cfg.block_size, batch_size, gen)  # (B, T) each
-            loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
+        train.fit_next_char(model, train_ids, steps=steps, batch_size=batch_size, lr=lr, gen=gen)
         val = float(lm_loss(model, *lm_windows("val", 32, cfg.block_size)).mean())
     meta = {k: str(v) for k, v in asdict(cfg).items()}
     meta.update(

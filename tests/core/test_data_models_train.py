@@ -1,5 +1,8 @@
+from types import SimpleNamespace
+
 import pytest
 import torch
+from torch import nn
 
 from labkit import data, models, train
 
@@ -196,3 +199,30 @@ def test_block_creates_its_linears_in_the_checkpoints_order() -> None:
     got = [block.qkv, block.proj, block.fc, block.out]
     for e, g in zip(expected, got, strict=True):
         assert torch.equal(e.weight, g.weight) and torch.equal(e.bias, g.bias)
+
+
+class _TinyLM(nn.Module):
+    """Embedding + linear next-character model; returns (logits, None) like CharGPT."""
+
+    def __init__(self, vocab: int = 5, block_size: int = 8) -> None:
+        super().__init__()
+        self.cfg = SimpleNamespace(block_size=block_size)
+        self.emb, self.head = nn.Embedding(vocab, 16), nn.Linear(16, vocab)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        return self.head(self.emb(x)), None
+
+
+def test_fit_next_char_learns_a_cycle_and_repeats_with_the_same_generator() -> None:
+    ids = torch.arange(200) % 5  # 0 1 2 3 4 0 1 ...: the next id is (id + 1) % 5
+    trained = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        m = _TinyLM()
+        g = torch.Generator().manual_seed(0)
+        trained.append(train.fit_next_char(m, ids, steps=60, batch_size=4, lr=3e-2, gen=g))
+    a, b = trained
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert not a.training
+    pred = a(torch.arange(5).unsqueeze(0))[0].argmax(-1)  # (1, 5)
+    assert pred.tolist() == [[1, 2, 3, 4, 0]]
