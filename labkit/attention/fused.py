@@ -163,7 +163,7 @@ def triton_flash_forward(
     Raises MissingDependency without Triton or a GPU (TRITON_INTERPRET=1 runs it on the CPU).
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
-    return _triton("flash_forward").triton_forward(q, k, v, causal, scale)
+    return _triton("flash_forward")._forward(q, k, v, causal, scale)
 
 
 def triton_flash_backward(
@@ -182,7 +182,7 @@ def triton_flash_backward(
     over query blocks) and one per query block (dQ_i, looping over key blocks): no atomics.
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
-    return _triton("flash_backward").triton_backward(q, k, v, o, lse, do, causal, scale)
+    return _triton("flash_backward")._backward(q, k, v, o, lse, do, causal, scale)
 
 
 def triton_notice() -> str | None:

@@ -185,7 +185,7 @@ def _bwd_dq_kernel(
     )
 
 
-def triton_forward(
+def _forward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, causal: bool = False, scale: Any = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(o, lse) of softmax(q kᵀ · scale + mask) v from _fwd_kernel; q (..., N, d), k, v (..., M, d).
@@ -203,7 +203,7 @@ def triton_forward(
     return o.reshape(*lead, n, d), lse.reshape(*lead, n)
 
 
-def triton_backward(
+def _backward(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,

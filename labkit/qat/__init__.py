@@ -18,7 +18,7 @@ from labkit.qat.llm import LinearStats, awq_scales, block_linears, fake_quantize
 from labkit.qat.llm import gptq_quantize, groupwise_size_bytes, layer_inputs, linear_stats
 from labkit.qat.llm import output_error, quantize_linears, smooth_linear, smoothquant_scales
 from labkit.qat.llm import w8a8_linear
-from labkit.qat.lsq import LSQLayer, lsq_fake_quantize, lsq_model
+from labkit.qat.lsq import lsq_fake_quantize, lsq_model
 from labkit.qat.mixed_precision import assign_bits, sensitivity
 from labkit.qat.runtimes import runtime_table, torch_int8
 
@@ -29,6 +29,6 @@ __all__ += ["sensitivity", "assign_bits", "torch_int8", "runtime_table"]
 __all__ += ["CharLM", "LMConfig", "load_char_lm", "lm_loss", "lm_windows", "train_char_lm"]
 __all__ += ["fake_quantize_groupwise", "gptq_quantize", "output_error", "awq_scales"]
 __all__ += ["smoothquant_scales", "smooth_linear", "w8a8_linear", "LinearStats"]
-__all__ += ["LSQLayer", "lsq_fake_quantize", "lsq_model"]
+__all__ += ["lsq_fake_quantize", "lsq_model"]
 __all__ += ["block_linears", "layer_inputs", "linear_stats", "quantize_linears"]
 __all__ += ["groupwise_size_bytes"]

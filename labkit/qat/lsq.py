@@ -36,7 +36,7 @@ def lsq_fake_quantize(
     """S (clamp(round(x/S + Z), qmin, qmax) - Z) with the STE for round and LSQ's gradient
     for S (scaled by 1 / sqrt(numel(x) / numel(S) * qmax)). step broadcasts against x.
 
-    Used by LSQLayer (labkit/qat/lsq.py).
+    Used by _LSQLayer (labkit/qat/lsq.py).
     """
     g = 1.0 / math.sqrt(x.numel() / step.numel() * qmax)
     s = step.clamp(min=1e-8)
@@ -46,7 +46,7 @@ def lsq_fake_quantize(
     return (y - zero_point) * s
 
 
-class LSQLayer(nn.Module):
+class _LSQLayer(nn.Module):
     """A Conv2d/Linear with learned step sizes: one per output channel for the weight
     (symmetric), one for the input activation (asymmetric, its zero point Z fixed).
 
@@ -79,7 +79,7 @@ class LSQLayer(nn.Module):
 
 def lsq_model(model: nn.Module, batches: Iterable[torch.Tensor], bits: int = 4) -> nn.Module:
     """The static-PTQ model at ``bits`` (BN folded, MinMax-calibrated) with every QuantLayer
-    turned into an LSQLayer: ready for ``qat_finetune`` (the step sizes train with the weights).
+    turned into an _LSQLayer: ready for ``qat_finetune`` (the step sizes train with the weights).
 
     Taught in notebooks/06_ptq_and_qat.ipynb, "7. How LLMs are quantised".
     """
@@ -87,7 +87,7 @@ def lsq_model(model: nn.Module, batches: Iterable[torch.Tensor], bits: int = 4) 
     q = static_ptq(model, batches, bits)
     for name, layer in quant_layers(q).items():
         parent, _, child = name.rpartition(".")
-        setattr(q.get_submodule(parent) if parent else q, child, LSQLayer(layer))
+        setattr(q.get_submodule(parent) if parent else q, child, _LSQLayer(layer))
     return q
 
 
