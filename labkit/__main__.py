@@ -8,6 +8,7 @@ python -m labkit reset NN    put notebook NN back to the course's version (yours
 python -m labkit progress    your exercises and quiz, per notebook (--reset to clear)
 python -m labkit site        build the course website into _site/ from the saved notebooks (offline)
 python -m labkit classroom   release OUT | grade SUBMISSIONS | guide   (for teachers)
+python -m labkit export-html OUT   the saved notebooks as HTML with offline math (OUT/<name>.html)
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         from labkit.course.site import main as site
 
         return site(rest)
+    if cmd == "export-html":
+        from labkit.course.export_html import main as export_html
+
+        return export_html(rest)
     if cmd == "classroom":
         from labkit.course.classroom import main as classroom
 

@@ -10,7 +10,8 @@ a figure such as the quiz, its text) changes. A screenshot is saved under the te
 on failure.
 
 Needs Chromium at /usr/bin/chromium (or $LABKIT_CHROMIUM; `.ci/run` installs Debian's) and the
-`playwright` Python package; it fails with a clear message when either is missing.
+`playwright` Python package (the ``browser`` fixture of tests/conftest.py, shared with
+tests/test_site.py); it fails with a clear message when either is missing.
 Deselect with `pytest -m "not browser"`.
 """
 
@@ -39,7 +40,6 @@ pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 # Generous limits: the course machine is a shared 2-core CPU.
 SERVER_START_S = 180
 OPEN_S = 180
@@ -197,25 +197,6 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         yield server
     finally:
         stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("The browser test needs Playwright: pip install -r requirements.txt")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"The browser test needs Chromium at {CHROMIUM}: `apt-get install chromium` "
-            "(.ci/run does this), or point $LABKIT_CHROMIUM at a Chromium binary."
-        )
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 # ---------------------------------------------------------------- page helpers

@@ -10,11 +10,13 @@ another host blocked and recorded, as a classroom without internet would see it:
 - every link within the site points to a file of the site, and its #anchor to an element there;
 - chapter pages carry the Binder and Colab buttons (the README's badge URLs) and a working
   download link of the saved notebook;
+the teacher's guide (docs/teachers_guide.md) is the last page, with all its tables and links;
 and the site's search page finds "zero-point" in the quantization chapter. A figure saved
 without its PNG (none today) is drawn by the bundled plotly.js (checked without a browser).
 
-Needs Chromium at /usr/bin/chromium (or $LABKIT_CHROMIUM) and the `playwright` package, like
-tests/test_browser.py. Deselect with `pytest -m "not browser"`.
+Needs Chromium at /usr/bin/chromium (or $LABKIT_CHROMIUM) and the `playwright` package: the
+``browser`` fixture of tests/conftest.py, shared with tests/test_browser.py. Deselect with
+`pytest -m "not browser"`.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ import functools
 import html.parser
 import http.server
 import json
-import os
 import re
 import subprocess
 import sys
@@ -40,15 +41,14 @@ import nbformat
 import pytest
 
 from labkit.core.paths import ROOT, notebook_paths
-from labkit.course.site import launch_urls, site_figures
+from labkit.course.site import GUIDE, launch_urls, site_figures
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 BUILD_S = 600  # the build takes about 20 s on the 2-core course machine
 LOAD_MS = 60_000
 STEMS = [p.stem for p in notebook_paths()]
-PAGES = ["index", *STEMS, "interview_bank", "glossary", "search", "genindex"]
+PAGES = ["index", *STEMS, "interview_bank", "glossary", "teachers_guide", "search", "genindex"]
 PLOTLY = "application/vnd.plotly.v1+json"
 # TeX that MathJax should have replaced: display/inline delimiters, environments, and an
 # inline $...$ holding a macro ("$5" alone is a price, not math).
@@ -101,25 +101,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.fail("The site test needs Playwright: pip install -r requirements.txt")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.fail(
-            f"The site test needs Chromium at {CHROMIUM}: `apt-get install chromium` "
-            "(.ci/run does this), or point $LABKIT_CHROMIUM at a Chromium binary."
-        )
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 # ---------------------------------------------------------------- one page in Chromium
@@ -298,13 +279,13 @@ def test_home_page_is_the_readme_map_in_course_order(browser: Any, site: Site) -
         article = page.eval_on_selector_all(
             "article a[href]", "as => as.map(a => a.getAttribute('href'))"
         )
-        assert {"interview_bank.html", "glossary.html"} <= set(article), article
-        # The sidebar lists the pages in the map's order, then the interview pages.
+        assert {"interview_bank.html", "glossary.html", "teachers_guide.html"} <= set(article)
+        # The sidebar lists the pages in the map's order, the interview pages, the guide.
         nav = page.eval_on_selector_all(
             "nav.bd-links a.reference.internal", "as => as.map(a => a.getAttribute('href'))"
         )
         order = [h.removesuffix(".html") for h in nav if "#" not in h]
-        assert order == [*STEMS, "interview_bank", "glossary"], order
+        assert order == [*STEMS, "interview_bank", "glossary", "teachers_guide"], order
 
 
 def saved_figures(stem: str) -> tuple[int, int]:
@@ -346,6 +327,47 @@ def test_figures_keep_their_png_and_plotly_js_draws_the_others() -> None:
     assert drawn["text/html"].startswith('<script src="_static/plotly.min.js">')
     assert "Plotly.newPlot" in again["text/html"] and "plotly.min.js" not in again["text/html"]
     assert "widgets" not in nb.metadata  # saved widget state would load a CDN
+
+
+def markdown_tables(text: str) -> list[int]:
+    """Rows (header included, separator not) of each markdown table in ``text``."""
+    tables, run = [], 0
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            run += 1
+        elif run:
+            tables.append(run - 1)
+            run = 0
+    return tables
+
+
+def test_teachers_guide_is_a_page_with_its_tables_and_links(browser: Any, site: Site) -> None:
+    """docs/teachers_guide.md (from `python -m labkit classroom guide`) is the last page: every
+    table of the guide is an HTML table with all its rows, each notebook's path links to its
+    chapter page and each notebook of the time table to its section of the guide."""
+    tables = markdown_tables(GUIDE.read_text(encoding="utf-8"))
+    assert len(tables) >= 2, f"the guide should have its time table and the plans: {tables}"
+    found = check_page(browser, site, "teachers_guide.html")
+    assert not found["problems"], "\n".join(found["problems"][:40])
+    with open_page(browser, site, "teachers_guide.html") as visit:
+        page = visit.page
+        rows = page.eval_on_selector_all("article table", "ts => ts.map(t => t.rows.length)")
+        assert rows == tables, f"HTML tables' rows {rows}, the guide's markdown tables {tables}"
+        text = page.inner_text("article")
+        for heading in ("Time per notebook", "Notebook by notebook", "Plans"):
+            assert heading in text, f"no '{heading}' on the page"
+        article = page.eval_on_selector_all(
+            "article a[href]", "as => as.map(a => a.getAttribute('href'))"
+        )
+        missing = {f"{s}.html" for s in STEMS} - set(article)
+        assert not missing, f"notebooks not linked from the guide: {sorted(missing)}"
+        in_table = page.eval_on_selector(  # the time table: one row per notebook
+            "article table",
+            "t => [...t.querySelectorAll('tbody tr td:first-child a')]"
+            ".map(a => a.getAttribute('href'))",
+        )
+        assert len(in_table) == len(STEMS) and all(h.startswith("#") for h in in_table), in_table
+    print(f"teachers_guide.html: {len(rows)} tables, {len(article)} links, all resolve")
 
 
 def test_search_finds_zero_point(browser: Any, site: Site) -> None:

@@ -3,8 +3,9 @@
 explorer(controls, figure, update) wires each control's ``.observe`` to ``update(fig, values)``
 followed by a redraw: the figure is put, as ordinary display data, into an ipywidgets
 ``Output`` (its ``outputs`` trait is replaced in one state update). No front-end code has to
-load for the figure to appear, so it works the same in JupyterLab >= 4, Notebook 7, VS Code
-and Colab, on a busy machine too; with JupyterLab's widget-state saving on (``python3 -m
+load for the figure to appear, so it works the same in JupyterLab >= 4 and Notebook 7 (both
+tested in a browser) and should in Colab and VS Code (not tried: CONTRIBUTING, "Front ends"),
+on a busy machine too; with JupyterLab's widget-state saving on (``python3 -m
 labkit setup`` turns it on), a reopened notebook shows the last figure.
 Where widgets cannot render (notebook builds, nbval: LABKIT_QUIET=1 or LABKIT_STATIC_WIDGETS=1)
 the explorer shows a static figure of the current values, with a one-line caption.

@@ -20,6 +20,8 @@ The Sphinx source is generated in a temporary folder (notebooks/ is never writte
   under its title, and each plotly figure shown as the PNG the build saved beside it (drawn by
   the bundled plotly.js where no PNG was saved);
 - ``interview_bank.md`` and ``glossary.md``: ``labkit.interview``'s questions and glossary;
+- ``teachers_guide.md``: docs/teachers_guide.md as ``python -m labkit classroom guide`` wrote
+  it, its notebook paths linked to the chapter pages (last in the navigation, "For teachers");
 - ``notebooks/*.ipynb``: the saved notebooks themselves, for the download links.
 The finished HTML then replaces the output folder. Links between notebooks use JupyterLab's
 heading anchors (``05_quantization_math.ipynb#4.-An-activation-with-outliers``); the site gives
@@ -36,6 +38,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -44,6 +47,7 @@ from labkit.core.paths import NOTEBOOKS, ROOT, notebook_paths
 from labkit.course.build_notebooks import COLAB_MARK, repo_url
 
 SITE = ROOT / "_site"
+GUIDE = ROOT / "docs" / "teachers_guide.md"  # written by `python -m labkit classroom guide`
 FILES = Path(__file__).with_name("site_files")  # conf.py and the stylesheet
 MARKER = ".labkit-site"  # marks a folder this command built (only such a folder is replaced)
 BRANCH = "main"  # the branch the README's launch badges point at
@@ -96,10 +100,12 @@ def _site_links(markdown: str, url: str) -> str:
     return re.sub(r"\]\(([^)\s]+)\)", fix, markdown)
 
 
-def home_page(readme: str, chapters: list[str], extra: list[str], url: str) -> str:
+def home_page(
+    readme: str, chapters: list[str], extra: list[str], url: str, teachers: Sequence[str] = ()
+) -> str:
     """index.md: the README's title and introduction (its badges as text links), a line
     pointing to the repository and the interview pages, the README's notebook map and learning
-    paths, then the site's table of contents (chapters, then the extra pages)."""
+    paths, then the site's table of contents (chapters, the extra pages, the teachers' pages)."""
     intro, sections = _sections(readme)
     missing = [s for s in HOME_SECTIONS if s not in sections]
     if missing:
@@ -114,11 +120,17 @@ def home_page(readme: str, chapters: list[str], extra: list[str], url: str) -> s
         "interview question and the glossary of key terms have their own pages: the "
         "[interview bank](interview_bank.md) and the [glossary](glossary.md)."
     )
+    if "teachers_guide" in teachers:
+        note += " Teaching the course: the [teacher's guide](teachers_guide.md)."
     course = "\n\n".join(f"## {s}\n{sections[s].strip()}" for s in HOME_SECTIONS)
     toc = [
         "```{toctree}\n:hidden:\n:caption: Chapters\n\n" + "\n".join(chapters) + "\n```",
         "```{toctree}\n:hidden:\n:caption: Interview prep\n\n" + "\n".join(extra) + "\n```",
     ]
+    if teachers:
+        toc.append(
+            "```{toctree}\n:hidden:\n:caption: For teachers\n\n" + "\n".join(teachers) + "\n```"
+        )
     parts = [title, _site_links(body.strip(), url), note, _site_links(course, url), *toc]
     return "\n\n".join(parts) + "\n"
 
@@ -269,6 +281,26 @@ def interview_page(folder: Path = NOTEBOOKS) -> str:
     return "\n".join(parts)
 
 
+# ---------------------------------------------------------------- the teacher's guide
+
+
+def guide_page(path: Path = GUIDE) -> str:
+    """teachers_guide.md: the guide ``python -m labkit classroom guide`` wrote, with each
+    ``notebooks/NN_x.ipynb`` linked to its chapter page and each notebook in the time table
+    linked to its section of the guide."""
+    if not path.is_file():
+        raise SystemExit(f"{path} is missing: `python -m labkit classroom guide` writes it")
+    text = path.read_text(encoding="utf-8")
+    text = re.sub(r"`notebooks/([\w-]+)\.ipynb`", r"[`notebooks/\1.ipynb`](\1.ipynb)", text)
+    sections = set(re.findall(r"^### +(.+?)\s*$", text, flags=re.M))
+
+    def row(m: re.Match[str]) -> str:  # | 05 · Quantization math | ... -> a link to its section
+        name = m.group(1)
+        return f"| [{name}](#{jupyter_slug(name)}) |" if name in sections else m.group(0)
+
+    return re.sub(r"^\| ([^|\[]+?) \|", row, text, flags=re.M)
+
+
 # ---------------------------------------------------------------- the build
 
 
@@ -284,7 +316,8 @@ def _mathjax_files() -> Path:
     return Path(str(dist.locate_file("sphinx-mathjax-offline/static/mathjax")))
 
 
-def _copy_mathjax(dest: Path) -> None:
+def copy_mathjax(dest: Path) -> None:
+    """The MathJax 3 files the pages use (tex-chtml.js and what it loads) into ``dest``."""
     src = _mathjax_files()
     for f in src.rglob("*"):
         rel = f.relative_to(src).as_posix()
@@ -303,7 +336,7 @@ def write_source(src: Path, notebooks: list[Path] | None = None) -> list[str]:
     (src / "_extra" / "notebooks").mkdir(parents=True)
     shutil.copy2(FILES / "conf.py", src / "conf.py")
     shutil.copy2(FILES / "labkit.css", src / "_static" / "labkit.css")
-    _copy_mathjax(src / "_static" / "mathjax")
+    copy_mathjax(src / "_static" / "mathjax")
     plotly_js = False
     for path in notebooks:
         nb, drawn = chapter_notebook(path, url)
@@ -316,11 +349,14 @@ def write_source(src: Path, notebooks: list[Path] | None = None) -> list[str]:
         )
     (src / "glossary.md").write_text(glossary_page(), encoding="utf-8")
     (src / "interview_bank.md").write_text(interview_page(), encoding="utf-8")
+    (src / "teachers_guide.md").write_text(guide_page(), encoding="utf-8")
     chapters = [p.stem for p in notebooks if re.match(r"\d\d_", p.name)]
     extra = [p.stem for p in notebooks if p.stem not in chapters] + ["interview_bank", "glossary"]
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    (src / "index.md").write_text(home_page(readme, chapters, extra, url), encoding="utf-8")
-    return ["index", *chapters, *extra]
+    teachers = ["teachers_guide"]
+    home = home_page(readme, chapters, extra, url, teachers)
+    (src / "index.md").write_text(home, encoding="utf-8")
+    return ["index", *chapters, *extra, *teachers]
 
 
 def _replace(out: Path, built: Path) -> None:
