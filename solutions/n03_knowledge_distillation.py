@@ -19,7 +19,18 @@ def distillation_loss(student_logits, teacher_logits, labels, T, alpha):
     return (1 - alpha) * hard + alpha * soft
 
 
+def rkd_distance_loss(student_emb, teacher_emb):
+    def psi(e):
+        n = len(e)
+        d = torch.cdist(e, e)  # (N, N) pairwise distances, 0 on the diagonal
+        return d / (d.sum() / (n * (n - 1)))  # divided by the mean over the pairs i != j
+
+    off = ~torch.eye(len(student_emb), dtype=torch.bool)  # the pairs i != j
+    return F.smooth_l1_loss(psi(student_emb)[off], psi(teacher_emb.detach())[off])
+
+
 EXERCISES = {
     "distill.softmax_t": softmax_t,
     "distill.distillation_loss": distillation_loss,
+    "distill.rkd_distance_loss": rkd_distance_loss,
 }

@@ -1,4 +1,4 @@
-"""Exercises of notebook 03 (knowledge distillation): softened softmax and the KD loss."""
+"""Exercises of notebook 03 (knowledge distillation): softened softmax, the KD loss, RKD-D."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from torch.overrides import TorchFunctionMode
 
 from labkit import distill
 from labkit.core.checks import Case, Exercise, _describe, close
+from labkit.distill import relational
 
 
 def _logits(shape: tuple[int, ...], seed: int, scale: float = 3.0) -> torch.Tensor:
@@ -179,6 +180,24 @@ def _check_kd(learner: Callable[..., Any]) -> str | None:
     return None
 
 
+def _emb(n: int, d: int, seed: int, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed)) * scale
+
+
+def _rkd_cases() -> list[Case]:
+    outlier = _emb(6, 3, 4)
+    outlier[0] += 12.0  # one far point: distance ratios differ by more than 1 (Huber's linear part)
+    line_s = torch.tensor([[0.0], [1.0], [3.0]])
+    tri_t = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.5, 0.8660254]])
+    return [
+        Case((line_s, tri_t), label="3 points on a line vs an equilateral triangle (hand-sized)"),
+        Case((_emb(8, 4, 0), _emb(8, 16, 1)), label="N=8, student width 4, teacher width 16"),
+        Case((_emb(6, 5, 2, 10.0), _emb(6, 5, 3, 0.1)), label="student 100x larger than teacher"),
+        Case((outlier, _emb(6, 7, 5)), label="a student point 12 units away (Huber's linear part)"),
+        Case((_emb(5, 3, 6), _emb(5, 3, 6) * 3), label="teacher = 3 x student (loss 0)"),
+    ]
+
+
 EXERCISES = {
     "distill.softmax_t": Exercise(
         reference=distill.softmax_t,
@@ -199,5 +218,14 @@ EXERCISES = {
         "the soft term's size independent of T. Only the teacher is detached.",
         formula="(1 - alpha) * F.cross_entropy(s, y) + alpha * T * T * "
         "F.kl_div(F.log_softmax(s / T, -1), F.softmax(t.detach() / T, -1), reduction='batchmean')",
+    ),
+    "distill.rkd_distance_loss": Exercise(
+        reference=relational.rkd_distance_loss,
+        cases=_rkd_cases,
+        hint="for each embedding: all pairwise distances, divided by their mean over the pairs "
+        "i != j (the diagonal zeros do not count in the mean, nor in the loss); then Huber "
+        "(smooth L1), not squared error, between the student's and the teacher's ratios.",
+        formula="d = torch.cdist(e, e); mu = d.sum() / (n * (n - 1)); psi = d / mu; "
+        "off = ~torch.eye(n, dtype=bool); F.smooth_l1_loss(psi_s[off], psi_t[off])",
     ),
 }

@@ -246,3 +246,63 @@ def test_hints_do_not_give_the_answer_away() -> None:
     for ex in EXERCISES.values():
         assert ex.formula and ex.hint
         assert "softmax(" not in ex.hint and "kl_div(" not in ex.hint
+
+
+# ---- RKD distance loss: planted mistakes learners make
+
+
+def _rkd(s, t, *, normalise="mean_offdiag", loss="huber", diagonal=False):
+    """rkd_distance_loss with one planted mistake switched on."""
+
+    def psi(e):
+        n = len(e)
+        d = torch.cdist(e, e)
+        if normalise == "none":
+            return d
+        if normalise == "mean_all":  # the N zeros of the diagonal counted in the mean
+            return d / d.mean()
+        if normalise == "max":
+            return d / d.max()
+        return d / (d.sum() / (n * (n - 1)))
+
+    ps, pt = psi(s), psi(t.detach())
+    keep = (
+        torch.ones_like(ps, dtype=torch.bool) if diagonal else ~torch.eye(len(s), dtype=torch.bool)
+    )
+    fn = F.smooth_l1_loss if loss == "huber" else F.mse_loss
+    return fn(ps[keep], pt[keep])
+
+
+def test_rkd_solution_and_planted_correct_version_pass() -> None:
+    from solutions.n03_knowledge_distillation import rkd_distance_loss
+
+    assert checks.check("distill.rkd_distance_loss", rkd_distance_loss).passed
+    assert checks.check("distill.rkd_distance_loss", _rkd).passed
+
+
+def test_rkd_without_mean_normalisation_is_rejected() -> None:
+    assert not checks.check(
+        "distill.rkd_distance_loss", lambda s, t: _rkd(s, t, normalise="none")
+    ).passed
+
+
+def test_rkd_mean_including_diagonal_is_rejected() -> None:
+    res = checks.check("distill.rkd_distance_loss", lambda s, t: _rkd(s, t, normalise="mean_all"))
+    assert not res.passed
+
+
+def test_rkd_max_normalisation_is_rejected() -> None:
+    assert not checks.check(
+        "distill.rkd_distance_loss", lambda s, t: _rkd(s, t, normalise="max")
+    ).passed
+
+
+def test_rkd_squared_error_instead_of_huber_is_rejected() -> None:
+    res = checks.check("distill.rkd_distance_loss", lambda s, t: _rkd(s, t, loss="mse"))
+    assert not res.passed
+
+
+def test_rkd_diagonal_in_the_loss_is_rejected() -> None:
+    assert not checks.check(
+        "distill.rkd_distance_loss", lambda s, t: _rkd(s, t, diagonal=True)
+    ).passed
