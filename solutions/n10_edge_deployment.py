@@ -25,7 +25,16 @@ def kmeans_share(weight, bits, iters=10):
     return centroids, idx.reshape(weight.shape)
 
 
+def over_budget(measured, budget):
+    failed = []
+    for name, limit in budget.items():
+        if measured[name] > limit:
+            failed.append(name)
+    return failed
+
+
 EXERCISES = {
     "edge.low_rank_factors": low_rank_factors,
     "edge.kmeans_share": kmeans_share,
+    "edge.over_budget": over_budget,
 }

@@ -1,4 +1,4 @@
-"""Exercises of notebook 10 (edge deployment): low-rank factors and k-means weight sharing."""
+"""Exercises of notebook 10 (edge deployment): low-rank factors, k-means sharing, the budget check."""
 
 from __future__ import annotations
 
@@ -110,6 +110,36 @@ def _compare_codebook(got: Any, expected: Any) -> str | None:
     return None
 
 
+def over_budget(measured: dict[str, float], budget: dict[str, float]) -> list[str]:
+    """Reference: the names of the limits that ``measured`` exceeds, in the budget's order."""
+    return edge.over_budget(measured, budget)
+
+
+def _budget_cases() -> list[Case]:
+    budget = {"file bytes": 30_000, "latency ms": 0.2, "energy uJ": 50.0, "peak KiB": 32}
+    return [
+        Case(({"file bytes": 15_000, "latency ms": 0.1, "energy uJ": 10.0, "peak KiB": 8}, budget),
+             label="everything within the budget: an empty list"),
+        Case(({"file bytes": 268_000, "latency ms": 0.3, "energy uJ": 60.0, "peak KiB": 32}, budget),
+             label="three limits fail; peak memory exactly AT its limit passes"),
+        Case(({"peak KiB": 40, "energy uJ": 50.0, "latency ms": 0.2, "file bytes": 30_001}, budget),
+             label="measurements in another order: answer in the budget's order"),
+        Case(({"file bytes": 1, "latency ms": 9.0, "accuracy": 0.5}, {"file bytes": 10, "latency ms": 1.0}),
+             label="a measurement with no limit (accuracy) is ignored"),
+        Case(({"file bytes": 1}, {}), label="an empty budget: nothing fails"),
+    ]  # fmt: skip
+
+
+def _compare_names(got: Any, expected: Any) -> str | None:
+    if not isinstance(got, list) or not all(isinstance(n, str) for n in got):
+        return "return a list of limit names (strings), e.g. ['latency ms']"
+    if sorted(got) != sorted(expected):
+        return f"got {got}, expected {expected}: a limit fails only when value > limit"
+    if got != expected:
+        return f"the right names in the wrong order: {got}; list them in the budget's order"
+    return None
+
+
 EXERCISES = {
     "edge.low_rank_factors": Exercise(
         reference=low_rank_factors,
@@ -130,5 +160,13 @@ EXERCISES = {
         formula="c = linspace(w.min(), w.max(), 2**bits); iters times: idx = |w[:, None] - c|"
         ".argmin(1); c_j = mean(w[idx == j]) if any else c_j; finally idx = |w - c|.argmin "
         "again, reshaped like weight.",
+    ),
+    "edge.over_budget": Exercise(
+        reference=over_budget,
+        cases=_budget_cases,
+        compare=_compare_names,
+        hint="Walk over the budget's limits (not over the measurements); a value equal to its "
+        "limit is within budget.",
+        formula="[name for name, limit in budget.items() if measured[name] > limit]",
     ),
 }

@@ -146,6 +146,37 @@ def test_kmeans_with_flat_indices_is_rejected() -> None:
     assert not res.passed and "shape" in res.message
 
 
+def test_budget_check_with_greater_or_equal_is_rejected() -> None:
+    def at_limit_fails(measured, budget):
+        return [n for n, lim in budget.items() if measured[n] >= lim]
+
+    res = checks.check("edge.over_budget", at_limit_fails)
+    assert not res.passed and "value > limit" in res.message
+
+
+def test_budget_check_in_the_measurements_order_is_rejected() -> None:
+    def measured_order(measured, budget):
+        return [n for n, v in measured.items() if n in budget and v > budget[n]]
+
+    res = checks.check("edge.over_budget", measured_order)
+    assert not res.passed and "order" in res.message
+
+
+def test_budget_check_returning_the_passing_limits_is_rejected() -> None:
+    def passing(measured, budget):
+        return [n for n, lim in budget.items() if measured[n] <= lim]
+
+    assert not checks.check("edge.over_budget", passing).passed
+
+
+def test_budget_check_returning_a_bool_is_rejected() -> None:
+    def verdict(measured, budget):
+        return all(measured[n] <= lim for n, lim in budget.items())
+
+    res = checks.check("edge.over_budget", verdict)
+    assert not res.passed and "list of limit names" in res.message
+
+
 def test_reference_solutions_pass_and_hints_are_graduated() -> None:
     from labkit.edge import exercises as ex
     from solutions import n10_edge_deployment as sol
