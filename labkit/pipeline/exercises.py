@@ -1,4 +1,4 @@
-"""Exercises of notebook 13 (capstone pipeline): read a stage table like a deployer."""
+"""Exercises of notebook 13 (capstone pipeline): read a stage table and a sweep like a deployer."""
 
 from __future__ import annotations
 
@@ -21,6 +21,13 @@ def pick_stage(
 ) -> Mapping[str, Any] | None:
     """Reference: the most accurate row within both budgets (ties: fewer bytes), else None."""
     return pipeline.pick_stage(rows, max_bytes, max_ms, latency_key)
+
+
+def choose_under_budget(
+    rows: Sequence[Mapping[str, Any]], max_bytes: float, tolerance_points: float = 0.0
+) -> Mapping[str, Any] | None:
+    """Reference: the smallest front row that fits within tolerance of the best that fits."""
+    return pipeline.choose_under_budget(rows, max_bytes, tolerance_points)
 
 
 def _row(stage: str, acc: float, nbytes: int, b1: float, b32: float) -> dict[str, Any]:
@@ -70,6 +77,37 @@ def _pick_cases() -> list[Case]:
     ]
 
 
+def _pt(name: str, correct: int, nbytes: int) -> dict[str, Any]:
+    """A sweep point: ``correct`` of 360 test images right (accuracies on the 1/360 grid)."""
+    return {"name": name, "accuracy": correct / 360, "bytes": nbytes}
+
+
+SWEEP = [
+    _pt("w24 r0 b8", 356, 40_072),
+    _pt("w24 r0.5 b8", 355, 12_316),
+    _pt("w16 r0.25 b4", 354, 6_454),
+    _pt("w24 r0.5 b4", 352, 6_454),  # same bytes, less accurate: off the front
+    _pt("w16 r0 b8", 350, 19_840),  # larger and less accurate than w24 r0.5 b8: off the front
+    _pt("w8 r0 b4", 345, 3_476),
+    _pt("w8 r0.5 b3", 310, 1_090),
+]
+
+
+def _choose_cases() -> list[Case]:
+    ties = [_pt("a", 340, 5_000), _pt("b", 340, 5_000), _pt("c", 330, 2_000)]
+    return [
+        Case((SWEEP, 20_000), label="20 kB: the most accurate point that fits"),
+        Case((SWEEP, 100_000), label="a budget everything fits: the most accurate point"),
+        Case((SWEEP, 7_000), label="7 kB: two points of 6,454 bytes, the more accurate one"),
+        Case((SWEEP, 12_316), label="a point exactly on the budget fits (<=)"),
+        Case((SWEEP, 1_000), label="nothing fits 1 kB: return None"),
+        Case((SWEEP, 20_000, 1.0), label="tolerance 1 point: the smallest within 1 point"),
+        Case((SWEEP, 100_000, 3.0), label="tolerance 3 points (points, not a fraction)"),
+        Case((SWEEP, 3_000, 5.0), label="only the smallest fits, tolerance or not"),
+        Case((ties, 6_000), label="two identical points: the earlier row"),
+    ]
+
+
 EXERCISES = {
     "pipeline.compression_summary": Exercise(
         reference=compression_summary,
@@ -88,5 +126,15 @@ EXERCISES = {
         "think about equal accuracies and about a budget that nothing fits.",
         formula="fits = [r for r in rows if r['bytes'] <= max_bytes and r[latency_key] <= max_ms]; "
         "return max(fits, key=lambda r: (r['accuracy'], -r['bytes'])) if fits else None.",
+    ),
+    "pipeline.choose_under_budget": Exercise(
+        reference=choose_under_budget,
+        cases=_choose_cases,
+        hint="Keep the rows with bytes <= max_bytes; find the best accuracy among them; then "
+        "take the SMALLEST row whose accuracy is within tolerance_points (percentage points) "
+        "of that best. Equal bytes: the more accurate row is on the front, the other is not.",
+        formula="fits = [r for r in rows if r['bytes'] <= max_bytes]; best = max accuracy of "
+        "fits; choice = min over fits with 100 * (best - r['accuracy']) <= tolerance_points of "
+        "(r['bytes'], -r['accuracy'], row index); None when fits is empty.",
     ),
 }

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -409,7 +408,7 @@ def pareto_stages(
     equally fast, so the front does not depend on which way their medians happened to fall.
     Without IQR columns "faster" compares the medians. labkit.bench.pareto_front does the
     work (cost = latency, minimised; value = accuracy, maximised).
-    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The Pareto plot".
+    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The stage front".
     """
     _check_points(rows, latency_key)
     b_ = latency_key.removeprefix("ms_b")
@@ -421,47 +420,6 @@ def pareto_stages(
     else:
         front = bench.pareto_front(points)
     return [rows[i]["stage"] for i in front]
-
-
-def pareto_figure(rows: Sequence[Mapping[str, Any]], latency_key: str = "ms_b1") -> Any:
-    """Plotly scatter: x = single-thread latency (ms, log axis), y = test accuracy (%),
-    marker area proportional to the file size, the Pareto front joined by a line.
-    Taught in notebooks/13_capstone_pipeline.ipynb, "7. The Pareto plot".
-    """
-    front = set(pareto_stages(rows, latency_key))  # checks the rows
-    import plotly.graph_objects as go
-
-    biggest = max(r["bytes"] for r in rows)
-    sizes = [8 + 52 * math.sqrt(r["bytes"] / biggest) for r in rows]
-    fig = go.Figure()
-    fig.add_scatter(
-        x=[r[latency_key] for r in rows],
-        y=[100 * r["accuracy"] for r in rows],
-        mode="markers+text",
-        text=[r["stage"] for r in rows],
-        textposition=["top center" if i % 2 == 0 else "bottom center" for i in range(len(rows))],
-        marker={"size": sizes, "sizemode": "diameter", "opacity": 0.7},
-        customdata=[r["bytes"] for r in rows],
-        hovertemplate="%{text}<br>%{x:.3f} ms, %{y:.2f} %<br>%{customdata:,} bytes<extra></extra>",
-        name="stages (marker area ~ file bytes)",
-    )
-    on_front = sorted((r for r in rows if r["stage"] in front), key=lambda r: r[latency_key])
-    fig.add_scatter(
-        x=[r[latency_key] for r in on_front],
-        y=[100 * r["accuracy"] for r in on_front],
-        mode="lines",
-        line={"dash": "dot"},
-        name="Pareto front",
-    )
-    batch = latency_key.removeprefix("ms_b")
-    fig.update_layout(
-        title="Every stage: accuracy vs latency (marker area = file size)",
-        xaxis_title=f"latency, 1 thread, batch {batch} (ms, log scale)",
-        yaxis_title="test accuracy (%)",
-        template="plotly_white",
-    )
-    fig.update_xaxes(type="log")
-    return fig
 
 
 # ---- checks: bad input gets one clear error naming the parameter and the fix

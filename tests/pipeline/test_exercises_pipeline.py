@@ -164,3 +164,88 @@ def test_pick_rounding_accuracy_in_place_is_rejected() -> None:
 
     res = checks.check("pipeline.pick_stage", wrong)
     assert not res.passed and "in place" in res.message
+
+
+# ---- choose_under_budget: planted wrong answers
+
+
+def _choose(fits_ok, pick):
+    """A learner's choose_under_budget from a fit test and a pick over the fitting rows."""
+
+    def fn(rows, max_bytes, tolerance_points=0.0):
+        fits = [(i, r) for i, r in enumerate(rows) if fits_ok(r, max_bytes)]
+        return pick(fits, tolerance_points) if fits else None
+
+    return fn
+
+
+def _cfits(r, b):
+    return r["bytes"] <= b
+
+
+def _cpick(fits, tol):
+    best = max(r["accuracy"] for _, r in fits)
+    near = [(i, r) for i, r in fits if 100 * (best - r["accuracy"]) <= tol + 1e-9]
+    return min(near, key=lambda ir: (ir[1]["bytes"], -ir[1]["accuracy"], ir[0]))[1]
+
+
+def _rejected(fn) -> bool:
+    return not checks.check("pipeline.choose_under_budget", fn).passed
+
+
+def test_choose_reference_pieces_pass() -> None:
+    assert not _rejected(_choose(_cfits, _cpick))
+
+
+def test_choose_ignoring_the_budget_is_rejected() -> None:
+    assert _rejected(_choose(lambda r, b: True, _cpick))
+
+
+def test_choose_strict_budget_is_rejected() -> None:
+    assert _rejected(_choose(lambda r, b: r["bytes"] < b, _cpick))
+
+
+def test_choose_smallest_that_fits_is_rejected() -> None:
+    assert _rejected(_choose(_cfits, lambda fits, tol: min(fits, key=lambda ir: ir[1]["bytes"])[1]))
+
+
+def test_choose_off_the_front_on_equal_bytes_is_rejected() -> None:
+    def pick(fits, tol):  # equal bytes: the LESS accurate row (dominated, off the front)
+        best = max(r["accuracy"] for _, r in fits)
+        near = [(i, r) for i, r in fits if 100 * (best - r["accuracy"]) <= tol + 1e-9]
+        return min(near, key=lambda ir: (ir[1]["bytes"], ir[1]["accuracy"], ir[0]))[1]
+
+    assert _rejected(_choose(_cfits, pick))
+
+
+def test_choose_ties_to_the_later_row_is_rejected() -> None:
+    def pick(fits, tol):
+        best = max(r["accuracy"] for _, r in fits)
+        near = [(i, r) for i, r in fits if 100 * (best - r["accuracy"]) <= tol + 1e-9]
+        return min(near, key=lambda ir: (ir[1]["bytes"], -ir[1]["accuracy"], -ir[0]))[1]
+
+    assert _rejected(_choose(_cfits, pick))
+
+
+def test_choose_ignoring_the_tolerance_is_rejected() -> None:
+    assert _rejected(_choose(_cfits, lambda fits, tol: _cpick(fits, 0.0)))
+
+
+def test_choose_tolerance_as_a_fraction_is_rejected() -> None:
+    assert _rejected(_choose(_cfits, lambda fits, tol: _cpick(fits, 100 * tol)))
+
+
+def test_choose_largest_within_tolerance_is_rejected() -> None:
+    def pick(fits, tol):  # the most accurate, not the smallest within the tolerance
+        return max(fits, key=lambda ir: (ir[1]["accuracy"], -ir[1]["bytes"], -ir[0]))[1]
+
+    assert _rejected(_choose(_cfits, pick))
+
+
+def test_choose_smallest_instead_of_none_is_rejected() -> None:
+    def fn(rows, max_bytes, tolerance_points=0.0):
+        return _choose(_cfits, _cpick)(rows, max_bytes, tolerance_points) or min(
+            rows, key=lambda r: r["bytes"]
+        )
+
+    assert _rejected(fn)
