@@ -44,7 +44,13 @@ def prune_conv_pair(conv, next_conv, keep):
     return new_conv, new_next
 
 
+def block_influence(h_in, h_out):
+    cos = (h_in * h_out).sum(-1) / (h_in.norm(dim=-1) * h_out.norm(dim=-1))  # (N, T)
+    return 1 - cos.mean()
+
+
 EXERCISES = {
     "prune.magnitude_mask": magnitude_mask,
     "prune.prune_conv_pair": prune_conv_pair,
+    "prune.block_influence": block_influence,
 }

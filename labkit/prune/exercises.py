@@ -225,6 +225,40 @@ def _check_remove(learner: Callable[..., Any]) -> str | None:
     return None
 
 
+# ----------------------------------------------------------------------------- block influence
+def block_influence(h_in: torch.Tensor, h_out: torch.Tensor) -> torch.Tensor:
+    """Reference: 1 - mean over the N*T tokens of cos(h_in[n, t], h_out[n, t])."""
+    return prune.block_influence(h_in, h_out)
+
+
+def _influence_cases() -> list[Case]:
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(2, 4, 8, generator=gen), torch.randn(2, 4, 8, generator=gen)
+    loud = torch.randn(1, 8, 6, generator=gen)
+    loud[0, 0] *= 100.0  # one token 100x longer than the others
+    other = torch.randn(1, 8, 6, generator=gen)
+    other[0, 0] = loud[0, 0]  # that token unchanged, the other 7 turned at random
+    c = torch.randn(3, 5, 16, generator=gen)
+    return [
+        Case((a, b), label="random h_in, h_out of shape (2, 4, 8)"),
+        Case((a, 3.0 * a), label="h_out = 3 * h_in: same directions, longer (BI = 0)"),
+        Case((a, -a), label="h_out = -h_in: every token reversed (BI = 2)"),
+        Case(
+            (loud, other),
+            label="(1, 8, 6): token 0 is 100x longer and unchanged, the other 7 turned at "
+            "random (each token counts once, whatever its length)",
+        ),
+        Case(
+            (c, c + 0.3 * torch.randn(3, 5, 16, generator=gen)),
+            label="a residual block: h_out = h_in + small noise, shape (3, 5, 16)",
+        ),
+        Case(
+            (torch.tensor([[[1.0, 0.0]]]), torch.tensor([[[0.0, 2.0]]])),
+            label="one token, [1, 0] -> [0, 2]: orthogonal (BI = 1)",
+        ),  # fmt: skip
+    ]
+
+
 EXERCISES = {
     "prune.magnitude_mask": Exercise(
         reference=magnitude_mask,
@@ -248,5 +282,15 @@ EXERCISES = {
         ": weight = conv.weight[keep], bias = conv.bias[keep]; next: the same constructor from "
         "next_conv's settings with len(keep) inputs, weight = next_conv.weight[:, keep], bias "
         "unchanged.",
+    ),
+    "prune.block_influence": Exercise(
+        reference=block_influence,
+        cases=_influence_cases,
+        hint="compare directions, not lengths, one token at a time (each token's d features "
+        "are one vector), average over all N*T tokens, and remember it is ONE MINUS the "
+        "similarity: a block that changes nothing scores 0.",
+        formula="cos = (h_in * h_out).sum(-1) / (h_in.norm(dim=-1) * h_out.norm(dim=-1))  "
+        "# (N, T); return 1 - cos.mean()  (or torch.nn.functional.cosine_similarity(h_in, "
+        "h_out, dim=-1)).",
     ),
 }

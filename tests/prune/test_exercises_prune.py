@@ -7,12 +7,13 @@ import torch
 from torch import nn
 
 from labkit import checks
-from solutions.n04_pruning import magnitude_mask, prune_conv_pair
+from solutions.n04_pruning import block_influence, magnitude_mask, prune_conv_pair
 
 
 def test_worked_solutions_pass() -> None:
     assert checks.check("prune.magnitude_mask", magnitude_mask).passed
     assert checks.check("prune.prune_conv_pair", prune_conv_pair).passed
+    assert checks.check("prune.block_influence", block_influence).passed
 
 
 def test_float_mask_and_argsort_versions_are_accepted() -> None:
@@ -325,3 +326,50 @@ def test_hints_do_not_give_the_answer_away() -> None:
     for ex in EXERCISES.values():
         assert ex.hint and ex.formula
         assert "topk" not in ex.hint and "[:, keep]" not in ex.hint
+
+
+# ----------------------------------------------------------------------------- block influence
+def _cos(a, b, dim=-1):
+    return (a * b).sum(dim) / (a.norm(dim=dim) * b.norm(dim=dim))
+
+
+def test_block_influence_with_torch_cosine_similarity_is_accepted() -> None:
+    def with_torch(h_in, h_out):
+        return 1.0 - torch.nn.functional.cosine_similarity(h_in, h_out, dim=-1).mean()
+
+    assert checks.check("prune.block_influence", with_torch).passed
+
+
+def test_block_influence_without_one_minus_is_rejected() -> None:
+    assert not checks.check("prune.block_influence", lambda a, b: _cos(a, b).mean()).passed
+
+
+def test_block_influence_one_cosine_over_the_whole_tensor_is_rejected() -> None:
+    def flat(a, b):  # long tokens dominate: the unchanged loud token hides the 7 turned ones
+        return 1 - _cos(a.flatten(), b.flatten(), dim=0)
+
+    assert not checks.check("prune.block_influence", flat).passed
+
+
+def test_block_influence_cosine_over_the_token_axis_is_rejected() -> None:
+    assert not checks.check(
+        "prune.block_influence", lambda a, b: 1 - _cos(a, b, dim=1).mean()
+    ).passed
+
+
+def test_block_influence_of_the_mean_token_is_rejected() -> None:
+    def pooled(a, b):  # averages the tokens first, then one cosine per example
+        return 1 - _cos(a.mean(1), b.mean(1)).mean()
+
+    assert not checks.check("prune.block_influence", pooled).passed
+
+
+def test_block_influence_as_relative_distance_is_rejected() -> None:
+    def distance(a, b):  # ||out - in|| / ||in||: sees lengths, so 3 * h_in is not 0
+        return ((b - a).norm(dim=-1) / a.norm(dim=-1)).mean()
+
+    assert not checks.check("prune.block_influence", distance).passed
+
+
+def test_block_influence_dot_product_without_norms_is_rejected() -> None:
+    assert not checks.check("prune.block_influence", lambda a, b: 1 - (a * b).sum(-1).mean()).passed
