@@ -5,7 +5,9 @@ cnn(width=w, depth=d):  [Conv3x3 -> BN -> ReLU] x d, a 2x2 max-pool after the se
                         Channels: w, 2w, 2w, ... (doubling once).
 mlp(width=w, depth=d):  Flatten, [Linear -> ReLU (-> Dropout)] x d, Linear(w -> 10).  Input (N, 64).
 TransformerBlock(d, n_head, causal):  pre-LN attention + MLP block on (B, T, d), with a KV cache;
-                        CharGPT (notebook 11, causal) and DigitTransformer (notebook 09) stack it.
+                        CharGPT (notebook 11, causal) and DigitTransformer stack it.
+DigitTransformer(d, heads, depth):  the 8 rows of a digit as 8 tokens -> TransformerBlocks ->
+                        mean over tokens -> 10 logits (notebook 09 deploys it, 04 prunes its heads).
 attention(q, k, v, causal, offset):  softmax(q k^T * scale + mask) v, the explicit form that
                         notebook 08's naive attention and the GPT's block both compute.
 
@@ -25,6 +27,7 @@ from torch import nn
 from labkit.core.errors import check_int
 
 MAX_PARAMS = 100_000_000  # 400 MB of fp32 weights: far beyond any model of this course
+MAX_D_MODEL, MAX_DEPTH = 1024, 16  # 16 blocks of d=1024 hold 200 M parameters (0.8 GB)
 
 
 def _check_size(params: int, what: str, width: int) -> None:
@@ -183,6 +186,35 @@ class TransformerBlock(nn.Module):
         return x, (k, v)
 
 
+class DigitTransformer(nn.Module):
+    """Digits as sequences: the 8 rows of an (N, 1, 8, 8) image are 8 tokens of 8 pixels.
+
+    Linear(8, d) + learned position embedding -> depth x TransformerBlock (not causal: every
+    row sees every row; attention by F.scaled_dot_product_attention) -> LayerNorm -> mean over
+    tokens -> Linear(d, 10).  Output (N, 10) logits. The shipped weights
+    (data/digit_transformer.safetensors) are trained by labkit.deploy.train_transformer.
+    Used by digit_transformer (labkit/deploy/transformer.py) and load_digit_transformer
+    (labkit/prune/transformer.py).
+    """
+
+    def __init__(self, d_model: int = 64, heads: int = 4, depth: int = 2) -> None:
+        _check_digit_transformer(d_model, heads, depth)
+        super().__init__()
+        self.embed = nn.Linear(8, d_model)
+        self.pos = nn.Parameter(torch.zeros(1, 8, d_model))
+        self.blocks = nn.ModuleList(
+            TransformerBlock(d_model, heads, causal=False, sdpa=True) for _ in range(depth)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x.reshape(x.shape[0], 8, 8)) + self.pos  # (N, 8 rows, d)
+        for block in self.blocks:
+            h, _ = block(h)  # the block's (k, v) is a cache for generation: unused here
+        return self.head(self.norm(h).mean(dim=1))  # (N, d) -> (N, 10)
+
+
 def fold_batchnorm(
     model: nn.Module, fold: Callable[[nn.Conv2d, nn.BatchNorm2d], nn.Conv2d] | None = None
 ) -> nn.Module:
@@ -230,4 +262,15 @@ def _check_mask(n: int, m: int) -> None:
         raise ValueError(
             f"causal_mask(n={n:,}, m={m:,}) would take {n * m / 2**30:.1f} GiB (one byte per "
             "query-key pair); use a tiled attention (attention.tiled_attention) at this length."
+        )
+
+
+def _check_digit_transformer(d_model: object, heads: object, depth: object) -> None:
+    d_model = check_int(d_model, "d_model", low=1, high=MAX_D_MODEL)
+    heads = check_int(heads, "heads", low=1, high=d_model)
+    check_int(depth, "depth", low=1, high=MAX_DEPTH)
+    if d_model % heads:
+        raise ValueError(
+            f"d_model={d_model} must be divisible by heads={heads} (each head gets "
+            f"d_model / heads features); try heads={max(h for h in (1, 2, 4, 8) if d_model % h == 0)}."
         )

@@ -6,41 +6,10 @@ The 8 rows of an (N, 1, 8, 8) image are 8 tokens of 8 pixels; a bundled checkpoi
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from labkit.core import assets, data, env, models, train
-from labkit.core.errors import check_int
+from labkit.core import assets, data, env, train
+from labkit.core.models import DigitTransformer
 
 TRANSFORMER_ASSET = "digit_transformer"
-MAX_D_MODEL, MAX_DEPTH = 1024, 16  # 16 blocks of d=1024 hold 200 M parameters (0.8 GB)
-
-
-class DigitTransformer(nn.Module):
-    """Digits as sequences: the 8 rows of an (N, 1, 8, 8) image are 8 tokens of 8 pixels.
-
-    Linear(8, d) + learned position embedding -> depth x labkit.models.TransformerBlock (not
-    causal: every row sees every row; attention by F.scaled_dot_product_attention) -> LayerNorm
-    -> mean over tokens -> Linear(d, 10).  Output (N, 10) logits.
-    Used by digit_transformer (labkit/deploy/transformer.py).
-    """
-
-    def __init__(self, d_model: int = 64, heads: int = 4, depth: int = 2) -> None:
-        _check_sizes(d_model, heads, depth)
-        super().__init__()
-        self.embed = nn.Linear(8, d_model)
-        self.pos = nn.Parameter(torch.zeros(1, 8, d_model))
-        self.blocks = nn.ModuleList(
-            models.TransformerBlock(d_model, heads, causal=False, sdpa=True) for _ in range(depth)
-        )
-        self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.embed(x.reshape(x.shape[0], 8, 8)) + self.pos  # (N, 8 rows, d)
-        for block in self.blocks:
-            h, _ = block(h)  # the block's (k, v) is a cache for generation: unused here
-        return self.head(self.norm(h).mean(dim=1))  # (N, d) -> (N, 10)
 
 
 def digit_transformer(d_model: int = 64, heads: int = 4, depth: int = 2) -> DigitTransformer:
@@ -78,17 +47,3 @@ def load_transformer(retrain: bool = False) -> tuple[DigitTransformer, dict[str,
     """
     model, meta = assets.load(TRANSFORMER_ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
-
-
-# ---- checks: bad input gets one clear error naming the parameter and the fix
-
-
-def _check_sizes(d_model: object, heads: object, depth: object) -> None:
-    d_model = check_int(d_model, "d_model", low=1, high=MAX_D_MODEL)
-    heads = check_int(heads, "heads", low=1, high=d_model)
-    check_int(depth, "depth", low=1, high=MAX_DEPTH)
-    if d_model % heads:
-        raise ValueError(
-            f"d_model={d_model} must be divisible by heads={heads} (each head gets "
-            f"d_model / heads features); try heads={max(h for h in (1, 2, 4, 8) if d_model % h == 0)}."
-        )

@@ -32,7 +32,7 @@ def _loader(x: torch.Tensor, y: torch.Tensor, bs: int) -> DataLoader:
 
 
 # ----------------------------------------------------------------------------- the model
-def test_prune_copy_of_the_digit_transformer_equals_notebook_09s(model, batch) -> None:
+def test_prune_loads_the_digit_transformer_that_notebook_09_deploys(model, batch) -> None:
     theirs, _ = load_transformer()
     assert model.state_dict().keys() == theirs.state_dict().keys()
     with torch.no_grad():
