@@ -189,24 +189,27 @@ def _cpick(fits, tol):
     return min(near, key=lambda ir: (ir[1]["bytes"], -ir[1]["accuracy"], ir[0]))[1]
 
 
-def _rejected(fn) -> bool:
-    return not checks.check("pipeline.choose_under_budget", fn).passed
-
-
 def test_choose_reference_pieces_pass() -> None:
-    assert not _rejected(_choose(_cfits, _cpick))
+    assert checks.check("pipeline.choose_under_budget", _choose(_cfits, _cpick)).passed
 
 
 def test_choose_ignoring_the_budget_is_rejected() -> None:
-    assert _rejected(_choose(lambda r, b: True, _cpick))
+    assert not checks.check(
+        "pipeline.choose_under_budget", _choose(lambda r, b: True, _cpick)
+    ).passed
 
 
 def test_choose_strict_budget_is_rejected() -> None:
-    assert _rejected(_choose(lambda r, b: r["bytes"] < b, _cpick))
+    assert not checks.check(
+        "pipeline.choose_under_budget", _choose(lambda r, b: r["bytes"] < b, _cpick)
+    ).passed
 
 
 def test_choose_smallest_that_fits_is_rejected() -> None:
-    assert _rejected(_choose(_cfits, lambda fits, tol: min(fits, key=lambda ir: ir[1]["bytes"])[1]))
+    assert not checks.check(
+        "pipeline.choose_under_budget",
+        _choose(_cfits, lambda fits, tol: min(fits, key=lambda ir: ir[1]["bytes"])[1]),
+    ).passed
 
 
 def test_choose_off_the_front_on_equal_bytes_is_rejected() -> None:
@@ -215,7 +218,7 @@ def test_choose_off_the_front_on_equal_bytes_is_rejected() -> None:
         near = [(i, r) for i, r in fits if 100 * (best - r["accuracy"]) <= tol + 1e-9]
         return min(near, key=lambda ir: (ir[1]["bytes"], ir[1]["accuracy"], ir[0]))[1]
 
-    assert _rejected(_choose(_cfits, pick))
+    assert not checks.check("pipeline.choose_under_budget", _choose(_cfits, pick)).passed
 
 
 def test_choose_ties_to_the_later_row_is_rejected() -> None:
@@ -224,22 +227,26 @@ def test_choose_ties_to_the_later_row_is_rejected() -> None:
         near = [(i, r) for i, r in fits if 100 * (best - r["accuracy"]) <= tol + 1e-9]
         return min(near, key=lambda ir: (ir[1]["bytes"], -ir[1]["accuracy"], -ir[0]))[1]
 
-    assert _rejected(_choose(_cfits, pick))
+    assert not checks.check("pipeline.choose_under_budget", _choose(_cfits, pick)).passed
 
 
 def test_choose_ignoring_the_tolerance_is_rejected() -> None:
-    assert _rejected(_choose(_cfits, lambda fits, tol: _cpick(fits, 0.0)))
+    assert not checks.check(
+        "pipeline.choose_under_budget", _choose(_cfits, lambda fits, tol: _cpick(fits, 0.0))
+    ).passed
 
 
 def test_choose_tolerance_as_a_fraction_is_rejected() -> None:
-    assert _rejected(_choose(_cfits, lambda fits, tol: _cpick(fits, 100 * tol)))
+    assert not checks.check(
+        "pipeline.choose_under_budget", _choose(_cfits, lambda fits, tol: _cpick(fits, 100 * tol))
+    ).passed
 
 
 def test_choose_largest_within_tolerance_is_rejected() -> None:
     def pick(fits, tol):  # the most accurate, not the smallest within the tolerance
         return max(fits, key=lambda ir: (ir[1]["accuracy"], -ir[1]["bytes"], -ir[0]))[1]
 
-    assert _rejected(_choose(_cfits, pick))
+    assert not checks.check("pipeline.choose_under_budget", _choose(_cfits, pick)).passed
 
 
 def test_choose_smallest_instead_of_none_is_rejected() -> None:
@@ -248,4 +255,4 @@ def test_choose_smallest_instead_of_none_is_rejected() -> None:
             rows, key=lambda r: r["bytes"]
         )
 
-    assert _rejected(fn)
+    assert not checks.check("pipeline.choose_under_budget", fn).passed
