@@ -3,12 +3,10 @@
 - ``gpt.py``: the tiny character-level GPT, its vocabulary, loss and checkpoint.
 - ``sampling.py``: temperature, top-k/p, min-p; ``generate``, the streamed decode loop; beams.
 - ``kv_cache.py``: one decode step against the cache, the cache's bytes, attention sinks.
-- ``serving.py``: TTFT and inter-token latency; the cost of one batched decode step.
-- ``simulator.py``: static vs continuous vs paged batching, with prefill and a KV-memory cap.
+- ``serving.py``: TTFT, inter-token latency, one batched step; ``simulator.py``: batching policies.
 - ``int8.py``: dynamic INT8 linear layers and how closely the INT8 model agrees.
-- ``speculative.py``: speculative decoding (acceptance rule, draft model, exact output).
-- ``paged.py``: PagedAttention (block tables, a block allocator, KV memory waste).
-- ``exercises.py``: the notebook's exercises.
+- ``speculative.py``, ``ngram.py``: speculative decoding (acceptance rule; GPT and n-gram drafts).
+- ``paged.py``: PagedAttention (block tables, a block allocator, KV waste); ``exercises.py``.
 """
 
 from labkit.generate.gpt import load_char_gpt, val_loss, vocab  # noqa: I001 (names grouped by line)
@@ -25,6 +23,7 @@ from labkit.generate.int8 import Int8Linear, int8_matmul, int_mm_is_exact, quant
 from labkit.generate.int8 import agreement_on_val, quantize_linear_int8
 from labkit.generate.speculative import accept_draft, speculative_step, speculative_generate
 from labkit.generate.speculative import expected_tokens_per_call, load_draft_gpt
+from labkit.generate.ngram import load_ngram_draft
 from labkit.generate.paged import paged_attention, gather_paged, BlockAllocator, kv_waste
 from labkit.generate.paged import request_mix
 
@@ -38,3 +37,4 @@ __all__ += ["chat_requests", "simulate_batching", "Int8Linear", "int8_matmul", "
 __all__ += ["quantize_rows", "request_mix", "agreement_on_val", "quantize_linear_int8"]
 __all__ += ["accept_draft", "speculative_step", "speculative_generate", "expected_tokens_per_call"]
 __all__ += ["load_draft_gpt", "paged_attention", "gather_paged", "BlockAllocator", "kv_waste"]
+__all__ += ["load_ngram_draft"]

@@ -15,7 +15,9 @@ so the output is the target's own greedy output, token for token. One target cal
 (1 - alpha^(k+1)) / (1 - alpha).
 
 The draft, data/char_gpt_draft.safetensors, is a 1-layer CharGPT trained by the same
-``train_char_gpt`` (``python -m labkit.course.train_assets char_gpt_draft``).
+``train_char_gpt`` (``python -m labkit.course.train_assets char_gpt_draft``). Any module with
+CharGPT's call interface and a GPTConfig ``.cfg`` works as a draft, e.g. the weightless n-gram
+draft of labkit/generate/ngram.py (``load_ngram_draft``).
 """
 
 from __future__ import annotations
