@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from labkit.core.env import threads as threads_ctx
+from labkit.core.errors import check_int, check_model, check_number, check_positive, check_tensor
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,7 @@ def latency(
     asynchronous: without a sync the clock stops before the kernel finishes).
     threads=n runs the measurement with n torch threads.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got {repeats=}, {warmup=}.")
+    _check_timing(fn, warmup, repeats, threads)
     sync = _uses_cuda(args, kwargs) if cuda_sync is None else cuda_sync
     n_threads = threads or torch.get_num_threads()
     times: list[float] = []
@@ -108,17 +108,20 @@ def speedup(baseline: Timing, candidate: Timing) -> float:
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (elements), optionally only those with requires_grad."""
+    check_model(model)
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def model_size_bytes(model: nn.Module) -> int:
     """Bytes the parameters and buffers occupy in memory: sum of numel * element_size."""
+    check_model(model)
     tensors = list(model.parameters()) + list(model.buffers())
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def serialized_size_bytes(model: nn.Module) -> int:
     """Bytes of the state_dict written with torch.save (what a checkpoint file costs)."""
+    check_model(model)
     buf = io.BytesIO()
     torch.save(model.state_dict(), buf)
     return buf.getbuffer().nbytes
@@ -141,6 +144,7 @@ def peak_memory(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
     the OS gave the process: torch's CPU tensors plus allocator overhead; blocks under
     ~128 KiB may reuse already-resident memory and not show.
     """
+    _check_callable(fn)
     if _uses_cuda(args, kwargs):
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
@@ -168,6 +172,7 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     Linear: MACs = (numel(out) / out_features) * in_features * out_features
     Other layers (BN, ReLU, pooling) are counted as 0: they are memory-bound, not MACs.
     """
+    _check_count_macs(model, example)
     total = 0
 
     def conv_hook(m: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -204,6 +209,7 @@ def roofline_point(
     arithmetic intensity I = flops / bytes_moved  (FLOP per byte of memory traffic)
     achieved GFLOP/s = flops / t / 1e9, achieved GB/s = bytes_moved / t / 1e9, t = median.
     """
+    _check_roofline_point(flops, bytes_moved)
     t = latency(fn, **kw).median
     return {
         "seconds": t,
@@ -290,13 +296,8 @@ def compare(
     (``cuda_sync=None``), else GPU work would be timed before it finishes.
     Taught in notebooks/00_setup_and_measurement.ipynb, "Comparing two versions".
     """
-    if len(fns) < 2:
-        raise ValueError(f"compare needs 2+ variants to compare, got {list(fns)}.")
-    if rounds < 3 or repeats < 1:
-        raise ValueError(f"need rounds >= 3 and repeats >= 1, got {rounds=}, {repeats=}.")
+    _check_compare(fns, baseline, rounds, repeats, warmup, threads)
     base = baseline or next(iter(fns))
-    if base not in fns:
-        raise ValueError(f"baseline={base!r} is not one of the variants {list(fns)}.")
     n_threads = threads or torch.get_num_threads()
     if cuda_sync is None:
         cuda_sync = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -352,8 +353,8 @@ def pareto_front(
     Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
     """
     pts = [
-        (_finite(c, f"cost of point {i}"), _finite(v, f"value of point {i}"))
-        for i, (c, v) in enumerate(points)
+        (_finite(c, f"points: cost of point {i}"), _finite(v, f"points: value of point {i}"))
+        for i, (c, v) in enumerate(_pairs(points))
     ]
 
     def lower(a: int, b: int) -> bool:
@@ -387,13 +388,17 @@ def best_under_budget(
     if not limits:
         raise ValueError("limits is empty: give at least one budget, e.g. {'latency_ms': 5.0}.")
     for k, lim in limits.items():
-        _finite(lim, f"limit {k!r}")
+        _finite(lim, f"limits: limit {k!r}")
     ok = []
     for n, row in enumerate(rows):
         for k in (value, *limits):
             if k not in row:
-                raise ValueError(f"row {n} has no {k!r} column (columns: {list(row)}).")
-            _finite(row[k], f"row {n}[{k!r}]")
+                which = f"value={k!r}" if k == value else "limits"
+                raise ValueError(
+                    f"{which}: row {n} has no {k!r} column (columns: {list(row)}); "
+                    "use one of those names."
+                )
+            _finite(row[k], f"rows: row {n}[{k!r}]")
         if all(row[k] <= lim for k, lim in limits.items()):
             ok.append((n, row))
     if not ok:
@@ -401,3 +406,54 @@ def best_under_budget(
     # max value; ties: smaller costs, then the earlier row
     best = min(ok, key=lambda nr: (-nr[1][value], *(nr[1][k] for k in limits), nr[0]))
     return best[1]
+
+
+# ------------------------------------------------------------ checks
+def _check_callable(fn: object, name: str = "fn") -> None:
+    if not callable(fn):
+        raise ValueError(
+            f"{name} must be a function to call, got {type(fn).__name__}; "
+            "pass the function itself (no parentheses) or a lambda: lambda: model(x)."
+        )
+
+
+def _check_timing(fn: object, warmup: object, repeats: object, threads: object) -> None:
+    _check_callable(fn)
+    check_int(warmup, "warmup", low=0, high=10_000)
+    check_int(repeats, "repeats", low=1, high=100_000)
+    if threads is not None:
+        check_int(threads, "threads", low=1, high=1024)
+
+
+def _check_compare(
+    fns: object, baseline: object, rounds: object, repeats: object, warmup: object, threads: object
+) -> None:
+    if not isinstance(fns, dict) or len(fns) < 2:
+        got = list(fns) if isinstance(fns, dict) else type(fns).__name__
+        raise ValueError(
+            f"fns must be a dict of 2+ variants to compare (name -> function), got {got}; "
+            "e.g. compare({'fp32': lambda: m(x), 'int8': lambda: q(x)})."
+        )
+    for name, fn in fns.items():
+        _check_callable(fn, f"fns[{name!r}]")
+    if baseline is not None and baseline not in fns:
+        raise ValueError(f"baseline={baseline!r} is not one of the variants {list(fns)}.")
+    check_int(rounds, "rounds", low=3, high=10_000)
+    _check_timing(lambda: None, warmup, repeats, threads)
+
+
+def _check_count_macs(model: object, example: object) -> None:
+    check_model(model)
+    check_tensor(example, "example", floating=False)
+
+
+def _check_roofline_point(flops: object, bytes_moved: object) -> None:
+    check_number(flops, "flops", low=0)
+    check_positive(bytes_moved, "bytes_moved")
+
+
+def _pairs(points: Sequence[Any]) -> Sequence[Any]:
+    for i, p in enumerate(points):
+        if not isinstance(p, (tuple, list)) or len(p) != 2:
+            raise ValueError(f"points[{i}] must be a (cost, value) pair, got {p!r}.")
+    return points

@@ -144,7 +144,7 @@ def lookup(key: str) -> Exercise:
             module = importlib.import_module(f"labkit.{path.parent.name}.exercises")
             if key in getattr(module, "EXERCISES", {}):
                 return module.EXERCISES[key]
-    raise ValueError(f"no exercise named {key!r}; check the spelling in the notebook.")
+    raise ValueError(f"key {key!r} names no exercise; check the spelling in the notebook.")
 
 
 class _Lent:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from labkit.core.errors import check_int
 from labkit.core.paths import DATA
 
 DATA_DIR = DATA
@@ -37,6 +38,7 @@ class Loaders(NamedTuple):
 
 def digits(seed: int = 0) -> dict[str, Split]:
     """The digits data set as normalised tensors: {'train', 'val', 'test'} -> Split."""
+    check_int(seed, "seed", low=0)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -87,9 +89,7 @@ def digits_loaders(
 
 def load_text(path: Path | str = TEXT_FILE, max_chars: int | None = None) -> str:
     """The bundled text corpus (or another UTF-8 file), optionally cut to max_chars."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"text file {path.name} not found; it ships in data/ - re-clone the repo.")
+    path = _check_load_text(path, max_chars)
     text = path.read_text(encoding="utf-8")
     return text[:max_chars] if max_chars else text
 
@@ -102,16 +102,13 @@ def char_vocab(text: str) -> tuple[dict[str, int], list[str]]:
 
 def encode(text: str, stoi: dict[str, int]) -> torch.Tensor:
     """Text -> int64 ids of shape (len(text),); unknown characters raise a clear error."""
-    missing = sorted(set(text) - stoi.keys())
-    if missing:
-        raise ValueError(
-            f"characters not in the vocabulary: {missing[:10]}; build it with char_vocab."
-        )
+    _check_encode(text, stoi)
     return torch.tensor([stoi[c] for c in text], dtype=torch.int64)
 
 
 def decode(ids: torch.Tensor | list[int], itos: list[str]) -> str:
     """Ids -> text."""
+    _check_decode(ids, itos)
     return "".join(itos[int(i)] for i in ids)
 
 
@@ -125,3 +122,36 @@ def text_batch(
     x = torch.stack([ids[s : s + block_size] for s in starts.tolist()])
     y = torch.stack([ids[s + 1 : s + 1 + block_size] for s in starts.tolist()])
     return x, y
+
+
+# --------------------------------------------------------------------------- checks
+def _check_load_text(path: Path | str, max_chars: int | None) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(
+            f"path {str(path)!r} is not a file; the course's text ships as "
+            f"{TEXT_FILE.relative_to(TEXT_FILE.parent.parent)} (re-clone the repository if it is gone)."
+        )
+    if max_chars is not None:
+        check_int(max_chars, "max_chars", low=1)
+    return path
+
+
+def _check_encode(text: object, stoi: dict[str, int]) -> None:
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}; join it first.")
+    missing = sorted(set(text) - stoi.keys())
+    if missing:
+        raise ValueError(
+            f"text has characters not in the vocabulary: {missing[:10]}; "
+            "build stoi from this text with char_vocab, or drop those characters."
+        )
+
+
+def _check_decode(ids: torch.Tensor | list[int], itos: list[str]) -> None:
+    bad = [int(i) for i in ids if not 0 <= int(i) < len(itos)]
+    if bad:
+        raise ValueError(
+            f"ids holds {bad[:5]}, outside the vocabulary's ids 0..{len(itos) - 1}: "
+            "decode with the itos that encoded them."
+        )

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from labkit.core.errors import check_int
 from labkit.core.paths import ROOT
 
 OPTIONAL_PACKAGES = ("onnx", "onnxruntime", "tensorrt", "flash_attn", "xformers", "triton")
@@ -31,6 +32,7 @@ def seed_everything(seed: int = 0, deterministic: bool = True) -> None:
 
     Taught in notebooks/00_setup_and_measurement.ipynb, "Setup".
     """
+    check_int(seed, "seed", low=0, high=2**32 - 1)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -44,8 +46,10 @@ def set_threads(n: int = DEFAULT_THREADS) -> int:
 
     Taught in notebooks/00_setup_and_measurement.ipynb, "2. Why naive timing lies".
     """
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"threads must be a positive integer, got {n!r}.")
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1024:
+        raise ValueError(
+            f"n (the number of threads) must be a positive integer up to 1024, got {n!r}."
+        )
     torch.set_num_threads(n)
     return torch.get_num_threads()
 

@@ -24,10 +24,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.core.errors import check_int
+from labkit.core.errors import check_fraction, check_int
 
 MAX_PARAMS = 100_000_000  # 400 MB of fp32 weights: far beyond any model of this course
 MAX_D_MODEL, MAX_DEPTH = 1024, 16  # 16 blocks of d=1024 hold 200 M parameters (0.8 GB)
+
+
+def _check_sizes(what: str, **sizes: int) -> None:
+    """Positive integer sizes (cnn: depth >= 2), and no model too big to allocate."""
+    for name, v in sizes.items():
+        check_int(v, name, low=2 if (what, name) == ("cnn", "depth") else 1)
+    w, d, c = sizes["width"], sizes["depth"], sizes["num_classes"]
+    if what == "cnn":
+        _check_size(9 * (2 * w) ** 2 * d + 2 * w * 16 * c, what, w)
+    else:
+        _check_size(w * w * d + sizes["in_features"] * w + w * c, what, w)
 
 
 def _check_size(params: int, what: str, width: int) -> None:
@@ -47,9 +58,7 @@ def cnn(
 
     Taught in notebooks/00_setup_and_measurement.ipynb, "4. Size and MACs".
     """
-    if width < 1 or depth < 2:
-        raise ValueError(f"cnn needs width >= 1 and depth >= 2, got width={width}, depth={depth}.")
-    _check_size(9 * (2 * width) ** 2 * depth + 2 * width * 16 * num_classes, "cnn", width)
+    _check_sizes("cnn", width=width, depth=depth, num_classes=num_classes, in_channels=in_channels)
     layers: list[nn.Module] = []
     c_in = in_channels
     for i in range(depth):
@@ -77,9 +86,8 @@ def mlp(
 
     Taught in notebooks/00_setup_and_measurement.ipynb, "4. Size and MACs".
     """
-    if width < 1 or depth < 1:
-        raise ValueError(f"mlp needs width >= 1 and depth >= 1, got width={width}, depth={depth}.")
-    _check_size(width * width * depth + 64 * width, "mlp", width)
+    _check_sizes("mlp", width=width, depth=depth, num_classes=num_classes, in_features=in_features)
+    check_fraction(dropout, "dropout")
     layers: list[nn.Module] = [nn.Flatten()]
     d_in = in_features
     for _ in range(depth):

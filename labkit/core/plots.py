@@ -12,6 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from labkit.core.errors import check_int
+
 
 def _check_label(label: str, name: str) -> None:
     if not label or not label.strip():
@@ -30,8 +32,7 @@ def line(
     markers: bool = True,
 ) -> go.Figure:
     """One line per entry of ``ys`` over the shared ``x``."""
-    _check_label(xlabel, "xlabel")
-    _check_label(ylabel, "ylabel")
+    _check_line(x, ys, xlabel, ylabel)
     mode = "lines+markers" if markers else "lines"
     fig = go.Figure([go.Scatter(x=list(x), y=list(y), mode=mode, name=k) for k, y in ys.items()])
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, template="plotly_white")
@@ -74,10 +75,7 @@ def histogram(
     The counts are computed here (numpy.histogram) and drawn as bars, so a saved notebook
     stores ``bins`` numbers per trace instead of every sample.
     """
-    _check_label(xlabel, "xlabel")
-    _check_label(ylabel, "ylabel")
-    if not isinstance(bins, int) or bins < 1:
-        raise ValueError(f"bins must be a positive integer, got {bins!r}.")
+    _check_histogram(samples, bins, xlabel, ylabel)
     arrays = {k: np.asarray(torch.as_tensor(v).detach().cpu().double()) for k, v in samples.items()}
     if range is None:
         every = np.concatenate([a.ravel() for a in arrays.values()])
@@ -95,3 +93,23 @@ def histogram(
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def _check_line(
+    x: Sequence[float], ys: dict[str, Sequence[float]], xlabel: str, ylabel: str
+) -> None:
+    _check_label(xlabel, "xlabel")
+    _check_label(ylabel, "ylabel")
+    if not ys:
+        raise ValueError("ys is empty: give at least one series, e.g. {'fp32': latencies}.")
+    for k, y in ys.items():
+        if len(y) != len(x):
+            raise ValueError(f"ys[{k!r}] has {len(y)} values but x has {len(x)}: one y per x.")
+
+
+def _check_histogram(samples: dict[str, object], bins: object, xlabel: str, ylabel: str) -> None:
+    _check_label(xlabel, "xlabel")
+    _check_label(ylabel, "ylabel")
+    check_int(bins, "bins", low=1, high=10_000)
+    if not samples or any(torch.as_tensor(v).numel() == 0 for v in samples.values()):
+        raise ValueError("samples is empty (or holds an empty series): pass {name: values}.")

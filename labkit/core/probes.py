@@ -91,6 +91,10 @@ def peak_tensor_bytes(fn: Callable[..., object], *args: object, **kwargs: object
     and the same on every machine. Limits: no allocator rounding or fragmentation; memory made
     outside aten ops is not seen (see OpRecorder).
     """
+    if not callable(fn):
+        raise ValueError(
+            f"fn must be a function to call, got {type(fn).__name__}: pass it without ()."
+        )
     with OpRecorder() as rec:
         fn(*args, **kwargs)
     return rec.peak_bytes
@@ -154,8 +158,12 @@ def exact_cpu_memory_accounting(threshold_bytes: int = 128 * 1024) -> bool:
     import ctypes
     import ctypes.util
 
-    if isinstance(threshold_bytes, bool) or not isinstance(threshold_bytes, int):
-        raise ValueError(f"threshold_bytes must be an int, got {threshold_bytes!r}.")
+    if (
+        isinstance(threshold_bytes, bool)
+        or not isinstance(threshold_bytes, int)
+        or threshold_bytes < 0
+    ):
+        raise ValueError(f"threshold_bytes must be an int >= 0, got {threshold_bytes!r}.")
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         return bool(libc.mallopt(-3, threshold_bytes))  # -3 = M_MMAP_THRESHOLD

@@ -20,6 +20,14 @@ from tqdm.std import tqdm
 
 from labkit.core.data import text_batch
 from labkit.core.env import quiet
+from labkit.core.errors import (
+    check_int,
+    check_model,
+    check_nonempty,
+    check_number,
+    check_positive,
+    check_tensor,
+)
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -42,8 +50,7 @@ def fit(
     device: torch.device | str = "cpu",
 ) -> list[float]:
     """Train ``model`` in place with Adam (or the given optimizer); return mean loss per epoch."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be >= 1, got {epochs!r}.")
+    _check_fit(model, loader, epochs, lr, weight_decay)
     model.to(device)
     opt = optimizer or torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     show = (not quiet()) if progress is None else progress
@@ -104,6 +111,7 @@ def evaluate(
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Accuracy (fraction correct) and mean cross-entropy loss of ``model`` on ``loader``."""
+    _check_loader(loader)
     if isinstance(model, nn.Module):
         model.eval().to(device)
     correct, loss, count = 0, 0.0, 0
@@ -125,9 +133,43 @@ def accuracy(
     ``model``: an nn.Module (put in eval mode) or any function returning logits (N, C) as a
     tensor or NumPy array, e.g. an ONNX Runtime runner. The one accuracy of the course.
     """
+    _check_accuracy(model, x, y)
     if isinstance(model, nn.Module):
         model.eval()
     logits = torch.as_tensor(np.asarray(model(x)) if not isinstance(model, nn.Module) else model(x))
     if logits.ndim != 2 or len(logits) != len(y):
-        raise ValueError(f"expected logits of shape ({len(y)}, C), got {tuple(logits.shape)}.")
+        raise ValueError(
+            f"model(x) must give logits of shape ({len(y)}, C), got {tuple(logits.shape)}."
+        )
     return float((logits.argmax(1) == y).float().mean())
+
+
+# ------------------------------------------------------------------------- checks
+def _check_fit(model: object, loader: object, epochs: object, lr: object, wd: object) -> None:
+    check_model(model)
+    _check_loader(loader)
+    check_int(epochs, "epochs", low=1, high=100_000)
+    check_positive(lr, "lr")
+    check_number(wd, "weight_decay", low=0)
+
+
+def _check_loader(loader: object) -> None:
+    if isinstance(loader, (torch.Tensor, str)) or not hasattr(loader, "__iter__"):
+        raise ValueError(
+            f"loader must be a DataLoader (or a list of (x, y) batches), got {type(loader).__name__}; "
+            "e.g. labkit.data.digits_loaders().train, or [(x, y)]."
+        )
+
+
+def _check_accuracy(model: object, x: object, y: object) -> None:
+    if not callable(model):
+        raise ValueError(
+            f"model must be an nn.Module or a function giving logits, got {type(model).__name__}."
+        )
+    check_nonempty(check_tensor(x, "x", floating=False), "x")
+    if not isinstance(y, torch.Tensor) or y.is_floating_point() or y.ndim != 1:
+        raise ValueError(
+            f"y must be a 1-D integer tensor of class labels, got {y!r:.60}; use y.long()."
+        )
+    if len(y) != len(x):
+        raise ValueError(f"y has {len(y)} labels but x has {len(x)} rows: one label per row.")

@@ -163,7 +163,7 @@ def test_compare_shapes_dtypes_nested() -> None:
 def test_unknown_key_is_clear() -> None:
     import pytest
 
-    with pytest.raises(ValueError, match="no exercise named"):
+    with pytest.raises(ValueError, match="names no exercise"):
         checks.lookup("nope.nothing")
 
 
