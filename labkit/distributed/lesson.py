@@ -88,7 +88,7 @@ def ring_allreduce(
     result equals sum(tensors) on every worker; the tensor is cut into n near-equal chunks.
     Taught in notebooks/12_distributed_training.ipynb, "1. Data parallelism and the all-reduce".
     """
-    _check_allreduce(tensors)
+    _check_allreduce(tensors, schedule)
     n = len(tensors)
     schedule = schedule or ring_schedule(n)
     bufs = [list(t.detach().flatten().clone().tensor_split(n)) for t in tensors]  # [worker][chunk]
@@ -181,6 +181,7 @@ def train_single(
     the gradient of the whole batch, so both take the same steps.
     Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
     """
+    _check_batches(steps, batch, lr, seed)
     model = make_model(seed)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     losses = []
@@ -226,7 +227,7 @@ def launch(
     plus 'launch_seconds' (wall time of the whole launch).
     Taught in notebooks/12_distributed_training.ipynb, "2. Real DDP on two CPU processes".
     """
-    _check_launch(nproc, timeout)
+    _check_launch(nproc, timeout, extra_args)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "results.pt"
         run = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -261,6 +262,7 @@ def make_model(seed: int = 0) -> nn.Sequential:
     Used by train_single (labkit/distributed/lesson.py) and the runs of labkit/distributed/worker.py.
     Taught in notebooks/12_distributed_training.ipynb, "9. Tensor parallelism".
     """
+    check_int(seed, "seed")
     torch.manual_seed(seed)
     return nn.Sequential(
         nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10)
@@ -275,7 +277,7 @@ def global_batches(
     Used by train_single (labkit/distributed/lesson.py) and the runs of labkit/distributed/worker.py.
     Taught in notebooks/12_distributed_training.ipynb, "9. Tensor parallelism".
     """
-    _check_batches(steps, batch)
+    _check_batches(steps, batch, seed=seed)
     split = data.digits(seed)["train"]
     order = torch.randperm(len(split.y), generator=torch.Generator().manual_seed(seed))
     out = []
@@ -291,13 +293,18 @@ def tensor_bytes(tensors: object) -> int:
 
     Used by run_zero and run_fsdp (labkit/distributed/worker.py).
     """
+    _check_tensor_tree(tensors)
+    return _tree_bytes(tensors)
+
+
+def _tree_bytes(tensors: object) -> int:  # leaves that are not tensors (None, numbers) count 0
     if isinstance(tensors, torch.Tensor):
         t = tensors.to_local() if hasattr(tensors, "to_local") else tensors
         return t.numel() * t.element_size()
     if isinstance(tensors, dict):
-        return sum(tensor_bytes(v) for v in tensors.values())
+        return sum(_tree_bytes(v) for v in tensors.values())
     if isinstance(tensors, list | tuple):
-        return sum(tensor_bytes(v) for v in tensors)
+        return sum(_tree_bytes(v) for v in tensors)
     return 0
 
 
@@ -306,6 +313,7 @@ def optimizer_state_bytes(opt: torch.optim.Optimizer) -> int:
 
     Used by run_zero and run_fsdp (labkit/distributed/worker.py).
     """
+    _check_optimizer(opt)
     return tensor_bytes(list(opt.state.values()))
 
 
@@ -353,6 +361,7 @@ def checkpointed_activation_bytes(model: nn.Sequential, x: torch.Tensor, segment
     labkit.probes.peak_tensor_bytes also counts.
     Used by checkpoint_costs (labkit/distributed/lesson.py).
     """
+    _check_checkpointing(model, x, [segments])
 
     def forward() -> torch.Tensor:
         if segments:  # reentrant checkpointing saves the segment inputs through autograd
@@ -390,6 +399,7 @@ def segment_label(k: int) -> str:
 
     Taught in notebooks/12_distributed_training.ipynb, "6. Activation checkpointing: memory for time".
     """
+    check_int(k, "k (checkpointed segments, 0 = none)", low=0)
     return "none" if k == 0 else f"{k} segments"
 
 
@@ -447,7 +457,7 @@ def _check_ring(n: object) -> None:
     check_int(n, what, low=2, high=MAX_WORKERS)
 
 
-def _check_allreduce(tensors: object) -> None:
+def _check_allreduce(tensors: object, schedule: object = None) -> None:
     if not isinstance(tensors, list | tuple) or len(tensors) < 2:
         got = len(tensors) if isinstance(tensors, list | tuple) else type(tensors).__name__
         raise ValueError(f"ring_allreduce needs a list of 2+ tensors (one per worker), got {got}.")
@@ -459,6 +469,15 @@ def _check_allreduce(tensors: object) -> None:
                 f"every worker's tensor must have the same shape: tensors[0] is "
                 f"{tuple(tensors[0].shape)}, tensors[{i}] is {tuple(t.shape)}."
             )
+    n, steps = len(tensors), schedule if isinstance(schedule, list | tuple) else [None]
+    ok = len(steps) == 2 * (n - 1) and all(
+        isinstance(st, list | tuple) and len(st) == n for st in steps
+    )
+    if schedule is not None and not ok:
+        raise ValueError(
+            f"schedule must be a ring schedule for {n} workers: {2 * (n - 1)} steps of {n} "
+            f"(sender, chunk) pairs, ids in 0..{n - 1}; e.g. ring_schedule({n}) (or None)."
+        )
 
 
 def _check_traffic(n: object, size_bytes: object) -> None:
@@ -490,8 +509,14 @@ def _check_states(a: object, b: object) -> None:
         if not isinstance(s, Mapping) or not s:
             raise ValueError(f"{name} must be a non-empty state_dict (model.state_dict()).")
     if set(a) != set(b):
-        raise ValueError(f"state_dicts differ in keys: {sorted(set(a) ^ set(b))}")
+        raise ValueError(
+            f"a and b must have the same keys (state_dicts of one architecture); keys in only "
+            f"one of them: {sorted(set(a) ^ set(b))[:8]}."
+        )
     for k in a:
+        for name, s in (("a", a), ("b", b)):
+            if not isinstance(s[k], torch.Tensor):
+                raise ValueError(f"{name}[{k!r}] must be a tensor, got {type(s[k]).__name__}.")
         if tuple(a[k].shape) != tuple(b[k].shape):
             raise ValueError(
                 f"a[{k!r}] and b[{k!r}] must have the same shape, got "
@@ -499,12 +524,33 @@ def _check_states(a: object, b: object) -> None:
             )
 
 
-def _check_launch(nproc: object, timeout: object) -> None:
+def _check_launch(nproc: object, timeout: object, extra_args: object) -> None:
     check_int(nproc, "nproc (processes to start)", low=1, high=MAX_PROCS)
     check_positive(timeout, "timeout (seconds)")
+    ok = isinstance(extra_args, list | tuple) and all(isinstance(a, str) for a in extra_args)
+    if extra_args is not None and not ok:
+        raise ValueError(f"extra_args must be a list of strings or None, got {extra_args!r}.")
 
 
-def _check_batches(steps: object, batch: object) -> None:
+def _check_tensor_tree(tensors: object) -> None:
+    if not isinstance(tensors, torch.Tensor | dict | list | tuple):
+        raise ValueError(
+            f"tensors must be a tensor or a dict/list/tuple of them, got {type(tensors).__name__}; "
+            "pass model.state_dict() or list(model.parameters()) (optimizers: optimizer_state_bytes)."
+        )
+
+
+def _check_optimizer(opt: object) -> None:
+    if not isinstance(getattr(opt, "state", None), Mapping):
+        raise ValueError(
+            f"opt must be a torch optimizer (e.g. torch.optim.Adam(...)), got "
+            f"{type(opt).__name__}; pass the optimizer itself, not its state_dict or the model."
+        )
+
+
+def _check_batches(steps: object, batch: object, lr: object = LR, seed: object = 0) -> None:
+    check_positive(lr, "lr (the SGD learning rate)")
+    check_int(seed, "seed")
     check_int(steps, "steps", low=1, high=MAX_STEPS)
     check_int(
         batch,
@@ -533,6 +579,12 @@ def _check_checkpointing(model: object, x: object, segments: object) -> None:
             f"model must be an nn.Sequential (e.g. deep_mlp()), got {type(model).__name__}."
         )
     check_nonempty(check_tensor(x, "x", ndim=2), "x")
+    first = next((m for m in model if isinstance(getattr(m, "in_features", None), int)), None)
+    if first is not None and x.shape[1] != first.in_features:
+        raise ValueError(
+            f"x must have the model's {first.in_features} input features, got shape "
+            f"{tuple(x.shape)}; e.g. torch.randn(batch, {first.in_features})."
+        )
     if not isinstance(segments, list | tuple) or not segments:
         raise ValueError(f"segments must be a non-empty list of integers, got {segments!r}.")
     for i, k in enumerate(segments):

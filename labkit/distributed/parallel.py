@@ -96,6 +96,7 @@ def schedule_bubble(steps: list[list[Op | None]]) -> float:
 
     Used by tests/distributed/test_parallel.py and benchmarks/bench_distributed.py.
     """
+    _check_steps(steps)
     slots = [op for row in steps for op in row]  # stages x time steps
     return sum(op is None for op in slots) / len(slots)
 
@@ -106,6 +107,7 @@ def in_flight(steps: list[list[Op | None]]) -> list[int]:
 
     Taught in notebooks/12_distributed_training.ipynb, "8. Pipeline parallelism".
     """
+    _check_steps(steps)
     peaks = []
     for s in range(len(steps[0])):
         held = peak = 0
@@ -227,7 +229,7 @@ def dp_efficiency(
     the ring all-reduce of the gradient is added on top (1.0 on one rank).
     Taught in notebooks/12_distributed_training.ipynb, "10. Collectives and their cost".
     """
-    check_positive(compute_seconds, "compute_seconds (one step's compute, seconds)")
+    _check_dp(n, grad_bytes, compute_seconds, bandwidth, alpha)
     comm = collective_cost("all-reduce", n, grad_bytes, alpha, bandwidth)["seconds"]
     return compute_seconds / (compute_seconds + comm)
 
@@ -249,6 +251,23 @@ def _check_schedule(kind: object, stages: object, microbatches: object) -> None:
             f"a schedule of {stages} stages x {microbatches} micro-batches has {slots:,} slots, "
             f"more than {MAX_SLOTS:,}; use bubble_fraction(stages, microbatches) for the number."
         )
+
+
+def _check_steps(steps: object) -> None:
+    """A schedule: a non-empty list of time steps, each a list of one op or None per stage."""
+    ok = isinstance(steps, list | tuple) and len(steps) > 0
+    ok = ok and all(isinstance(row, list | tuple) and len(row) == len(steps[0]) for row in steps)
+    if not ok or not steps[0]:
+        raise ValueError(
+            "steps must be a pipeline schedule: a non-empty list of time steps, each a list of "
+            f"one op or None per stage, got {steps!r:.60}; e.g. pipeline_schedule('1f1b', 4, 8)."
+        )
+
+
+def _check_dp(n: object, grad_bytes: object, compute_s: object, bw: object, alpha: object) -> None:
+    check_positive(compute_s, "compute_seconds (one step's compute, seconds)")
+    check_number(grad_bytes, "grad_bytes (bytes of the gradient)", low=0)
+    _check_collective("all-reduce", n, grad_bytes, alpha, bw)
 
 
 def _check_megatron(x: object, w1: object, b1: object, w2: object, world: object) -> None:

@@ -177,6 +177,7 @@ def load_char_gpt(retrain: bool = False) -> tuple[CharGPT, dict[str, str]]:
     retrain=True (or a missing file) trains it again first (labkit.assets.load).
     Taught in notebooks/11_streaming_generation.ipynb, "1. The model: a tiny character-level GPT".
     """
+    _check_retrain(retrain)
     model, meta = assets.load(ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
 
@@ -241,8 +242,8 @@ def _check_forward(cfg: GPTConfig, ids: object, cache: KVCache | None) -> None:
     past = 0 if cache is None else cache[0][0].shape[2]
     if past + ids.shape[1] > cfg.block_size:
         raise ValueError(
-            f"sequence of {past + ids.shape[1]} tokens exceeds block_size={cfg.block_size}; "
-            "shorten the prompt or generate fewer tokens."
+            f"ids: a sequence of {past + ids.shape[1]} tokens (cache included) exceeds "
+            f"block_size={cfg.block_size}; shorten the prompt or generate fewer tokens."
         )
     low, high = (t.item() for t in torch.aminmax(ids))  # one pass over ids: cheap per step
     if low < 0 or high >= cfg.vocab_size:
@@ -261,3 +262,11 @@ def _check_train(
     if cfg is not None and not isinstance(cfg, GPTConfig):
         raise ValueError(f"cfg must be a GPTConfig or None, got {type(cfg).__name__}.")
     _check_activations(cfg or GPTConfig(), check_int(batch_size, "batch_size", low=1))
+
+
+def _check_retrain(retrain: object) -> None:
+    if not isinstance(retrain, bool):
+        raise ValueError(
+            f"retrain must be True or False, got {retrain!r}; retrain=True trains the model "
+            "again (minutes), retrain=False loads the saved checkpoint."
+        )

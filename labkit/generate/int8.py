@@ -16,7 +16,7 @@ from torch import nn
 
 from labkit import quant
 from labkit.core import data
-from labkit.core.errors import check_model
+from labkit.core.errors import check_finite, check_model, check_tensor
 from labkit.generate.gpt import CharGPT, _check_gpt, split_ids
 
 
@@ -46,6 +46,7 @@ def int8_matmul(x_q: torch.Tensor, w_q_t: torch.Tensor) -> torch.Tensor:
 
     Used by Int8Linear (labkit/generate/int8.py).
     """
+    _check_int8_matmul(x_q, w_q_t)
     if int_mm_is_exact():
         return torch._int_mm(x_q, w_q_t)
     return x_q.to(torch.int32) @ w_q_t.to(torch.int32)
@@ -58,6 +59,7 @@ def quantize_rows(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     -127, 127). Runs on every call, for every token: the price of dynamic quantisation.
     Taught in notebooks/11_streaming_generation.ipynb, "Where the INT8 time goes: the kernel, or the work around it?".
     """
+    check_tensor(x, "x (rows, in)", ndim=2)  # symmetric_scale checks the values
     s_x = quant.symmetric_scale(x, 8, axis=0)[:, None]  # (rows, 1) max|x_row| / 127
     return torch.round(x / s_x).clamp_(-127, 127).to(torch.int8), s_x  # (rows, in)
 
@@ -73,6 +75,7 @@ class Int8Linear(nn.Module):
     """
 
     def __init__(self, linear: nn.Linear) -> None:
+        _check_linear(linear)
         super().__init__()
         w = linear.weight.detach()  # (out, in)
         scale = quant.symmetric_scale(w, 8, axis=0)  # (out,) s_w = max|W_row| / 127
@@ -83,6 +86,8 @@ class Int8Linear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., in) -> y (..., out); quantize_rows checks the values of x."""
+        _check_features(x, self.in_features)
         shape = x.shape
         x2 = x.reshape(-1, shape[-1])  # (rows, in)
         x_q, s_x = quantize_rows(x2)  # int8 (rows, in), (rows, 1)
@@ -138,5 +143,43 @@ def agreement_on_val(
 
 
 def _check_agreement(reference: Any, candidate: Any, batches: Any, batch_size: Any) -> None:
-    _check_gpt(reference, batch_size, name="reference", batches=batches)
+    cfg = _check_gpt(reference, batch_size, name="reference", batches=batches)
     check_model(candidate, "candidate")
+    other = getattr(candidate, "cfg", cfg)
+    if getattr(other, "vocab_size", cfg.vocab_size) != cfg.vocab_size:
+        raise ValueError(
+            f"candidate must share the reference's vocabulary ({cfg.vocab_size} tokens), got "
+            f"vocab_size={other.vocab_size}; compare a model with its own quantised copy."
+        )
+
+
+def _check_int8_matmul(x_q: Any, w_q_t: Any) -> None:
+    for name, t in (("x_q", x_q), ("w_q_t", w_q_t)):
+        if not isinstance(t, torch.Tensor) or t.dtype != torch.int8 or t.ndim != 2:
+            raise ValueError(
+                f"{name} must be a 2-D int8 tensor, got "
+                f"{getattr(t, 'dtype', type(t).__name__)} {tuple(getattr(t, 'shape', ()))}; "
+                "x_q from quantize_rows(x)[0], w_q_t = Int8Linear(...).weight_q.t()."
+            )
+    if x_q.shape[1] != w_q_t.shape[0]:
+        raise ValueError(
+            f"x_q (M, K) and w_q_t (K, N) must share K, got {tuple(x_q.shape)} and "
+            f"{tuple(w_q_t.shape)}."
+        )
+
+
+def _check_linear(linear: Any) -> None:
+    if not isinstance(linear, nn.Linear):
+        raise ValueError(
+            f"linear must be an nn.Linear, got {type(linear).__name__}; to convert a whole model "
+            "use generate.quantize_linear_int8(model)."
+        )
+    check_finite(linear.weight.detach(), "linear.weight")
+
+
+def _check_features(x: Any, in_features: int) -> None:
+    if not isinstance(x, torch.Tensor) or x.ndim == 0 or x.shape[-1] != in_features:
+        raise ValueError(
+            f"x must be a tensor (..., in_features={in_features}), got "
+            f"{tuple(getattr(x, 'shape', ())) or type(x).__name__}."
+        )

@@ -65,6 +65,7 @@ def cache_tensor_bytes(cache: KVCache) -> int:
 
     Taught in notebooks/11_streaming_generation.ipynb, "How much memory the cache takes".
     """
+    _check_cache(cache)
     return sum(t.numel() * t.element_size() for kv in cache for t in kv)
 
 
@@ -84,7 +85,7 @@ def sink_window_cache(cache: KVCache, n_sink: int, window: int) -> KVCache:
     cache: per layer (k, v) of shape (B, H, S, hd) -> (B, H, min(S, n_sink + window), hd).
     Used by streaming_nll (labkit/generate/kv_cache.py).
     """
-    _check_sinks(n_sink, window)
+    _check_sink_cache(cache, n_sink, window)
     S = cache[0][0].shape[2]
     if S <= n_sink + window:
         return cache
@@ -128,6 +129,7 @@ def _check_kv_step(q: Any, k_new: Any, v_new: Any, cache_k: Any, cache_v: Any) -
         ok = (cache_k is None) == (cache_v is None) and len(sq) == 4 and k_new.shape == sq
         ok = ok and sn[:3] == sq[:3] and (sk[:2], sk[3]) == (sq[:2], sq[3])
         ok = ok and (sv[:3], sv[3]) == (sk[:3], sn[3])
+        ok = ok and q.is_floating_point() and k.is_floating_point() and v.is_floating_point()
     except (AttributeError, IndexError):  # not tensors, or too few dimensions
         ok = False
     if not ok:
@@ -136,7 +138,7 @@ def _check_kv_step(q: Any, k_new: Any, v_new: Any, cache_k: Any, cache_v: Any) -
         raise ValueError(
             "kv_attention_step needs tensors q, k_new, v_new of shape (B, H, 1, hd) and cache_k, "
             "cache_v of shape (B, H, S, hd) (both None for the first token) with the same B, H "
-            f"and hd; got {got}."
+            f"and hd, all floating point; got {got}."
         )
 
 
@@ -144,6 +146,32 @@ def _check_counts(*sizes: object) -> None:
     names = ("n_layer", "n_head", "head_dim", "tokens", "bytes_per_element", "batch")
     for name, value in zip(names, sizes, strict=True):
         check_int(value, name, low=1)
+    if sizes[4] > 8:  # type: ignore[operator]
+        raise ValueError(
+            f"bytes_per_element must be 1 to 8 (int8/fp8: 1, fp16/bf16: 2, fp32: 4, fp64: 8), "
+            f"got {sizes[4]}."
+        )
+
+
+def _check_cache(cache: Any) -> None:
+    """A KV cache: a non-empty list of (k, v) tensor pairs, (B, H, S, hd) each."""
+    ok = isinstance(cache, list | tuple) and len(cache) > 0
+    ok = ok and all(
+        isinstance(kv, list | tuple)
+        and len(kv) == 2
+        and all(isinstance(t, torch.Tensor) and t.ndim == 4 for t in kv)
+        for kv in cache
+    )
+    if not ok:
+        raise ValueError(
+            "cache must be a KV cache: a list with one (k, v) pair of (B, H, S, hd) tensors per "
+            f"layer, got {type(cache).__name__}; e.g. generate.prefill_cache(model, ids)."
+        )
+
+
+def _check_sink_cache(cache: Any, n_sink: Any, window: Any) -> None:
+    _check_sinks(n_sink, window)
+    _check_cache(cache)
 
 
 def _check_sinks(n_sink: Any, window: Any) -> None:
@@ -166,3 +194,8 @@ def _check_stream_nll(model: Any, ids: Any, n_sink: Any, window: Any) -> None:
         or ids.is_floating_point()
     ):
         raise ValueError("ids must be a 1-D integer tensor of at least 2 token ids (the stream).")
+    if ids.min() < 0 or ids.max() >= cfg.vocab_size:
+        raise ValueError(
+            f"ids must be token ids in 0..{cfg.vocab_size - 1} (the model's vocabulary), got "
+            f"{int(ids.min())}..{int(ids.max())}; encode text with data.encode(text, stoi)."
+        )

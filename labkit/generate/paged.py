@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from labkit.core.errors import check_int, check_nonempty
+from labkit.core.errors import check_int, check_nonempty, check_positive
 
 
 def gather_paged(cache: torch.Tensor, block_table: torch.Tensor, context_len: int) -> torch.Tensor:
@@ -51,7 +51,7 @@ def paged_attention(
     scale = 1 / sqrt(d) by default; no other slot of the pool is read.
     Taught in notebooks/11_streaming_generation.ipynb, "8. PagedAttention".
     """
-    _check_paged(q, k_cache, v_cache)  # gather_paged checks the table and the length
+    _check_paged(q, k_cache, v_cache, scale)  # gather_paged checks the table and the length
     k = gather_paged(k_cache, block_table, context_len)  # (C, H, d)
     v = gather_paged(v_cache, block_table, context_len)  # (C, H, d)
     scale = 1 / math.sqrt(q.shape[-1]) if scale is None else scale
@@ -87,6 +87,7 @@ class BlockAllocator:
 
     def append(self, seq: Any) -> tuple[int, int, tuple[int, int] | None]:
         """Room for one more token: (block, slot, copy), copy = (src, dst) when copy-on-write."""
+        _check_seq(self, seq)
         table, t = self.tables[seq], self.lengths[seq]  # t: the new token's position
         copy = None
         if t % self.block_size == 0:  # the last block is full (or there is none): a new one
@@ -100,6 +101,7 @@ class BlockAllocator:
 
     def fork(self, parent: Any, child: Any) -> None:
         """child starts as parent's copy: the same blocks, each one's reference count + 1."""
+        _check_fork(self, parent, child)
         self.tables[child] = list(self.tables[parent])
         self.lengths[child] = self.lengths[parent]
         for b in self.tables[child]:
@@ -107,6 +109,7 @@ class BlockAllocator:
 
     def free(self, seq: Any) -> None:
         """Drop a finished sequence; blocks nobody uses any more go back to the free list."""
+        _check_seq(self, seq)
         for b in self.tables.pop(seq):
             self.refs[b] -= 1
             if self.refs[b] == 0:
@@ -115,6 +118,7 @@ class BlockAllocator:
 
     def block_table(self, seq: Any) -> torch.Tensor:
         """The sequence's block ids as an int32 tensor, for paged_attention."""
+        _check_seq(self, seq)
         return torch.tensor(self.tables[seq], dtype=torch.int32)
 
     def _take(self) -> int:
@@ -152,7 +156,7 @@ def request_mix(n: int, seed: int = 0, max_len: int = 2048) -> list[tuple[int, i
     (the vLLM paper's ShareGPT trace averages 161 and 338): most requests are short, a few long.
     Taught in notebooks/11_streaming_generation.ipynb, "8. PagedAttention".
     """
-    _check_mix(n, max_len)
+    _check_mix(n, max_len, seed)
     gen = torch.Generator().manual_seed(seed)
     prompt = torch.randn(n, generator=gen, dtype=torch.float64).add(math.log(100)).exp()
     output = torch.randn(n, generator=gen, dtype=torch.float64).mul(0.8).add(math.log(220)).exp()
@@ -189,7 +193,7 @@ def _check_table(cache: Any, block_table: Any, context_len: Any) -> None:
         )
 
 
-def _check_paged(q: Any, k_cache: Any, v_cache: Any) -> None:
+def _check_paged(q: Any, k_cache: Any, v_cache: Any, scale: Any) -> None:
     shapes = [tuple(getattr(t, "shape", ())) for t in (q, k_cache, v_cache)]
     ok = all(isinstance(t, torch.Tensor) and t.is_floating_point() for t in (q, k_cache, v_cache))
     ok = ok and len(shapes[0]) == 2 and len(shapes[1]) == 4 and shapes[1] == shapes[2]
@@ -199,6 +203,8 @@ def _check_paged(q: Any, k_cache: Any, v_cache: Any) -> None:
             f"H, d) with the same H and d; got q {shapes[0]}, k_cache {shapes[1]}, "
             f"v_cache {shapes[2]}."
         )
+    if scale is not None:
+        check_positive(scale, "scale (None: 1 / sqrt(d))")
 
 
 def _check_pool(num_blocks: Any, block_size: Any) -> None:
@@ -207,9 +213,11 @@ def _check_pool(num_blocks: Any, block_size: Any) -> None:
 
 
 def _check_new(alloc: BlockAllocator, seq: Any, n_tokens: Any) -> None:
+    _check_hashable(seq, "seq")
     if seq in alloc.tables:
-        raise ValueError(f"sequence {seq!r} already has blocks; free it first or use a new id.")
-    check_int(n_tokens, "n_tokens", low=1)
+        raise ValueError(f"seq={seq!r} already has blocks; free it first or use a new id.")
+    capacity = len(alloc.refs) * alloc.block_size
+    check_int(n_tokens, f"n_tokens (at most the pool's {capacity} slots)", low=1, high=capacity)
     need = -(-n_tokens // alloc.block_size)
     if need > len(alloc.free_blocks):
         raise MemoryError(
@@ -218,14 +226,46 @@ def _check_new(alloc: BlockAllocator, seq: Any, n_tokens: Any) -> None:
         )
 
 
+def _check_seq(alloc: BlockAllocator, seq: Any, name: str = "seq") -> None:
+    _check_hashable(seq, name)
+    if seq not in alloc.tables:
+        raise ValueError(
+            f"{name}={seq!r} has no blocks (known: {list(alloc.tables)[:8]}); allocate it first "
+            "with allocate(seq, n_tokens) (or fork it from a parent)."
+        )
+
+
+def _check_fork(alloc: BlockAllocator, parent: Any, child: Any) -> None:
+    _check_seq(alloc, parent, "parent")
+    _check_hashable(child, "child")
+    if child in alloc.tables:
+        raise ValueError(
+            f"child={child!r} already has blocks; free it first or fork into a new id."
+        )
+
+
+def _check_hashable(seq: Any, name: str) -> None:
+    try:
+        hash(seq)
+    except TypeError:
+        raise ValueError(
+            f"{name} must be a hashable sequence id (a str or an int), got {type(seq).__name__}."
+        ) from None
+
+
 def _check_waste(lengths: Any, max_len: Any, block_size: Any) -> None:
+    if isinstance(lengths, str | dict) or not hasattr(lengths, "__len__"):
+        raise ValueError(
+            f"lengths must be a list of sequence lengths (tokens), got {type(lengths).__name__}."
+        )
     check_nonempty(lengths, "lengths")
     check_int(max_len, "max_len", low=1)
     check_int(block_size, "block_size", low=1)
-    for n in lengths:
-        check_int(n, f"each length (<= max_len={max_len})", low=1, high=max_len)
+    for i, n in enumerate(lengths):
+        check_int(n, f"lengths[{i}] (<= max_len={max_len})", low=1, high=max_len)
 
 
-def _check_mix(n: Any, max_len: Any) -> None:
+def _check_mix(n: Any, max_len: Any, seed: Any) -> None:
     check_int(n, "n", low=1, high=10**6)
+    check_int(seed, "seed")
     check_int(max_len, "max_len", low=2)

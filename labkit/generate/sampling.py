@@ -12,7 +12,7 @@ cached keys/values of the earlier ones (labkit/generate/kv_cache.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import torch
 
@@ -41,7 +41,7 @@ def top_p_logits(logits: torch.Tensor, p: float | None) -> torch.Tensor:
     the top token always stays. p=None or p=1 keeps everything.
     Used by next_token_probs (labkit/generate/sampling.py).
     """
-    _check_filter(logits, p, "top_p")
+    _check_filter(logits, p, "top_p (p, the nucleus mass)")
     if p is None or p >= 1:
         return logits
     probs, order = torch.softmax(logits, dim=-1).sort(dim=-1, descending=True)  # (..., V) each
@@ -57,7 +57,7 @@ def min_p_logits(logits: torch.Tensor, p_min: float | None) -> torch.Tensor:
     tokens, a flat one many. p_min=None or 0 keeps everything.
     Used by next_token_probs (labkit/generate/sampling.py).
     """
-    _check_filter(logits, p_min, "min_p")
+    _check_filter(logits, p_min, "min_p (p_min)")
     if not p_min:
         return logits
     probs = torch.softmax(logits, dim=-1)  # (..., V)
@@ -119,7 +119,7 @@ def generate(
     top_p and min_p (optional) filter the tempered distribution (``next_token_probs``).
     Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
-    _check_generate(model, prompt, max_new_tokens, temperature, top_k)
+    _check_generate(model, prompt, max_new_tokens, temperature, top_k, use_cache)
     model.eval()
     seq = torch.as_tensor(prompt, dtype=torch.long).view(1, -1)  # (1, S) every token so far
     step, cache = seq, None  # what the model reads next: the whole prompt first (prefill)
@@ -156,6 +156,7 @@ def greedy_agreement(a: Sequence[int], b: Sequence[int]) -> int:
 
     Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
+    _check_greedy(a, b)
     n = 0
     for x, y in zip(a, b, strict=False):
         if x != y:
@@ -203,7 +204,7 @@ def sequence_logprob(
     One forward pass over prompt + tokens.
     Taught in notebooks/11_streaming_generation.ipynb, "Beam search, in brief".
     """
-    _check_generate(model, prompt, len(tokens), 0.0, None)
+    _check_logprob(model, prompt, tokens)
     ids = torch.cat([torch.as_tensor(prompt, dtype=torch.long).view(-1), torch.tensor(tokens)])
     logp = torch.log_softmax(model(ids[None, :-1])[0][0], dim=-1)  # (P + n - 1, V)
     n = len(tokens)
@@ -224,12 +225,15 @@ def _check_logits(logits: object, top_k: object = None) -> None:
             "logits contain NaN or +inf (or a row that is all -inf): there is no token to "
             "pick; check the model's output with torch.isfinite(logits)."
         )
-    if top_k is not None:
-        check_int(top_k, "top_k", low=1)
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(
+            f"top_k must be an integer >= 1 (k: how many of the largest logits to keep) or None, "
+            f"got {top_k!r}."
+        )
 
 
 def _check_filter(logits: object, p: object, name: str) -> None:
-    check_tensor(logits, "logits")
+    _check_logits(logits)
     if p is not None:
         check_number(p, name, low=0, high=1)
 
@@ -240,9 +244,16 @@ def _check_beam(model: object, prompt: object, max_new_tokens: object, beams: ob
 
 
 def _check_generate(
-    model: object, prompt: object, max_new_tokens: object, temperature: object, top_k: object
+    model: object,
+    prompt: object,
+    max_new_tokens: object,
+    temperature: object,
+    top_k: object,
+    use_cache: object = True,
 ) -> None:
     cfg = _check_gpt(model)
+    if not isinstance(use_cache, bool):
+        raise ValueError(f"use_cache must be True or False, got {use_cache!r}.")
     try:
         ids = torch.as_tensor(prompt)
     except (TypeError, ValueError, RuntimeError):
@@ -275,4 +286,44 @@ def _check_text(model: object, prompt: object, stoi: object, itos: object) -> No
         raise ValueError(
             f"prompt has characters not in the vocabulary: {unknown[:10]}; remove or replace "
             "them (the model knows only the characters of its training text)."
+        )
+
+
+def _check_greedy(a: object, b: object) -> None:
+    for name, seq in (("a", a), ("b", b)):
+        if not isinstance(seq, Iterable) or getattr(seq, "ndim", 1) != 1:
+            raise ValueError(
+                f"{name} must be a list (or 1-D tensor) of token ids, got {type(seq).__name__} "
+                f"{tuple(getattr(seq, 'shape', ()))}; e.g. list(generate.generate(model, prompt, n))."
+            )
+
+
+def _check_logprob(model: object, prompt: object, tokens: object) -> None:
+    """tokens: a non-empty list of ids in the model's vocabulary; prompt as for generate."""
+    _check_generate(model, prompt, 1, 0.0, None)  # the model and the prompt
+    try:
+        ids = torch.as_tensor(tokens) if not isinstance(tokens, str) else None
+    except (TypeError, ValueError, RuntimeError):
+        ids = None  # ragged lists, objects, ...
+    if (
+        ids is None
+        or ids.ndim != 1
+        or not len(ids)
+        or ids.is_floating_point()
+        or ids.dtype == torch.bool
+    ):
+        raise ValueError(
+            f"tokens must be a non-empty list of token ids, got {tokens!r:.60}; encode text "
+            "with data.encode(text, stoi)."
+        )
+    cfg, n = model.cfg, torch.as_tensor(prompt).numel() + len(ids)  # type: ignore[attr-defined]
+    if ids.min() < 0 or ids.max() >= cfg.vocab_size:
+        raise ValueError(
+            f"tokens must be token ids in 0..{cfg.vocab_size - 1} (the model's vocabulary), got "
+            f"{int(ids.min())}..{int(ids.max())}."
+        )
+    if n > cfg.block_size:
+        raise ValueError(
+            f"prompt + tokens ({n} ids) exceed the model's block_size={cfg.block_size}; "
+            "score a shorter continuation."
         )

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from labkit.core import bench
-from labkit.core.errors import check_int, check_nonempty
+from labkit.core.errors import check_int, check_nonempty, check_number
 from labkit.generate.gpt import CharGPT, _check_gpt
 from labkit.generate.kv_cache import kv_cache_bytes, prefill_cache
 from labkit.generate.sampling import generate
@@ -33,6 +33,7 @@ def timed(stream: Iterable[int]) -> tuple[list[int], list[float]]:
     arrivals are the per-token (inter-token) latencies.
     Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
+    _check_timed(stream)
     tokens: list[int] = []
     arrivals: list[float] = []
     t0 = time.perf_counter()
@@ -60,7 +61,7 @@ def latency_summary(arrivals: list[float]) -> dict[str, float]:
 
     Used by stream_latency (labkit/generate/serving.py).
     """
-    check_nonempty(arrivals, "arrivals")
+    _check_arrivals(arrivals)
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     itl = sorted(gaps)[len(gaps) // 2] if gaps else float("nan")
     decode_s = arrivals[-1] - arrivals[0]
@@ -135,6 +136,31 @@ def decode_step_seconds(
 
 
 # ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_timed(stream: Any) -> None:
+    if not isinstance(stream, Iterable) or isinstance(stream, torch.nn.Module):
+        raise ValueError(
+            f"stream must be an iterable of tokens (a running generator), got "
+            f"{type(stream).__name__}; e.g. generate.timed(generate.generate(model, prompt, n))."
+        )
+
+
+def _check_arrivals(arrivals: Any) -> None:
+    """Seconds since the start, one per token: finite, >= 0, in arrival order."""
+    if not isinstance(arrivals, list | tuple):
+        raise ValueError(
+            f"arrivals must be a list of seconds (generate.timed(...)[1]), got "
+            f"{type(arrivals).__name__}."
+        )
+    check_nonempty(arrivals, "arrivals")
+    for i, t in enumerate(arrivals):
+        check_number(t, f"arrivals[{i}] (seconds since the start)", low=0)
+    if any(b < a for a, b in zip(arrivals, arrivals[1:], strict=False)):
+        raise ValueError(
+            "arrivals must be in the order the tokens arrived (non-decreasing seconds), got "
+            f"{list(arrivals)[:6]}...; pass generate.timed(stream)[1] as it is."
+        )
 
 
 def _check_stream(max_new_tokens: Any, repeats: Any) -> None:

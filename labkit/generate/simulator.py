@@ -36,15 +36,24 @@ from labkit.generate.paged import request_mix
 POLICIES = ("static", "continuous", "paged")
 
 
-class Request(NamedTuple):
-    """A generation request: arrival time (s), tokens it will generate, its prompt's tokens.
-
-    Used by poisson_requests and simulate_batching (labkit/generate/simulator.py).
-    """
-
+class _RequestFields(NamedTuple):
     arrival: float
     new_tokens: int
     prompt_tokens: int = 0
+
+
+class Request(_RequestFields):
+    """A generation request: arrival time (s), tokens it will generate, its prompt's tokens.
+
+    A named tuple (arrival >= 0, new_tokens >= 1, prompt_tokens >= 0), checked when made.
+    Used by poisson_requests and simulate_batching (labkit/generate/simulator.py).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, arrival: float, new_tokens: int, prompt_tokens: int = 0) -> Request:
+        _check_request(arrival, new_tokens, prompt_tokens)
+        return super().__new__(cls, arrival, new_tokens, prompt_tokens)
 
 
 def poisson_requests(
@@ -54,7 +63,7 @@ def poisson_requests(
 
     Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
     """
-    _check_requests(n, rate, min_tokens, max_tokens)
+    _check_requests(n, rate, min_tokens, max_tokens, seed)
     gen = torch.Generator().manual_seed(seed)
     gaps = torch.empty(n, dtype=torch.float64).exponential_(rate, generator=gen)
     arrivals = gaps.cumsum(0).tolist()
@@ -78,6 +87,7 @@ def linear_step_time(base_s: float = 0.010, per_seq_s: float = 0.0005) -> Callab
 
     Used by simulate_batching (labkit/generate/simulator.py).
     """
+    _check_step_time(base_s, per_seq_s)
 
     def step(b: int) -> float:
         return base_s + b * per_seq_s
@@ -105,7 +115,7 @@ def simulate_batching(
     With no prompts, no prefill cost and no KV cap, 'continuous' and 'paged' are the same.
     Taught in notebooks/11_streaming_generation.ipynb, "5. Serving many users: static vs continuous batching".
     """
-    _check_sim(requests, policy, max_batch, prefill_token_s, chunk, kv_tokens, block_size, max_len)
+    _check_sim(requests, policy, max_batch, step_time, prefill_token_s, chunk, kv_tokens, block_size, max_len)  # fmt: skip
     max_len = max_len or max(r.prompt_tokens + r.new_tokens for r in requests)  # slots reserved
     step_time = step_time or linear_step_time()
     reqs = sorted(requests, key=lambda r: r.arrival)  # stable: ties keep their order
@@ -207,8 +217,20 @@ def simulate_batching(
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_requests(n: Any, rate: Any, min_tokens: Any, max_tokens: Any) -> None:
+def _check_request(arrival: Any, new_tokens: Any, prompt_tokens: Any) -> None:
+    check_number(arrival, "arrival (seconds)", low=0)
+    check_int(new_tokens, "new_tokens (tokens to generate)", low=1)
+    check_int(prompt_tokens, "prompt_tokens", low=0)
+
+
+def _check_step_time(base_s: Any, per_seq_s: Any) -> None:
+    check_number(base_s, "base_s (seconds per step)", low=0)
+    check_number(per_seq_s, "per_seq_s (seconds per sequence in the step)", low=0)
+
+
+def _check_requests(n: Any, rate: Any, min_tokens: Any, max_tokens: Any, seed: Any = 0) -> None:
     check_int(n, "n", low=1, high=10**6)
+    check_int(seed, "seed")
     check_positive(rate, "rate")
     check_int(max_tokens, "max_tokens", low=1, high=10**6)
     check_int(min_tokens, "min_tokens", low=1, high=max_tokens)
@@ -218,6 +240,7 @@ def _check_sim(
     requests: Any,
     policy: Any,
     max_batch: Any,
+    step_time: Any,
     prefill_token_s: Any,
     chunk: Any,
     kv_tokens: Any,
@@ -236,6 +259,11 @@ def _check_sim(
         )
     check_choice(policy, "policy", POLICIES)
     check_int(max_batch, "max_batch", low=1)
+    if step_time is not None and not callable(step_time):
+        raise ValueError(
+            f"step_time must be a function of the batch size (seconds per step) or None, got "
+            f"{step_time!r}; e.g. generate.linear_step_time(0.010, 0.0005)."
+        )
     check_number(prefill_token_s, "prefill_token_s (seconds per prompt token)", low=0)
     if chunk is not None:
         check_int(chunk, "chunk (prompt tokens per step, or None)", low=1)

@@ -34,6 +34,7 @@ from labkit.generate.gpt import (
     GPTConfig,
     KVCache,
     _check_gpt,
+    _check_retrain,
     _from_metadata,
     train_char_gpt,
     vocab,
@@ -87,8 +88,9 @@ def speculative_step(
     comes from ``generator``. The first emitted token is distributed exactly as p_0.
     Used by speculative_generate (labkit/generate/speculative.py).
     """
+    _check_step(target_probs, draft_probs, draft_tokens, generator)
     u = torch.rand(draft_tokens.shape[0], generator=generator, dtype=target_probs.dtype)  # (k,)
-    n, dist = accept_draft(target_probs, draft_probs, draft_tokens, u)  # it checks the inputs
+    n, dist = accept_draft(target_probs, draft_probs, draft_tokens, u)
     last = int(torch.multinomial(dist, 1, generator=generator))
     return [int(t) for t in draft_tokens[:n]] + [last]
 
@@ -126,7 +128,7 @@ def speculative_generate(
     draft_calls, accepted and tested draft tokens (alpha = accepted / tested).
     Taught in notebooks/11_streaming_generation.ipynb, "7. Speculative decoding".
     """
-    _check_speculative(target, draft, prompt, max_new_tokens, k, temperature)
+    _check_speculative(target, draft, prompt, max_new_tokens, k, temperature, generator, stats)
     target.eval(), draft.eval()
     seq = [int(t) for t in torch.as_tensor(prompt).view(-1)]  # every token so far
     t_cache: KVCache | None = None  # the target's cache holds seq[:t_len]
@@ -198,6 +200,7 @@ def load_draft_gpt(retrain: bool = False) -> tuple[CharGPT, dict[str, str]]:
     retrain=True (or a missing file) trains it again first (labkit.assets.load).
     Taught in notebooks/11_streaming_generation.ipynb, "7. Speculative decoding".
     """
+    _check_retrain(retrain)
     model, meta = assets.load(DRAFT_ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
 
@@ -206,7 +209,8 @@ def load_draft_gpt(retrain: bool = False) -> tuple[CharGPT, dict[str, str]]:
 
 
 def _check_accept(p: Any, q: Any, tokens: Any, u: Any) -> None:
-    """Shapes (k+1, V), (k, V), (k,) long, (k,); probabilities of a token drawn from q."""
+    """Shapes (k+1, V), (k, V), (k,) long, (k,); probabilities of a token drawn from q;
+    uniforms u in [0, 1)."""
     ok = all(isinstance(t, torch.Tensor) for t in (p, q, tokens, u))
     ok = ok and p.ndim == 2 and q.ndim == 2 and tokens.ndim == 1 and u.ndim == 1
     ok = ok and p.is_floating_point() and q.is_floating_point() and not tokens.is_floating_point()
@@ -227,6 +231,25 @@ def _check_accept(p: Any, q: Any, tokens: Any, u: Any) -> None:
         )
     if not all(bool((torch.isfinite(t) & (t >= 0)).all()) for t in (p, q)):
         raise ValueError("target_probs and draft_probs must be finite and >= 0 (softmax outputs).")
+    if not bool(((u >= 0) & (u < 1)).all()):  # False for NaN too
+        raise ValueError(
+            f"u must hold uniforms in [0, 1), got {u.tolist()}; draw them with torch.rand(k)."
+        )
+
+
+def _check_step(p: Any, q: Any, tokens: Any, generator: Any) -> None:
+    """As accept_draft's check (u drawn here), and a torch.Generator or None."""
+    _check_generator(generator)
+    k = len(tokens) if isinstance(tokens, torch.Tensor) and tokens.ndim == 1 else 0
+    _check_accept(p, q, tokens, torch.zeros(k))
+
+
+def _check_generator(generator: Any) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"generator must be a torch.Generator or None, got {generator!r}; e.g. "
+            "torch.Generator().manual_seed(0)."
+        )
 
 
 def _check_alpha(alpha: Any, k: Any) -> None:
@@ -235,8 +258,20 @@ def _check_alpha(alpha: Any, k: Any) -> None:
 
 
 def _check_speculative(
-    target: Any, draft: Any, prompt: Any, max_new_tokens: Any, k: Any, temperature: Any
+    target: Any,
+    draft: Any,
+    prompt: Any,
+    max_new_tokens: Any,
+    k: Any,
+    temperature: Any,
+    generator: Any = None,
+    stats: Any = None,
 ) -> None:
+    _check_generator(generator)
+    if stats is not None and not isinstance(stats, dict):
+        raise ValueError(
+            f"stats must be a dict (filled in as the rounds go) or None, got {stats!r}."
+        )
     t_cfg = _check_gpt(target, name="target")
     d_cfg = _check_gpt(draft, name="draft")
     if t_cfg.vocab_size != d_cfg.vocab_size:

@@ -108,8 +108,12 @@ def test_allocator_end_to_end_with_attention() -> None:
 
 def test_allocator_runs_out_with_a_clear_error() -> None:
     alloc = generate.BlockAllocator(num_blocks=2, block_size=4)
-    with pytest.raises(MemoryError, match="free"):
+    with pytest.raises(ValueError, match="n_tokens"):  # more than the whole pool: never fits
         alloc.allocate("a", 9)
+    alloc.allocate("b", 1)
+    with pytest.raises(MemoryError, match="free"):  # fits the pool, not its free blocks
+        alloc.allocate("a", 8)
+    alloc.free("b")
     alloc.allocate("a", 8)
     with pytest.raises(MemoryError, match="out of KV blocks"):
         alloc.append("a")
