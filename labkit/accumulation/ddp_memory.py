@@ -53,7 +53,7 @@ def count_allreduces(
 
     Taught in notebooks/02_gradient_accumulation.ipynb, "6. With DDP: all-reduce once, with `no_sync`".
     """
-    _check_chunks(model, chunks)
+    _check_chunks(model, chunks, use_no_sync)
     from torch.nn.parallel import DistributedDataParallel as DDP
 
     calls = [0]
@@ -158,7 +158,7 @@ def _single_process_group() -> Iterator[None]:
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_chunks(model, chunks) -> None:
+def _check_chunks(model, chunks, use_no_sync) -> None:
     check_model(model)
     if not isinstance(chunks, (list, tuple)) or not chunks:
         raise ValueError(
@@ -167,12 +167,19 @@ def _check_chunks(model, chunks) -> None:
     for i, chunk in enumerate(chunks):
         if not isinstance(chunk, (list, tuple)) or len(chunk) != 2:
             raise ValueError(f"chunks[{i}] must be an (x, y) pair, as micro_batches returns.")
-        _check_batch(chunk[0], chunk[1], 1)
+        try:
+            _check_batch(chunk[0], chunk[1], 1)
+        except ValueError as exc:
+            raise ValueError(f"chunks[{i}]: {exc}") from None
+    if not isinstance(use_no_sync, bool):
+        raise ValueError(f"use_no_sync must be True or False, got {use_no_sync!r}.")
 
 
 def _check_sweep(model, x, y, micro_batch_sizes) -> None:
     _check_step(model, nn.functional.cross_entropy, x, y)
     if not isinstance(micro_batch_sizes, (list, tuple)) or not micro_batch_sizes:
         raise ValueError("micro_batch_sizes is empty: pass a list such as [16, 64, 256].")
-    for mb in micro_batch_sizes:
-        check_int(mb, "micro_batch_size", low=1)
+    for i, mb in enumerate(micro_batch_sizes):
+        check_int(
+            mb, f"micro_batch_sizes[{i}] (at most the effective batch len(x))", low=1, high=len(x)
+        )

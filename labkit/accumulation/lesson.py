@@ -23,6 +23,7 @@ from labkit.core.errors import (
     check_int,
     check_model,
     check_nonempty,
+    check_number,
     check_positive,
     check_same_shape,
     check_tensor,
@@ -36,6 +37,7 @@ def gradients(model: nn.Module) -> list[torch.Tensor]:
 
     Used by every gradient function of labkit/accumulation/ and by its exercises.py.
     """
+    check_model(model)
     return [
         p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p)
         for p in model.parameters()
@@ -56,6 +58,7 @@ def max_rel_diff(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
 
     Taught in notebooks/02_gradient_accumulation.ipynb, "2. The wrong versions, measured".
     """
+    _check_max_rel_diff(a, b)
     return max_abs_diff(a, b) / max(float(t.abs().max()) for t in b)
 
 
@@ -66,7 +69,7 @@ def allclose(
 
     Taught in notebooks/02_gradient_accumulation.ipynb, "1. The rule, proved".
     """
-    _check_grad_lists(a, b)
+    _check_allclose(a, b, rtol, atol)
     return all(torch.allclose(x, y, rtol=rtol, atol=atol) for x, y in zip(a, b, strict=True))
 
 
@@ -248,7 +251,7 @@ def dropout_effect(
              "eval_rel_error": the same with dropout off (model.eval()): float rounding only}.
     Taught in notebooks/02_gradient_accumulation.ipynb, "4.2 Dropout".
     """
-    _check_step(model, nn.functional.cross_entropy, x, y, micro_batch_size)
+    _check_dropout(model, x, y, micro_batch_size, seed)
     model.train()
     torch.manual_seed(seed)
     ref = big_batch_gradients(model, nn.functional.cross_entropy, x, y)
@@ -313,7 +316,10 @@ def _check_grad_lists(a: list[torch.Tensor], b: list[torch.Tensor]) -> None:
     if not isinstance(a, (list, tuple)) or not isinstance(b, (list, tuple)) or not a or not b:
         raise ValueError("a and b must be non-empty lists of gradients (accumulation.gradients).")
     if len(a) != len(b):
-        raise ValueError(f"gradient lists differ in length: {len(a)} vs {len(b)}.")
+        raise ValueError(
+            f"a and b differ in length ({len(a)} vs {len(b)} tensors): pass the gradients of "
+            "the same model, one tensor per parameter (accumulation.gradients(model))."
+        )
     for i, (p, q) in enumerate(zip(a, b, strict=True)):  # the same parameter of the same model
         check_same_shape(check_tensor(p, f"a[{i}]"), check_tensor(q, f"b[{i}]"), f"a[{i}], b[{i}]")
 
@@ -331,10 +337,13 @@ def _check_batch(x: torch.Tensor, y: torch.Tensor, micro_batch_size: int) -> Non
 
 def _check_step(model, loss_fn, x, y, micro_batch_size=1, mistake="no_divide") -> None:
     check_model(model)
-    if not callable(loss_fn):
+    if not callable(loss_fn) or isinstance(loss_fn, type):
+        got = (
+            f"the class {loss_fn.__name__}" if isinstance(loss_fn, type) else type(loss_fn).__name__
+        )
         raise ValueError(
             "loss_fn must be a callable (logits, targets) -> mean loss, e.g. "
-            f"nn.functional.cross_entropy, got {type(loss_fn).__name__}."
+            f"nn.functional.cross_entropy or nn.CrossEntropyLoss() (an instance), got {got}."
         )
     _check_batch(x, y, micro_batch_size)
     check_choice(mistake, "mistake", ("no_divide", "divide_by_k"))
@@ -342,7 +351,7 @@ def _check_step(model, loss_fn, x, y, micro_batch_size=1, mistake="no_divide") -
 
 def _check_train(model, loss_fn, x, y, micro_batch_size, steps, lr) -> None:
     _check_step(model, loss_fn, x, y, 1 if micro_batch_size is None else micro_batch_size)
-    check_int(steps, "steps", low=0, high=100_000)  # optimizer steps on the whole batch
+    check_int(steps, "steps", low=1, high=100_000)  # optimizer steps on the whole batch
     check_positive(lr, "lr")
 
 
@@ -358,6 +367,26 @@ def _check_batchnorm(model, x, y, micro_batch_size, warmup_updates) -> list[nn.M
             "this demo needs BatchNorm with running stats and a momentum (the default)."
         )
     return bns
+
+
+def _check_max_rel_diff(a, b) -> None:
+    _check_grad_lists(a, b)
+    if all(float(t.abs().max()) == 0 for t in b if t.numel()):
+        raise ValueError(
+            "b is all zeros: max |a - b| / max |b| divides by 0; compare with "
+            "accumulation.max_abs_diff(a, b) instead."
+        )
+
+
+def _check_allclose(a, b, rtol, atol) -> None:
+    _check_grad_lists(a, b)
+    check_number(rtol, "rtol", low=0)
+    check_number(atol, "atol", low=0)
+
+
+def _check_dropout(model, x, y, micro_batch_size, seed) -> None:
+    _check_step(model, nn.functional.cross_entropy, x, y, micro_batch_size)
+    check_int(seed, "seed")
 
 
 def _check_clip(model, x, y, micro_batch_size, max_norm, init_scale) -> None:

@@ -17,12 +17,21 @@ import torch
 from torch import nn
 
 from labkit.core import train
-from labkit.core.errors import check_choice, check_int
+from labkit.core.errors import (
+    check_choice,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_number,
+    check_positive,
+    check_tensor,
+)
 from labkit.distill.multi_teacher import multi_teacher_loss, multi_transfer_set
 from labkit.distill.relational import at_kd_loss, rkd_kd_loss
 from labkit.distill.stats import difference, mean_std
 from labkit.distill.training import (
     TransferSet,
+    _check_split_head,
     feature_dim,
     hint_kd_loss,
     kd_loss,
@@ -49,6 +58,7 @@ def variant_sets(x: torch.Tensor, y: torch.Tensor, teachers: Sequence[nn.Module]
 
     Taught in notebooks/03_knowledge_distillation.ipynb, "9. A fair comparison".
     """
+    _check_variant_sets(teachers)
     return Sets(
         x, y, teachers[0], transfer_set(x, y, teachers[0], features=True), multi_transfer_set(x, y, teachers)
     )  # fmt: skip
@@ -64,7 +74,7 @@ def train_variant(
     angle (1, 2); TA: teacher -> 128-unit assistant -> student; multi-teacher: confidence weights.
     Taught in notebooks/03_knowledge_distillation.ipynb, "9. A fair comparison".
     """
-    _check_variant(variant, epochs)
+    _check_variant(variant, sets, epochs)
     fs, kw = sets.features, {"seed": seed, "epochs": epochs}
     if variant == "hint":
         torch.manual_seed(seed)
@@ -93,7 +103,7 @@ def choose_on_validation(
     Returns the best pair (the first on ties) and every pair's accuracy.
     Taught in notebooks/03_knowledge_distillation.ipynb, "9. A fair comparison".
     """
-    _check_grid(grid)
+    _check_grid(fit, grid, x_val, y_val)
     accs = {(T, a): 100 * train.accuracy(fit(T, a), x_val, y_val) for T, a in grid}
     return max(accs, key=accs.__getitem__), accs
 
@@ -118,16 +128,45 @@ def winner_verdict(accs: Mapping[str, Sequence[float]], unit: str = "points") ->
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_variant(variant: object, epochs: object) -> None:
+def _check_variant_sets(teachers: object) -> None:
+    if not isinstance(teachers, (Sequence, nn.ModuleList)) or len(teachers) < 2:
+        raise ValueError(
+            "teachers must be a list of at least 2 teacher models (the multi-teacher variant "
+            f"needs several), got {type(teachers).__name__}; e.g. distill.load_teachers()[0]."
+        )
+    for i, t in enumerate(teachers):
+        check_model(t, f"teachers[{i}]")
+    _check_split_head(teachers[0], "teachers[0]")  # its features feed hint, AT and RKD
+
+
+def _check_variant(variant: object, sets: object, epochs: object) -> None:
     check_choice(variant, "variant", VARIANTS)
+    if not isinstance(sets, Sets):
+        raise ValueError(
+            f"sets must be what distill.variant_sets(x, y, teachers) returns, got "
+            f"{type(sets).__name__}."
+        )
     check_int(epochs, "epochs", low=1, high=1000)
 
 
-def _check_grid(grid: object) -> None:
-    if isinstance(grid, (str, bytes)) or not isinstance(grid, Sequence) or not grid:
+def _check_grid(fit: object, grid: object, x_val: object, y_val: object) -> None:
+    if not callable(fit) or isinstance(fit, nn.Module):
+        raise ValueError(
+            f"fit must be a function (T, alpha) -> trained model, got {type(fit).__name__}; e.g. "
+            "lambda T, a: distill.train_variant('KD', sets, T, a, seed=0)."
+        )
+    pairs = isinstance(grid, Sequence) and not isinstance(grid, (str, bytes)) and grid
+    if not pairs or not all(isinstance(p, Sequence) and len(p) == 2 for p in grid):  # type: ignore[union-attr]
         raise ValueError(
             f"grid must list (T, alpha) pairs, e.g. [(2, 0.5), (8, 0.9)], got {grid!r}."
         )
+    for i, (T, a) in enumerate(grid):  # type: ignore[arg-type]
+        check_positive(T, f"grid[{i}] T (temperature)")
+        check_number(a, f"grid[{i}] alpha", low=0, high=1)
+    x = check_nonempty(check_tensor(x_val, "x_val"), "x_val")
+    y = check_tensor(y_val, "y_val", floating=False, ndim=1)
+    if len(y) != len(x):  # type: ignore[arg-type]
+        raise ValueError(f"y_val has {len(y)} labels but x_val has {len(x)} rows: one per row.")  # type: ignore[arg-type]
 
 
 def _check_accs(accs: object) -> None:
@@ -136,3 +175,5 @@ def _check_accs(accs: object) -> None:
     for v, a in accs.items():
         if isinstance(a, (str, bytes)) or not isinstance(a, Sequence) or len(a) < 2:
             raise ValueError(f"accs[{v!r}] needs at least 2 seeds' accuracies, got {a!r}.")
+        for i, acc in enumerate(a):
+            check_number(acc, f"accs[{v!r}][{i}]")

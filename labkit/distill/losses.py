@@ -123,12 +123,25 @@ def hint_loss(
 
 
 def _check_softmax_t(logits: object, T: object) -> None:
-    check_nonempty(check_tensor(logits, "logits"), "logits")
+    _check_no_nan(check_nonempty(check_tensor(logits, "logits"), "logits"), "logits")
     check_positive(T, "T (temperature)")
 
 
 def _check_probs(probs: object) -> None:
-    check_nonempty(check_tensor(probs, "probs"), "probs")
+    p = check_nonempty(check_tensor(probs, "probs"), "probs")
+    if not bool(((p >= 0) & (p <= 1)).all()):  # NaN fails both comparisons
+        raise ValueError(
+            "probs must hold probabilities in [0, 1] (got a value outside it, or NaN); pass "
+            "softmax_t(logits, T), not the logits themselves."
+        )
+
+
+def _check_no_nan(x: torch.Tensor, name: str) -> None:
+    if bool(torch.isnan(x).any()):
+        raise ValueError(
+            f"{name} contains NaN; find where it first appears (torch.isnan) and fix that step "
+            "(a diverged teacher, a too-large learning rate, a division by zero)."
+        )
 
 
 def _check_logits(student_logits: object, teacher_logits: object, T: object) -> None:
@@ -149,6 +162,8 @@ def _check_logits(student_logits: object, teacher_logits: object, T: object) -> 
             f"student_logits has shape {tuple(s.shape)}: need at least one example (N >= 1) "
             "and one class (C >= 1)."
         )
+    _check_no_nan(s, "student_logits")
+    _check_no_nan(t, "teacher_logits")
     check_positive(T, "T (temperature)")
 
 
@@ -175,6 +190,8 @@ def _check_hint_loss(student_features: object, teacher_features: object, regress
         )
     f_s = check_tensor(student_features, "student_features", ndim=2)
     f_t = check_tensor(teacher_features, "teacher_features", ndim=2)
+    if len(f_s) == 0:
+        raise ValueError("student_features is empty (0 rows): the hint loss needs >= 1 example.")
     linears = [m for m in check_model(regressor, "regressor").modules() if isinstance(m, nn.Linear)]
     d_in, d_out = (linears[0].in_features, linears[-1].out_features) if linears else (None, None)
     if (

@@ -25,10 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.core.errors import check_choice, check_fraction, check_int, check_positive, check_tensor
+from labkit.core.errors import (
+    check_choice,
+    check_fraction,
+    check_model,
+    check_positive,
+    check_tensor,
+)
 from labkit.distill.training import (
     StudentLoss,
     TransferSet,
+    _check_labels,
+    _check_student_loss_fn,
+    _check_width,
     _teachers,
     shifted_copies,
     train_student,
@@ -55,7 +64,7 @@ def assistant_chain(
     the final student). widths = [w_s] is direct distillation, [w_a, w_s] one assistant.
     Taught in notebooks/03_knowledge_distillation.ipynb, "7. A large capacity gap: the teacher assistant".
     """
-    _check_chain(widths)
+    _check_chain(teacher, widths, loss)
     chain, previous = [], teacher
     for w in widths:
         ts = transfer_set(x, y, previous)  # (9N rows) labelled by the previous model
@@ -80,7 +89,7 @@ def multi_transfer_set(
 
     Taught in notebooks/03_knowledge_distillation.ipynb, "8. Several teachers, weighted per example".
     """
-    _check_multi(teachers)
+    _check_multi(x, y, teachers)
     xa = shifted_copies(x, max_shift)  # (M, 1, H, W); checks x and max_shift
     ya = y.repeat(len(xa) // len(x))  # (M,)
     return TransferSet(xa, ya, teacher_stack(teachers, xa))
@@ -134,23 +143,31 @@ def multi_teacher_loss(
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_chain(widths: object) -> None:
+def _check_chain(teacher: object, widths: object, loss: object) -> None:
     if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
         raise ValueError(
             f"widths must list at least one student width, e.g. [64, 8], got {widths!r}."
         )
     for i, w in enumerate(widths):
-        check_int(w, f"widths[{i}]", low=1)
+        _check_width(w, f"widths[{i}]")
+    check_model(teacher, "teacher")
+    _check_student_loss_fn(loss)
 
 
-def _check_multi(teachers: object) -> None:
-    if len(_teachers(teachers)) < 2:
+def _check_multi(x: object, y: object, teachers: object) -> None:
+    group = _teachers(teachers)
+    if len(group) < 2:
         raise ValueError("multi_transfer_set needs a list of at least 2 teachers.")
+    for i, t in enumerate(group):
+        check_model(t, f"teachers[{i}]")
+    _check_labels(check_tensor(x, "x", ndim=4), y)
 
 
 def _check_weights(logits: object, labels: object, mode: object, tau: object) -> None:
     t = check_tensor(logits, "teacher_logits", ndim=3)
     y = check_tensor(labels, "labels", floating=False, ndim=1)
+    if y.is_floating_point() or y.dtype == torch.bool:
+        raise ValueError(f"labels must be class indices (int64), got dtype {y.dtype}; use .long().")
     if len(y) != len(t) or t.numel() == 0:
         raise ValueError(
             f"teacher_logits {tuple(t.shape)} must be (N, K, C) with N = len(labels) = {len(y)}, "

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from labkit.core.errors import check_int, check_model, check_nonempty, check_tensor
+from labkit.core.errors import check_int, check_model, check_nonempty, check_number, check_tensor
 
 
 def without_class(x: torch.Tensor, y: torch.Tensor, omit: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,6 +85,11 @@ def _check_without(x: object, y: object, omit: object) -> None:
     check_int(omit, "omit (the class to remove)", low=0)
     if bool((y == omit).all()):  # type: ignore[operator]
         raise ValueError(f"every example is of class {omit}: nothing would be left.")
+    if not bool((y == omit).any()):  # type: ignore[operator]
+        raise ValueError(
+            f"omit={omit}: y holds no example of class {omit}, so nothing would be removed; "
+            "pick a class that occurs in y."
+        )
 
 
 def _check_head(model: object, cls: object) -> None:
@@ -100,6 +105,8 @@ def _check_sweep(model: object, x: object, y: object, cls: object, offsets: obje
     _check_xy(x, y)
     if isinstance(offsets, (str, bytes)) or not isinstance(offsets, Sequence) or not offsets:
         raise ValueError("offsets must list at least one bias offset, e.g. [0, 0.5, 1, ...].")
+    for i, b in enumerate(offsets):
+        check_number(b, f"offsets[{i}]")
 
 
 def _check_recognised(model: object, x: object, y: object, cls: object) -> None:
@@ -107,4 +114,4 @@ def _check_recognised(model: object, x: object, y: object, cls: object) -> None:
     _check_xy(x, y)
     check_int(cls, "cls", low=0)
     if not bool((y == cls).any()):  # type: ignore[operator]
-        raise ValueError(f"y holds no example of class {cls}: nothing to recognise.")
+        raise ValueError(f"cls={cls}: y holds no example of class {cls}: nothing to recognise.")

@@ -32,6 +32,7 @@ from labkit.distill.losses import distillation_loss
 from labkit.distill.training import StudentLoss, TransferSet, split_head
 
 EPS = 1e-12  # keeps a zero map or a zero distance from dividing by 0
+MAX_ANGLE_BYTES = 2**30  # refuse RKD-A's (N, N, N) angle tensors above 1 GiB before building them
 
 
 def attention_map(features: torch.Tensor, p: float = 2.0) -> torch.Tensor:
@@ -53,7 +54,7 @@ def at_loss(
     0 when the maps agree, at most 2 (unit vectors). The teacher is detached.
     Taught in notebooks/03_knowledge_distillation.ipynb, "6. Feature and relational distillation".
     """
-    _check_pair(student_features, teacher_features, ndim=4)
+    _check_pair(student_features, teacher_features, ndim=4, names="features")
     q_s = attention_map(student_features, p)  # (N, H W)
     q_t = attention_map(teacher_features.detach(), p)  # (N, H W)
     return (q_s - q_t).norm(dim=1).mean()
@@ -78,7 +79,7 @@ def rkd_distance_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> t
     student_emb (N, d_s), teacher_emb (N, d_t), N >= 2; any widths. The teacher is detached.
     Taught in notebooks/03_knowledge_distillation.ipynb, "6. Feature and relational distillation".
     """
-    _check_pair(student_emb, teacher_emb, ndim=2)
+    _check_pair(student_emb, teacher_emb, ndim=2, names="emb")
     s = pairwise_distances(student_emb)  # (N, N)
     t = pairwise_distances(teacher_emb.detach())  # (N, N)
     off = ~torch.eye(len(s), dtype=torch.bool)  # (N, N): the pairs i != j
@@ -102,7 +103,7 @@ def rkd_angle_loss(student_emb: torch.Tensor, teacher_emb: torch.Tensor) -> torc
     student_emb (N, d_s), teacher_emb (N, d_t); costs N^3 (d_s + d_t), so pass a few dozen rows.
     Taught in notebooks/03_knowledge_distillation.ipynb, "6. Feature and relational distillation".
     """
-    _check_pair(student_emb, teacher_emb, ndim=2)
+    _check_angles(student_emb, teacher_emb)
     s = triplet_angles(student_emb)  # (N, N, N)
     t = triplet_angles(teacher_emb.detach())  # (N, N, N)
     return F.smooth_l1_loss(s, t)
@@ -151,7 +152,7 @@ def rkd_kd_loss(
     beta_d = 1, beta_a = 2 are Park et al.'s weights.
     Taught in notebooks/03_knowledge_distillation.ipynb, "6. Feature and relational distillation".
     """
-    _check_student_loss(T, alpha, beta_d + beta_a, (1, 1, 1), (1, 1, 1), n_angle)
+    _check_rkd_kd_loss(T, alpha, beta_d, beta_a, n_angle)
 
     def loss(student: nn.Module, b: TransferSet, progress: float) -> torch.Tensor:
         body, head = split_head(student)  # type: ignore[arg-type]
@@ -173,19 +174,40 @@ def _check_attention_map(features: object, p: object) -> None:
     check_positive(p, "p (the power of |A|)")
 
 
-def _check_pair(student: object, teacher: object, *, ndim: int) -> None:
-    s = check_tensor(student, "student features", ndim=ndim)
-    t = check_tensor(teacher, "teacher features", ndim=ndim)
+def _check_pair(student: object, teacher: object, *, ndim: int, names: str) -> None:
+    s_name, t_name = f"student_{names}", f"teacher_{names}"
+    s = check_tensor(student, s_name, ndim=ndim)
+    t = check_tensor(teacher, t_name, ndim=ndim)
     if len(s) != len(t) or (ndim == 4 and s.shape[2:] != t.shape[2:]):
         raise ValueError(
-            f"student features {tuple(s.shape)} and teacher features {tuple(t.shape)} must have "
+            f"{s_name} {tuple(s.shape)} and {t_name} {tuple(t.shape)} must have "
             "the same rows (examples)" + (" and the same H, W" if ndim == 4 else "") + "."
         )
     if len(s) < 2 or s.numel() == 0 or t.numel() == 0:
         raise ValueError(
-            f"need at least 2 examples with non-empty features, got {tuple(s.shape)}: a relation "
-            "needs a pair (and an attention map a position)."
+            f"{s_name} has shape {tuple(s.shape)}, {t_name} {tuple(t.shape)}: need at least 2 "
+            "examples with non-empty features (a relation needs a pair, an attention map a "
+            "position)."
         )
+
+
+def _check_angles(student_emb: object, teacher_emb: object) -> None:
+    _check_pair(student_emb, teacher_emb, ndim=2, names="emb")
+    n, d = student_emb.shape  # type: ignore[union-attr]
+    n_bytes = 4 * n * n * (n + max(d, teacher_emb.shape[1]))  # type: ignore[union-attr]
+    if n_bytes > MAX_ANGLE_BYTES:
+        raise ValueError(
+            f"student_emb has {n} rows: the N^3 = {n**3:,} angles need {n_bytes / 2**30:.1f} GiB "
+            f"(limit {MAX_ANGLE_BYTES / 2**30:.0f} GiB); pass a few dozen rows, e.g. emb[:16]."
+        )
+
+
+def _check_rkd_kd_loss(
+    T: object, alpha: object, beta_d: object, beta_a: object, n_angle: object
+) -> None:
+    _check_student_loss(T, alpha, 0.0, (1, 1, 1), (1, 1, 1), n_angle)
+    check_number(beta_d, "beta_d", low=0)
+    check_number(beta_a, "beta_a", low=0)
 
 
 def _check_student_loss(

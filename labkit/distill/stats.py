@@ -41,6 +41,7 @@ class Difference(NamedTuple):
 
     def verdict(self, a: str, b: str, unit: str = "points") -> str:
         """'a is 6.8 points above b (clear: t = 7.1, 4 dof)' or '... within noise ...'."""
+        _check_verdict(a, b, unit)
         side = "above" if self.diff >= 0 else "below"
         how = "paired by seed, " if self.paired else ""
         stat = f"{how}t = {self.t:.1f}, {self.df:.0f} dof"
@@ -102,5 +103,14 @@ def _check_difference(
     xa, xb = _check_values(a, "a", at_least=2), _check_values(b, "b", at_least=2)
     if paired and len(xa) != len(xb):
         raise ValueError(f"paired=True needs as many values in a as in b ({len(xa)} vs {len(xb)}).")
-    check_fraction(level, "level")
+    if check_fraction(level, "level") == 0:
+        raise ValueError("level must be in (0, 1), e.g. 0.95, got 0: every gap would be clear.")
     return xa, xb
+
+
+def _check_verdict(a: object, b: object, unit: object) -> None:
+    for name, v in (("a", a), ("b", b), ("unit", unit)):
+        if not isinstance(v, str):
+            raise ValueError(
+                f"{name} must be a string (a name for the sentence, e.g. 'KD'), got {v!r}."
+            )

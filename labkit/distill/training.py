@@ -47,7 +47,8 @@ def shift_augment(
     drawn uniformly from 0..2s. Uncovered borders get x.min(), the digits' background.
     Used by kd_loss_fn (this module).
     """
-    copies = shifted_copies(x, max_shift)  # ((2s+1)^2 N, 1, H, W); checks x and max_shift
+    _check_shift_augment(x, generator, max_shift)
+    copies = shifted_copies(x, max_shift)  # ((2s+1)^2 N, 1, H, W)
     n, side = len(x), 2 * max_shift + 1
     shifts = torch.randint(0, side, (n, 2), generator=generator)  # (N, 2): row, column offset
     k = shifts[:, 0] * side + shifts[:, 1]  # (N,): which copy each image takes
@@ -143,6 +144,7 @@ def load_teachers(retrain: bool = False) -> tuple[list[nn.Sequential], dict[str,
     requires_grad off: a teacher is only ever read.
     Taught in notebooks/03_knowledge_distillation.ipynb, "Setup".
     """
+    _check_retrain(retrain)
     group, meta = assets.load(TEACHER_ASSET, retrain=retrain)
     return list(group.requires_grad_(False)), meta  # type: ignore[return-value]
 
@@ -159,7 +161,8 @@ def kd_loss_fn(
     The online version of kd_loss: the teachers run on every (shifted) batch.
     Used by distill_student and prune_and_finetune (labkit/pipeline/lesson.py).
     """
-    group, gen = _teachers(teachers), torch.Generator().manual_seed(seed)  # checked per batch
+    _check_kd_loss_fn(teachers, T, alpha, seed)
+    group, gen = _teachers(teachers), torch.Generator().manual_seed(seed)
 
     def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         x = shift_augment(x, gen) if augment else x  # (B, 1, H, W)
@@ -171,17 +174,31 @@ def kd_loss_fn(
 # ---- the experiment of notebook 03: a precomputed transfer set ---------------------------
 
 
-class TransferSet(NamedTuple):
+class _TransferSetFields(NamedTuple):
+    x: torch.Tensor
+    y: torch.Tensor
+    teacher_logits: torch.Tensor | None = None
+    teacher_features: torch.Tensor | None = None
+
+
+class TransferSet(_TransferSetFields):
     """Training tensors with the teacher's outputs computed once (made by transfer_set).
 
     x (M, 1, H, W), y (M,) int64, teacher_logits (M, C) or None, teacher_features (M, d_t)
     or None (the teacher's features entering its classifier, for hint distillation).
     """
 
-    x: torch.Tensor
-    y: torch.Tensor
-    teacher_logits: torch.Tensor | None = None
-    teacher_features: torch.Tensor | None = None
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        teacher_logits: torch.Tensor | None = None,
+        teacher_features: torch.Tensor | None = None,
+    ) -> TransferSet:
+        _check_rows(x, y, teacher_logits, teacher_features)  # one row per example in each
+        return super().__new__(cls, x, y, teacher_logits, teacher_features)
 
 
 @torch.no_grad()
@@ -216,6 +233,7 @@ def take(ts: TransferSet, idx: torch.Tensor) -> TransferSet:
 
     Used by train_student (this module).
     """
+    _check_take(ts, idx)
     return TransferSet(*(t[idx] if t is not None else None for t in ts))
 
 
@@ -364,11 +382,93 @@ def _check_images(x: object, max_shift: object) -> None:
         )
 
 
-def _check_split_head(model: object) -> None:
-    if not isinstance(model, nn.Sequential) or not isinstance(model[-1], nn.Linear):
+def _check_split_head(model: object, name: str = "model") -> None:
+    if (
+        not isinstance(model, nn.Sequential)
+        or not len(model)
+        or not isinstance(model[-1], nn.Linear)
+    ):
+        last = (
+            f" ending in {type(model[-1]).__name__}"
+            if isinstance(model, nn.Sequential) and len(model)
+            else ""
+        )
         raise ValueError(
-            "split_head needs an nn.Sequential ending in nn.Linear (labkit.models.cnn/mlp), "
-            f"got {type(model).__name__}."
+            f"{name} must be an nn.Sequential ending in nn.Linear (labkit.models.cnn/mlp) to "
+            f"split it into body and head, got {type(model).__name__}{last}."
+        )
+
+
+def _check_shift_augment(x: object, generator: object, max_shift: object) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"generator must be a torch.Generator or None, got {generator!r}; for a seed use "
+            "torch.Generator().manual_seed(seed)."
+        )
+    _check_images(x, max_shift)
+
+
+def _check_retrain(retrain: object) -> None:
+    if not isinstance(retrain, bool):
+        raise ValueError(
+            f"retrain must be True or False, got {retrain!r} (retrain=True trains the teachers "
+            "again for minutes and overwrites data/kd_teachers.safetensors)."
+        )
+
+
+def _check_kd_loss_fn(teachers: object, T: object, alpha: object, seed: object) -> None:
+    _check_teacher_list(teachers)
+    check_positive(T, "T (temperature)")
+    check_fraction(alpha, "alpha", include_one=True)
+    check_int(seed, "seed")
+
+
+def _check_rows(x: object, y: object, logits: object, features: object) -> None:
+    t = check_tensor(x, "x", floating=False)
+    if t.ndim == 0:
+        raise ValueError("x must hold one row per image, got a 0-dim tensor.")
+    for name, v in (("y", y), ("teacher_logits", logits), ("teacher_features", features)):
+        if v is None and name != "y":
+            continue
+        if not isinstance(v, torch.Tensor) or v.ndim == 0 or len(v) != len(t):
+            got = f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(
+                f"{name} must be a tensor with one row per image of x ({len(t)} rows), got "
+                f"{got}; build the set with distill.transfer_set(x, y, teacher)."
+            )
+
+
+def _check_take(ts: object, idx: object) -> None:
+    if not isinstance(ts, TransferSet):
+        raise ValueError(
+            f"ts must be a TransferSet, got {type(ts).__name__}; build it with "
+            "distill.transfer_set(x, y, teacher)."
+        )
+    try:
+        k = torch.as_tensor(idx)  # a tensor or a list of row indices
+    except (TypeError, ValueError, RuntimeError):
+        k = None
+    ok = k is not None and k.ndim == 1 and not k.is_floating_point() and k.dtype != torch.bool
+    if not ok or (k.numel() and (int(k.min()) < 0 or int(k.max()) >= len(ts.y))):  # type: ignore[union-attr]
+        raise ValueError(
+            f"idx must be a 1-D tensor (or list) of row indices in [0, {len(ts.y)}), got {idx!r}."
+        )
+
+
+def _check_student_loss_fn(loss: object) -> None:
+    factory = getattr(loss, "__module__", "").startswith(
+        "labkit.distill"
+    ) and "<locals>" not in getattr(
+        loss, "__qualname__", "<locals>"
+    )  # distill.kd_loss itself, not the loss distill.kd_loss(T, alpha) builds
+    if factory:
+        raise ValueError(
+            f"loss is the factory {loss.__name__} itself: call it to build the student loss, "  # type: ignore[union-attr]
+            f"e.g. loss=distill.{loss.__name__}(...)."  # type: ignore[union-attr]
+        )
+    if not callable(loss) or isinstance(loss, nn.Module):
+        raise ValueError(
+            f"loss must be a student loss such as distill.kd_loss(T, alpha), got {loss!r}."
         )
 
 
@@ -401,15 +501,23 @@ def _check_transfer_set(
     x: torch.Tensor, y: object, teachers: object, max_shift: object, features: object
 ) -> None:
     _check_images(x, max_shift)
-    labels = check_tensor(y, "y", floating=False, ndim=1)
-    if len(x) != len(labels):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(labels)}.")
+    _check_labels(x, y)
     _check_teacher_list(teachers, allow_none=True)
     group = _teachers(teachers)
     if features and not group:
         raise ValueError("features=True needs a teacher.")
     if features:
-        _check_split_head(group[0])
+        _check_split_head(group[0], "teachers[0]")
+
+
+def _check_labels(x: torch.Tensor, y: object) -> None:
+    labels = check_tensor(y, "y", floating=False, ndim=1)
+    if len(x) != len(labels):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(labels)}.")
+    if labels.is_floating_point() or labels.dtype == torch.bool:
+        raise ValueError(
+            f"y must hold class indices (int64), got dtype {labels.dtype}; use y.long()."
+        )
 
 
 def _check_schedule(start: object, end: object) -> None:
@@ -417,12 +525,12 @@ def _check_schedule(start: object, end: object) -> None:
     check_fraction(end, "end", include_one=True)
 
 
-def _check_width(width: object) -> None:
-    w = check_int(width, "width", low=1)  # fractional widths too
+def _check_width(width: object, name: str = "width") -> None:
+    w = check_int(width, name, low=1)  # fractional widths too
     n_bytes = (64 + 1 + 10) * w * 4
     if n_bytes > MAX_STUDENT_BYTES:
         raise ValueError(
-            f"width={w:,} needs {n_bytes / 2**30:.1f} GiB of weights (limit "
+            f"{name}={w:,} needs {n_bytes / 2**30:.1f} GiB of weights (limit "
             f"{MAX_STUDENT_BYTES / 2**30:.0f} GiB); the course's student uses width 32."
         )
 
@@ -445,10 +553,7 @@ def _check_train_student(
         )
     if len(ts.y) == 0:
         raise ValueError("the transfer set is empty: build it from at least one image.")
-    if not callable(loss) or isinstance(loss, nn.Module):
-        raise ValueError(
-            f"loss must be a student loss such as distill.kd_loss(T, alpha), got {loss!r}."
-        )
+    _check_student_loss_fn(loss)
     check_int(seed, "seed")
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
     check_int(batch_size, "batch_size", low=1, high=MAX_BATCH)

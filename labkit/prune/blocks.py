@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.core.errors import check_int, check_same_shape, check_tensor
-from labkit.prune.heads import transformer_blocks
+from labkit.prune.heads import _check_blocks_loader, transformer_blocks
 
 
 def block_influence(h_in: torch.Tensor, h_out: torch.Tensor) -> torch.Tensor:
@@ -44,7 +44,7 @@ def block_influences(model: nn.Module, loader: DataLoader) -> torch.Tensor:
     dropped); the per-batch BIs are averaged weighted by the batch's examples.
     Taught in notebooks/04_pruning.ipynb, "12. Whole blocks: layer pruning".
     """
-    blocks = transformer_blocks(model)
+    blocks = _check_blocks_loader(model, loader)
     total, count = torch.zeros(len(blocks)), 0  # (L,)
 
     def record(layer: int):
@@ -100,6 +100,10 @@ def _check_influence(h_in: object, h_out: object) -> None:
     check_tensor(h_in, "h_in", ndim=3)
     check_tensor(h_out, "h_out", ndim=3)
     check_same_shape(h_in, h_out, "h_in, h_out")
+    if h_in.numel() == 0:  # type: ignore[union-attr]
+        raise ValueError(
+            f"h_in has shape {tuple(h_in.shape)}: need N, T, d all >= 1 (a cosine needs a vector)."  # type: ignore[union-attr]
+        )
 
 
 def _check_drop(model: object, drop: object) -> None:

@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from labkit.core import models, train
 from labkit.core.errors import check_int, check_model
+from labkit.prune.unstructured import _check_loader
 
 
 def transformer_blocks(model: nn.Module) -> list[models.TransformerBlock]:
@@ -76,7 +77,7 @@ def head_importance(model: nn.Module, loader: DataLoader) -> torch.Tensor:
     gradient. Returns (L, H); larger = the loss depends more on that head.
     Taught in notebooks/04_pruning.ipynb, "11. Attention heads: which can go?".
     """
-    blocks = transformer_blocks(model)
+    blocks = _check_blocks_loader(model, loader)
     shape = (len(blocks), blocks[0].n_head)  # (L, H)
     total, count = torch.zeros(shape), 0
     model.eval()
@@ -99,7 +100,7 @@ def accuracy_removing_heads(
     train.evaluate's accuracy (a fraction) with k heads off; element 0 is the model as it is.
     Taught in notebooks/04_pruning.ipynb, "11. Attention heads: which can go?".
     """
-    blocks = _check_order(model, order)
+    blocks = _check_order(model, order, "order", loader)
     gates = torch.ones(len(blocks), blocks[0].n_head)  # (L, H)
     accs = []
     with torch.no_grad(), head_gates(model, gates):
@@ -116,7 +117,7 @@ def head_ablation(model: nn.Module, loader: DataLoader) -> torch.Tensor:
     One evaluation of ``loader`` per head: the direct measurement the gradient score estimates.
     Taught in notebooks/04_pruning.ipynb, "11. Attention heads: which can go?".
     """
-    blocks = transformer_blocks(model)
+    blocks = _check_blocks_loader(model, loader)
     gates = torch.ones(len(blocks), blocks[0].n_head)  # (L, H)
     drop = torch.zeros_like(gates)  # (L, H)
     with torch.no_grad(), head_gates(model, gates):
@@ -135,7 +136,7 @@ def mask_heads(model: nn.Module, heads: Sequence[tuple[int, int]]) -> nn.Module:
     multiplied by, set to 0; the same as gating the head with 0. The original is not modified.
     Taught in notebooks/04_pruning.ipynb, "11. Attention heads: which can go?".
     """
-    _check_order(model, heads)
+    _check_order(model, heads, "heads")
     small = copy.deepcopy(model)
     blocks = transformer_blocks(small)
     hs = blocks[0].proj.in_features // blocks[0].n_head  # features per head
@@ -173,15 +174,28 @@ def _check_gates(model: object, gates: object) -> list[models.TransformerBlock]:
     return blocks
 
 
-def _check_order(model: object, order: object) -> list[models.TransformerBlock]:
+_NO_LOADER = object()  # mask_heads has no loader to check
+
+
+def _check_order(
+    model: object, order: object, name: str, loader: object = _NO_LOADER
+) -> list[models.TransformerBlock]:
     blocks = transformer_blocks(model)  # type: ignore[arg-type]
     n_layer, n_head = len(blocks), blocks[0].n_head
     pairs = list(order) if isinstance(order, Sequence) and not isinstance(order, str) else None
     if pairs is None or not all(isinstance(p, Sequence) and len(p) == 2 for p in pairs):
-        raise ValueError(f"heads must be a list of (layer, head) pairs, got {order!r}.")
-    for layer, head in pairs:
-        check_int(layer, "layer", low=0, high=n_layer - 1)
-        check_int(head, "head", low=0, high=n_head - 1)
+        raise ValueError(f"{name} must be a list of (layer, head) pairs, got {order!r}.")
+    for i, (layer, head) in enumerate(pairs):
+        check_int(layer, f"{name}[{i}]: layer", low=0, high=n_layer - 1)
+        check_int(head, f"{name}[{i}]: head", low=0, high=n_head - 1)
     if len(set(map(tuple, pairs))) != len(pairs):
-        raise ValueError(f"heads lists a (layer, head) pair twice: {order!r}.")
+        raise ValueError(f"{name} lists a (layer, head) pair twice: {order!r}.")
+    if loader is not _NO_LOADER:
+        _check_loader(loader, "loader")
+    return blocks
+
+
+def _check_blocks_loader(model: object, loader: object) -> list[models.TransformerBlock]:
+    blocks = transformer_blocks(model)  # type: ignore[arg-type]
+    _check_loader(loader, "loader")
     return blocks

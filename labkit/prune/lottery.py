@@ -19,8 +19,15 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.core import train
-from labkit.core.errors import check_fraction, check_int, check_positive
-from labkit.prune.unstructured import apply_masks, finetune, global_masks, prunable_weights
+from labkit.core.errors import check_fraction, check_int, check_model, check_positive
+from labkit.prune.unstructured import (
+    MAX_EPOCHS,
+    _check_loader,
+    apply_masks,
+    finetune,
+    global_masks,
+    prunable_weights,
+)
 
 Tickets = dict[tuple[str, float], nn.Module]  # (variant, sparsity) -> trained model
 
@@ -33,6 +40,7 @@ def train_with_snapshot(
 
     Used by lottery_ticket (labkit/prune/lottery.py).
     """
+    _check_snapshot(model, loader, epochs, lr, at_step)
     snaps = {0: copy.deepcopy(model.state_dict())}  # theta_0
     opt = torch.optim.Adam(model.parameters(), lr=lr)
 
@@ -106,15 +114,36 @@ def _check_lottery(
             "make_model must be a function that builds a fresh model (not a model), e.g. "
             "functools.partial(labkit.models.cnn, 16)."
         )
-    if not isinstance(sparsities, Sequence) or not sparsities:
+    if not isinstance(sparsities, Sequence) or isinstance(sparsities, str) or not sparsities:
         raise ValueError(f"sparsities must be a non-empty list such as [0.9], got {sparsities!r}.")
-    for s in sparsities:
-        check_fraction(s, "sparsity")
-    check_int(epochs, "epochs", low=1)
-    if not hasattr(loader, "__len__") or len(loader) == 0:  # type: ignore[arg-type]
-        raise ValueError(
-            "loader must be a non-empty DataLoader, e.g. labkit.data.digits_loaders().train."
-        )
+    for i, s in enumerate(sparsities):
+        check_fraction(s, f"sparsities[{i}]: sparsity")
+    check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
+    _check_sized_loader(loader)
     check_positive(lr, "lr")
     check_int(step, "rewind_step", low=0, high=epochs * len(loader))  # type: ignore[operator, arg-type]
     check_int(seed, "seed", low=0)
+
+
+def _check_sized_loader(loader: object) -> None:
+    _check_loader(loader, "loader")
+    if not hasattr(loader, "__len__"):
+        raise ValueError(
+            "loader must be a DataLoader with a length, e.g. labkit.data.digits_loaders().train."
+        )
+
+
+def _check_snapshot(
+    model: object, loader: object, epochs: object, lr: object, at_step: object
+) -> None:
+    check_model(model)
+    _check_sized_loader(loader)
+    check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
+    check_positive(lr, "lr")
+    total = epochs * len(loader)  # type: ignore[operator, arg-type]
+    check_int(
+        at_step,
+        f"at_step (optimizer steps in, 0 .. {total} = epochs * len(loader))",
+        low=0,
+        high=total,
+    )

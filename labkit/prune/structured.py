@@ -335,19 +335,22 @@ def _check_keep(keep: object, c_out: int, name: str = "keep") -> None:
 
 def _check_pair(conv: object, bn: object, consumer: object, keep: object) -> None:
     if not isinstance(conv, nn.Conv2d) or conv.groups != 1:
-        raise ValueError("prune_conv_pair supports ordinary convolutions (groups=1) only.")
+        raise ValueError(
+            f"conv must be an nn.Conv2d with groups=1, got {type(conv).__name__}: "
+            "prune_conv_pair supports ordinary convolutions only."
+        )
     c_out = conv.out_channels
     _check_keep(keep, c_out)
     if bn is not None and (not isinstance(bn, nn.BatchNorm2d) or bn.num_features != c_out):
         raise ValueError(f"bn must be None or a BatchNorm2d with the conv's {c_out} channels.")
     if isinstance(consumer, nn.Conv2d) and (consumer.groups != 1 or consumer.in_channels != c_out):
         raise ValueError(
-            f"next conv expects {consumer.in_channels} input channels, conv gives {c_out} "
-            "(and ordinary convolutions, groups=1, only)."
+            f"consumer (the next conv) expects {consumer.in_channels} input channels, conv "
+            f"gives {c_out} (and ordinary convolutions, groups=1, only)."
         )
     if isinstance(consumer, nn.Linear) and consumer.in_features % c_out:
         raise ValueError(
-            f"Linear has {consumer.in_features} inputs, not a multiple of {c_out} channels."
+            f"consumer Linear has {consumer.in_features} inputs, not a multiple of {c_out} channels."
         )
     if not isinstance(consumer, (nn.Conv2d, nn.Linear)):
         raise ValueError(
@@ -358,7 +361,10 @@ def _check_pair(conv: object, bn: object, consumer: object, keep: object) -> Non
 def _check_sequential(model: object) -> list[tuple[int, int | None, int]]:
     check_model(model)
     if not isinstance(model, nn.Sequential):
-        raise ValueError("prune_channels works on an nn.Sequential such as labkit.models.cnn().")
+        raise ValueError(
+            f"model must be an nn.Sequential such as labkit.models.cnn() (prune_channels cuts "
+            f"channels between its layers), got {type(model).__name__}."
+        )
     return _conv_chains(model)
 
 
@@ -381,20 +387,24 @@ def _check_scores(
     return chains
 
 
-def _check_plan(model: object, plan: object) -> None:
+def _check_plan(model: object, plan: object, name: str = "plan") -> None:
     chains = {i: model[i].out_channels for i, _, _ in _check_sequential(model)}  # type: ignore[index]
     if not isinstance(plan, Mapping):
-        raise ValueError(f"keep must be a {{conv index: channels}} dict, got {plan!r}.")
+        raise ValueError(f"{name} must be a {{conv index: channels}} dict, got {plan!r}.")
     unknown = set(plan) - set(chains)
     if unknown:
-        raise ValueError(f"keep names layers that are not prunable convs: {sorted(unknown)}.")
+        raise ValueError(f"{name} names layers that are not prunable convs: {sorted(unknown)}.")
     for i, kept in plan.items():
-        _check_keep(kept, chains[i], f"keep[{i}]")
+        _check_keep(kept, chains[i], f"{name}[{i}]")
 
 
 def _check_prune_channels(model: object, ratio: object, keep: object) -> None:
     if keep is None:
-        _check_sequential(model)
+        if not _check_sequential(model):
+            raise ValueError(
+                "model has no Conv2d feeding another Conv2d (or a Linear after Flatten): no "
+                "channel can be removed; prune_channels is for conv nets such as labkit.models.cnn()."
+            )
         check_fraction(ratio, "ratio")
     else:
-        _check_plan(model, keep)
+        _check_plan(model, keep, "keep")

@@ -67,7 +67,7 @@ def sparse_matmul_latency(
     "iqr_high", "verdict"}, the Comparison with "dense" as baseline).
     Taught in notebooks/04_pruning.ipynb, "Where unstructured sparsity does pay: sparse kernels at high sparsity".
     """
-    _check_matmul(rows, cols, batch, 4, rounds, repeats, threads, sparsities)
+    _check_matmul(rows, cols, batch, 4, rounds, repeats, threads, sparsities, seed)
     gen = torch.Generator().manual_seed(seed)
     w = torch.randn(rows, cols, generator=gen)  # (rows, cols)
     x = torch.randn(cols, batch, generator=gen)  # (cols, batch)
@@ -168,6 +168,7 @@ def _check_matmul(
     repeats: object,
     threads: object = 1,
     sparsities: object = (0.5,),
+    seed: object = 0,
 ) -> None:
     sizes = [check_int(v, n, low=1) for n, v in (("rows", rows), ("cols", cols), ("batch", batch))]
     r, c, b = sizes
@@ -188,5 +189,6 @@ def _check_matmul(
         or not sparsities
     ):
         raise ValueError("sparsities must name at least one sparsity, e.g. [0.5, 0.9].")
-    for s in sparsities:
-        check_fraction(s, "sparsity")
+    for i, s in enumerate(sparsities):
+        check_fraction(s, f"sparsities[{i}]: sparsity")
+    check_int(seed, "seed")

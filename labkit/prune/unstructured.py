@@ -156,8 +156,7 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, batches: int | None = N
     Returns ``model`` in eval mode.
     Taught in notebooks/04_pruning.ipynb, "5. A cheap rescue: re-calibrate BatchNorm".
     """
-    _check_recalibrate(model, loader, batches)
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    bns = _check_recalibrate(model, loader, batches)
     saved = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
@@ -219,7 +218,8 @@ def iterative_prune(
     accuracy before and after the fine-tune.
     Taught in notebooks/04_pruning.ipynb, "7. Iterative pruning with a schedule".
     """
-    history = []  # prune_model, finetune and sparsity_schedule check the arguments
+    _check_iterative(model, train_loader, eval_loader, final_sparsity, steps, epochs, lr, scope)
+    history = []
     for s in sparsity_schedule(final_sparsity, steps):
         masks = prune_model(model, s, scope)
         before = train.evaluate(model, eval_loader)["accuracy"]
@@ -331,7 +331,12 @@ def _check_prunable(model: object) -> None:
 
 
 def _check_mask(weight: object, sparsity: object) -> None:
-    check_nonempty(check_tensor(weight, "weight"), "weight")
+    w = check_nonempty(check_tensor(weight, "weight"), "weight")
+    if bool(torch.isnan(w).any()):  # type: ignore[arg-type]
+        raise ValueError(
+            "weight contains NaN: its magnitude cannot be ranked; find where the training "
+            "diverged (a too-large learning rate) and prune a finite model."
+        )
     check_fraction(sparsity, "sparsity")
 
 
@@ -341,7 +346,7 @@ def _check_weights(weights: object, sparsity: object) -> None:
             "weights must be a non-empty {name: tensor} dict, e.g. prune.prunable_weights(model)."
         )
     for name, w in weights.items():
-        check_tensor(w, str(name))
+        check_nonempty(check_tensor(w, f"weights[{name!r}]"), f"weights[{name!r}]")
     check_fraction(sparsity, "sparsity")
 
 
@@ -356,15 +361,25 @@ def _check_masks(model: object, masks: object) -> None:
         if not isinstance(mask, torch.Tensor) or mask.shape != params[name].shape:
             shape = tuple(mask.shape) if isinstance(mask, torch.Tensor) else type(mask).__name__
             raise ValueError(
-                f"mask for {name} has shape {shape}, weight {tuple(params[name].shape)}."
+                f"masks: the mask for {name} has shape {shape}, the weight "
+                f"{tuple(params[name].shape)}; build it with prune.magnitude_mask(weight, s)."
+            )
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError(
+                f"masks: the mask for {name} holds values other than 0 and 1 (dtype "
+                f"{mask.dtype}): pass bool masks such as prune.magnitude_mask(w, s), not weights."
             )
 
 
 def _check_sparsity_of(model_or_tensor: object) -> None:
     if isinstance(model_or_tensor, torch.Tensor):
         check_nonempty(model_or_tensor, "model_or_tensor")
-    else:
-        check_model(model_or_tensor, "model_or_tensor")
+    elif not any(
+        isinstance(m, PRUNABLE) for m in check_model(model_or_tensor, "model_or_tensor").modules()
+    ):
+        raise ValueError(
+            "model_or_tensor has no nn.Conv2d or nn.Linear layer whose zeros to count."
+        )
 
 
 def _check_loader(loader: object, name: str) -> None:
@@ -384,17 +399,25 @@ def _check_scan(model: object, loader: object, sparsities: object) -> None:
         or not sparsities
     ):
         raise ValueError("sparsities must list at least one sparsity, e.g. [0.5, 0.9].")
-    for s in sparsities:
-        check_fraction(s, "sparsity")
+    for i, s in enumerate(sparsities):
+        check_fraction(s, f"sparsities[{i}]: sparsity")
     check_model(model)
     _check_loader(loader, "loader")
 
 
-def _check_recalibrate(model: object, loader: object, batches: object) -> None:
-    check_model(model)
+def _check_recalibrate(model: object, loader: object, batches: object) -> list[nn.Module]:
+    """The model's BatchNorm layers, after checking the arguments."""
+    bns = [
+        m for m in check_model(model).modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+    ]
+    if not bns:
+        raise ValueError(
+            "model has no BatchNorm layer: there are no running statistics to re-estimate."
+        )
     _check_loader(loader, "loader")
     if batches is not None:
         check_int(batches, "batches (None: all)", low=1)
+    return bns
 
 
 def _check_finetune(
@@ -402,9 +425,10 @@ def _check_finetune(
 ) -> None:
     check_model(model)
     _check_loader(loader, "loader")
-    if masks:
+    if masks is not None:
         _check_masks(model, masks)
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
+    _check_reusable(loader, "loader", epochs)  # type: ignore[arg-type]
     check_positive(lr, "lr (learning rate)")
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a function (model, x, y) -> loss, got {loss_fn!r}.")
@@ -438,11 +462,40 @@ def _check_fit_l1(
         raise ValueError(
             "loader must have a length (a DataLoader): the decay needs the step count."
         )
+    _check_reusable(loader, "loader", 2)
     if not isinstance(proximal, bool):
         raise ValueError(f"proximal must be True or False, got {proximal!r}.")
     if not proximal and on != "weights":
         raise ValueError("the L1 penalty in the loss acts on the weights: use on='weights'.")
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
+
+
+def _check_reusable(loader: object, name: str, epochs: int) -> None:
+    if epochs > 1 and iter(loader) is loader:  # type: ignore[call-overload]
+        raise ValueError(
+            f"{name} is a one-shot iterator: the second epoch would see no batch; pass the "
+            "DataLoader itself (e.g. labkit.data.digits_loaders().train), not iter(loader)."
+        )
+
+
+def _check_iterative(
+    model: object,
+    train_loader: object,
+    eval_loader: object,
+    final_sparsity: object,
+    steps: object,
+    epochs: object,
+    lr: object,
+    scope: object,
+) -> None:
+    _check_prunable(model)
+    _check_loader(train_loader, "train_loader")
+    _check_loader(eval_loader, "eval_loader")
+    check_fraction(final_sparsity, "final_sparsity")
+    check_int(steps, "steps", low=1, high=MAX_STEPS)
+    check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
+    check_positive(lr, "lr (learning rate)")
+    check_choice(scope, "scope", ("global", "layer"))
 
 
 def _check_schedule(final: object, steps: object) -> None:

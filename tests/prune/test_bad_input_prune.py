@@ -89,7 +89,7 @@ def test_a_plan_for_another_model_is_refused() -> None:
     model = _cnn()  # convs at 0, 3, 6 with 4, 8, 8 channels
     with pytest.raises(ValueError, match="not prunable convs"):
         prune.masked_forward_equivalent(model, {5: torch.tensor([0])})
-    with pytest.raises(ValueError, match=r"keep\[0\]"):
+    with pytest.raises(ValueError, match=r"plan\[0\]"):
         prune.masked_forward_equivalent(model, {0: torch.tensor([0, 99])})
     with pytest.raises(ValueError, match=r"keep\[3\]"):
         prune.prune_channels(model, 0.5, keep={3: [7, 8]})
