@@ -44,7 +44,7 @@ def op_dtypes(
     they move no data.
     Taught in notebooks/01_mixed_precision.ipynb, "4.1 Which ops run in which dtype".
     """
-    _check_op_dtypes(fn, dtype)
+    _check_op_dtypes(fn, device_type, dtype)
     rec = OpRecorder()
     if dtype is None:
         with rec:
@@ -176,7 +176,7 @@ def bf16_verdict(support: dict[str, Any], results: dict[str, tuple[float, bool]]
     bench.compare (speed-up > 1: bf16 faster; clear: the IQR of the ratio excludes 1).
     Taught in notebooks/01_mixed_precision.ipynb, "4.4 Is it faster here? Measured, not assumed".
     """
-    _check_verdict(results)
+    _check_verdict(support, results)
     faster = [n for n, (r, clear) in results.items() if clear and r > 1]
     slower = [n for n, (r, clear) in results.items() if clear and r < 1]
     unclear = [n for n in results if n not in faster and n not in slower]
@@ -221,7 +221,7 @@ def amp_train_step(
     scaler needed.
     Taught in notebooks/01_mixed_precision.ipynb, "4.3 Does bf16 training still learn?".
     """
-    _check_amp_step(model, x, y, optimizer, dtype, max_grad_norm)
+    _check_amp_step(model, x, y, optimizer, dtype, scaler, max_grad_norm)
     device_type = x.device.type
     optimizer.zero_grad(set_to_none=True)
     with torch.autocast(device_type=device_type, dtype=dtype):
@@ -305,7 +305,9 @@ def _short(dtypes: tuple[torch.dtype, ...]) -> str:
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_op_dtypes(fn: Callable[[], Any], dtype: torch.dtype | None) -> None:
+def _check_op_dtypes(fn: Callable[[], Any], device_type: object, dtype: torch.dtype | None) -> None:
+    if device_type not in ("cpu", "cuda"):
+        raise ValueError(f"device_type must be 'cpu' or 'cuda', got {device_type!r}.")
     if not callable(fn) or (dtype is not None and dtype not in _AUTOCAST_DTYPES):
         raise ValueError(
             "fn must be a callable taking no arguments, and dtype torch.bfloat16, torch.float16 "
@@ -327,9 +329,16 @@ def _check_amp_memory(model, x, y, dtype) -> None:
         raise ValueError(f"dtype must be torch.bfloat16 or torch.float16, got {dtype!r}.")
 
 
-def _check_verdict(results: dict[str, tuple[float, bool]]) -> None:
+def _check_verdict(support: object, results: dict[str, tuple[float, bool]]) -> None:
+    if not isinstance(support, dict) or "onednn_bf16" not in support:
+        raise ValueError(
+            f"support must be the dict of precision.bf16_support() (with 'onednn_bf16'), "
+            f"got {support!r}."
+        )
     ok = isinstance(results, dict) and results
-    if not ok or not all(0 < float(pair[0]) < math.inf for pair in results.values()):
+    pairs = ok and all(isinstance(p, tuple | list) and len(p) == 2 for p in results.values())
+    numbers = pairs and all(isinstance(p[0], int | float) for p in results.values())
+    if not numbers or not all(0 < float(pair[0]) < math.inf for pair in results.values()):
         raise ValueError(
             "results must map each workload to (speed-up > 0, clear), e.g. {'matmul': "
             f"(cmp.speedup['bf16'], cmp.clear('bf16'))}}, got {results!r}."
@@ -344,10 +353,16 @@ def _check_batch(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
             "x and y must be a non-empty batch with one label per row, got shapes "
             f"{tuple(x.shape)} and {tuple(y.shape)}."
         )
+    if y.is_floating_point() and y.ndim == 1:
+        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}; use y.long().")
 
 
-def _check_amp_step(model, x, y, optimizer, dtype, max_grad_norm) -> None:
+def _check_amp_step(model, x, y, optimizer, dtype, scaler, max_grad_norm) -> None:
     _check_batch(model, x, y)
+    if scaler is not None and not isinstance(scaler, torch.amp.GradScaler):
+        raise ValueError(
+            f"scaler must be None (bf16) or a torch.amp.GradScaler (fp16), got {scaler!r}."
+        )
     if not isinstance(optimizer, torch.optim.Optimizer) or dtype not in _AUTOCAST_DTYPES:
         raise ValueError(
             "optimizer must be a torch.optim.Optimizer and dtype torch.bfloat16 or torch.float16, "

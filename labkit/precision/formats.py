@@ -24,7 +24,10 @@ from typing import Any
 
 import torch
 
-from labkit.core.errors import check_int, check_nonempty, check_number, check_tensor
+from labkit.core.errors import check_choice, check_int, check_nonempty, check_number, check_tensor
+
+_FLOAT_DTYPES = (torch.float64, torch.float32, torch.float16, torch.bfloat16)
+_FLOAT_DTYPES += (torch.float8_e4m3fn, torch.float8_e5m2)
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,11 @@ class FloatFormat:
     mantissa_bits: int
     dtype: torch.dtype
     has_inf: bool = True  # False for float8_e4m3fn: the top exponent holds normal numbers
+
+    def __post_init__(self) -> None:  # core's checks: FORMATS below is built at import
+        check_int(self.exponent_bits, "exponent_bits", low=2, high=11)  # fp64's 11 at most
+        check_int(self.mantissa_bits, "mantissa_bits", low=0, high=52)
+        check_choice(self.dtype, "dtype", _FLOAT_DTYPES)
 
     @property
     def bits(self) -> int:
@@ -268,10 +276,10 @@ def running_sum(increment: float, steps: int, dtype: torch.dtype, start: float =
 
 def _check_get_format(fmt: object) -> None:
     if not isinstance(fmt, FloatFormat) and not (isinstance(fmt, str) and fmt in FORMATS):
-        raise ValueError(f"unknown float format {fmt!r}; choose one of {sorted(FORMATS)}.")
-    if isinstance(fmt, FloatFormat):  # a custom layout: 11 exponent bits (fp64's) at most
-        check_int(fmt.exponent_bits, "exponent_bits", low=2, high=11)
-        check_int(fmt.mantissa_bits, "mantissa_bits", low=0, high=52)
+        raise ValueError(
+            f"unknown float format {fmt!r}: fmt must be one of {sorted(FORMATS)} "
+            "or a precision.FloatFormat."
+        )
 
 
 def _check_fields(bits: object, fmt: object) -> FloatFormat:
@@ -294,10 +302,10 @@ def _check_float_to_bits(value: object, fmt: object) -> FloatFormat:
     return f
 
 
-def _check_float_dtype(dtype: object) -> None:
+def _check_float_dtype(dtype: object, name: str = "dtype") -> None:
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise ValueError(
-            f"dtype must be a floating-point torch.dtype (e.g. torch.float16), got {dtype!r}."
+            f"{name} must be a floating-point torch.dtype (e.g. torch.float16), got {dtype!r}."
         )
 
 

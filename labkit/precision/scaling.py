@@ -41,7 +41,7 @@ def update_scale(
     exercise (solutions/n01_mixed_precision.py) is a deliberate copy, checked against this.
     Taught in notebooks/01_mixed_precision.ipynb, "Exercise 1: the scale update rule".
     """
-    _check_update(scale, growth_tracker, growth_factor, backoff_factor, growth_interval)
+    _check_update(scale, growth_tracker, growth_factor, backoff_factor, growth_interval, found_inf)
     s = np.float32(scale)
     if found_inf:
         return float(s * np.float32(backoff_factor)), 0
@@ -70,7 +70,7 @@ class DynamicLossScaler:
         backoff_factor: float = 0.5,
         growth_interval: int = 2000,
     ) -> None:
-        _check_update(init_scale, 0, growth_factor, backoff_factor, growth_interval, "init_scale")
+        _check_scaler(init_scale, growth_factor, backoff_factor, growth_interval)
         self.scale_value = float(np.float32(init_scale))
         self.growth_factor = growth_factor
         self.backoff_factor = backoff_factor
@@ -81,6 +81,7 @@ class DynamicLossScaler:
 
     def scale(self, loss: torch.Tensor) -> torch.Tensor:
         """loss * S, so that small gradients stay above fp16's underflow threshold."""
+        _check_loss(loss)
         return loss * self.scale_value
 
     def unscale_(self, params: Iterable[nn.Parameter] | torch.optim.Optimizer) -> bool:
@@ -198,9 +199,16 @@ def _check_scale(scale: object, name: str) -> None:
             raise ValueError(f"{name} must be finite in float32 (<= 3.4e38), got {scale!r}.")
 
 
-def _check_update(scale, growth_tracker, growth_factor, backoff_factor, interval, name="scale"):
+def _check_update(
+    scale, growth_tracker, growth_factor, backoff_factor, interval, found_inf=False, name="scale"
+):
     """The arguments of update_scale (``name``: what the scale is called at the caller)."""
     _check_scale(scale, name)
+    one = isinstance(found_inf, torch.Tensor) and found_inf.numel() == 1  # GradScaler's flag
+    if not (isinstance(found_inf, (bool, np.bool_)) or one):
+        raise ValueError(
+            f"found_inf must be True or False (did any gradient hold inf/NaN?), got {found_inf!r}."
+        )
     interval = check_int(interval, "growth_interval", low=1)
     if type(growth_tracker) is not int or not 0 <= growth_tracker < interval:  # bool is no count
         raise ValueError(
@@ -211,6 +219,16 @@ def _check_update(scale, growth_tracker, growth_factor, backoff_factor, interval
         raise ValueError(f"growth_factor must be > 1 (e.g. 2.0), got {growth_factor!r}.")
     if not 0.0 < check_number(backoff_factor, "backoff_factor") < 1.0:
         raise ValueError(f"backoff_factor must be in (0, 1) (e.g. 0.5), got {backoff_factor!r}.")
+
+
+def _check_scaler(init_scale, growth_factor, backoff_factor, growth_interval) -> None:
+    _check_update(init_scale, 0, growth_factor, backoff_factor, growth_interval, name="init_scale")
+
+
+def _check_loss(loss: object) -> None:
+    if not isinstance(loss, torch.Tensor) or not loss.is_floating_point():
+        got = f"dtype {loss.dtype}" if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"loss must be a float tensor (the loss of a forward pass), got {got}.")
 
 
 def _check_unscale(
@@ -241,7 +259,7 @@ def _check_replay(grads, scaler, lr, grad_dtype) -> None:
             f"{type(scaler).__name__}."
         )
     check_positive(lr, "lr")
-    _check_float_dtype(grad_dtype)
+    _check_float_dtype(grad_dtype, "grad_dtype")
 
 
 def _check_sequence(steps: int, size: int, seed: int) -> None:

@@ -37,6 +37,9 @@ class LMConfig:
     n_head: int = 4
     n_embd: int = 128
 
+    def __post_init__(self) -> None:
+        _check_lm_config(self)
+
 
 class CharLM(nn.Module):
     """Token + position embeddings, causal TransformerBlocks (SDPA), final LayerNorm, head.
@@ -46,6 +49,7 @@ class CharLM(nn.Module):
     """
 
     def __init__(self, cfg: LMConfig) -> None:
+        _check_char_lm(cfg)
         super().__init__()
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd)
@@ -87,7 +91,7 @@ def lm_windows(
 
     Taught in notebooks/06_ptq_and_qat.ipynb, "7. How LLMs are quantised".
     """
-    _check_windows(split, n, block_size)
+    _check_windows(split, n, block_size, seed)
     ids = text_splits()[0 if split == "train" else 1]
     return data.text_batch(ids, block_size, n, torch.Generator().manual_seed(seed))
 
@@ -100,7 +104,7 @@ def lm_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     two models scored on the same windows (their spread says what is noise).
     Taught in notebooks/06_ptq_and_qat.ipynb, "7. How LLMs are quantised".
     """
-    check_model(model, "model")
+    _check_lm_loss(model, x, y)
     logits = model.eval()(x)  # (n, T, V)
     ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")  # (n * T,)
     return ce.view(y.shape).mean(dim=1)  # (n,)
@@ -150,6 +154,7 @@ def load_char_lm(retrain: bool = False) -> tuple[CharLM, dict[str, str]]:
     retrain=True (or a missing file) trains it again first (minutes on a laptop CPU).
     Taught in notebooks/06_ptq_and_qat.ipynb, "7. How LLMs are quantised".
     """
+    _check_load(retrain)
     model, meta = assets.load(ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
 
@@ -157,20 +162,63 @@ def load_char_lm(retrain: bool = False) -> tuple[CharLM, dict[str, str]]:
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_ids(cfg: LMConfig, ids: object) -> None:
-    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
-        raise ValueError("ids must be a (B, T) tensor of character ids (dtype torch.long).")
-    if not 1 <= ids.shape[1] <= cfg.block_size:
+def _check_lm_config(cfg: LMConfig) -> None:
+    for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+        check_int(getattr(cfg, name), name, low=1, high=1_000_000)
+    if cfg.n_embd % cfg.n_head:
         raise ValueError(
-            f"ids has T={ids.shape[1]} positions; block_size allows 1..{cfg.block_size}."
+            f"n_head={cfg.n_head} must divide n_embd={cfg.n_embd} (each head gets n_embd / n_head "
+            "dimensions); e.g. n_head=4 with n_embd=128."
         )
 
 
-def _check_windows(split: object, n: object, block_size: object) -> None:
+def _check_char_lm(cfg: object) -> None:
+    if not isinstance(cfg, LMConfig):
+        raise ValueError(
+            f"cfg must be a qat.LMConfig (e.g. LMConfig(vocab_size=94)), got {type(cfg).__name__}."
+        )
+
+
+def _check_ids(cfg: LMConfig, ids: object, name: str = "ids") -> None:
+    if not isinstance(ids, torch.Tensor) or ids.ndim != 2 or ids.dtype != torch.long:
+        raise ValueError(f"{name} must be a (B, T) tensor of character ids (dtype torch.long).")
+    if not 1 <= ids.shape[1] <= cfg.block_size:
+        raise ValueError(
+            f"{name} has T={ids.shape[1]} positions; block_size allows 1..{cfg.block_size}."
+        )
+    lo, hi = torch.aminmax(ids)
+    if lo < 0 or hi >= cfg.vocab_size:
+        raise ValueError(
+            f"{name} holds token ids in [{int(lo)}, {int(hi)}], but the vocabulary has ids "
+            f"0..{cfg.vocab_size - 1}; encode the text with the model's own vocabulary."
+        )
+
+
+def _check_lm_loss(model: object, x: object, y: object) -> None:
+    check_model(model, "model")
+    cfg = getattr(model, "cfg", None)
+    if isinstance(cfg, LMConfig):  # a CharLM: x and y are ids of its vocabulary
+        _check_ids(cfg, x, "x")
+        _check_ids(cfg, y, "y")
+    if not isinstance(y, torch.Tensor) or not isinstance(x, torch.Tensor) or y.shape != x.shape:
+        got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ValueError(f"y must be x shifted by one character: a tensor of x's shape, got {got}.")
+
+
+def _check_windows(split: object, n: object, block_size: object, seed: object) -> None:
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
     check_int(n, "n", low=1, high=4096)
     check_int(block_size, "block_size", low=1, high=4096)
+    check_int(seed, "seed", low=0, high=2**63 - 1)
+
+
+def _check_load(retrain: object) -> None:
+    if not isinstance(retrain, bool):
+        raise ValueError(
+            f"retrain must be True or False, got {retrain!r}; True trains the model again "
+            "(minutes on a laptop CPU)."
+        )
 
 
 def _check_train(steps: object, batch_size: object, lr: object, threads: object) -> None:

@@ -63,6 +63,7 @@ def weight_qparams(
 
     Used by QuantLayer.quantized_weight (labkit/qat/lesson.py).
     """
+    _check_weight_qparams(w, bits)
     qmin, qmax = quant.qrange(bits, symmetric=True)
     scale = quant.symmetric_scale(w, bits, axis=0 if per_channel else None)  # (C_out,) or ()
     return scale.expand(w.shape[0]).reshape(-1, *([1] * (w.ndim - 1))), qmin, qmax
@@ -308,7 +309,7 @@ def qat_step(
 
     Taught in notebooks/06_ptq_and_qat.ipynb, "Exercise 2: one QAT training step".
     """
-    _check_qat_step(model, x, y)
+    _check_qat_step(model, x, y, optimizer)
     model.train()
     loss = F.cross_entropy(model(x), y)  # x (N, ...) -> logits (N, classes); y (N,)
     optimizer.zero_grad(set_to_none=True)
@@ -328,7 +329,7 @@ def qat_finetune(
 
     Taught in notebooks/06_ptq_and_qat.ipynb, "4. Quantisation-aware training".
     """
-    _check_finetune(qmodel, loader, epochs, lr)
+    _check_finetune(qmodel, loader, epochs, lr, step)
     opt = torch.optim.Adam(qmodel.parameters(), lr=lr)
     history = []
     for _ in range(epochs):
@@ -380,14 +381,31 @@ def _is_folded(model: nn.Module) -> bool:
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
+def _check_weight_qparams(w: Any, bits: Any) -> None:
+    """Runs every QAT step: one aminmax (NaN propagates, inf is an extreme), no isfinite pass."""
+    check_bits(bits)
+    if not check_tensor(w, "w").numel():
+        raise ValueError("w is empty; pass a weight with at least one element.")
+    lo, hi = torch.aminmax(w.detach())
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError("w contains NaN or inf; the training diverged (lower the learning rate).")
+
+
 def _check_quant_layer(layer: Any, w_bits: Any, a_bits: Any, mode: Any, momentum: Any) -> None:
     if not isinstance(layer, nn.Conv2d | nn.Linear):
-        raise ValueError(f"QuantLayer wraps nn.Conv2d or nn.Linear, got {type(layer).__name__}.")
+        raise ValueError(
+            f"layer must be an nn.Conv2d or nn.Linear (what QuantLayer wraps), "
+            f"got {type(layer).__name__}."
+        )
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
-    for bits in (w_bits, a_bits):
-        if bits is not None:
-            check_bits(bits)
+    for name, bits in (("w_bits", w_bits), ("a_bits", a_bits)):
+        ok = isinstance(bits, int) and not isinstance(bits, bool) and 2 <= bits <= 16
+        if bits is not None and not ok:
+            raise ValueError(
+                f"{name} must be an integer number of bits from 2 to 16 (or None: keep float), "
+                f"got {bits!r}."
+            )
     check_number(momentum, "momentum", low=0, high=1)
 
 
@@ -404,15 +422,24 @@ def _check_calibration(qmodel: Any, batches: Any, observer: Any) -> list[torch.T
         raise ValueError(f"observer must be one of {sorted(quant.OBSERVERS)}, got {observer!r}.")
     if isinstance(batches, torch.Tensor) or not isinstance(batches, Iterable):
         raise ValueError(f"batches must be a list of input tensors, got {type(batches).__name__}.")
-    out = [check_finite(check_tensor(x, "calibration batch"), "calibration batch") for x in batches]
+    out = [
+        check_finite(check_tensor(x, f"batches[{i}]"), f"batches[{i}]")
+        for i, x in enumerate(batches)
+    ]
     if not out:
-        raise ValueError("calibrate_activations needs at least one batch of inputs.")
+        raise ValueError("batches is empty; calibration needs at least one batch of inputs.")
     return out
 
 
 def _check_calibration_batches(loader: Any, num_batches: Any) -> None:
     check_int(num_batches, "num_batches", low=1, high=10_000)
     _check_loader(loader, "the loader yielded no batches; calibration needs at least one.")
+    first = loader[0] if isinstance(loader, list | tuple) else None  # a DataLoader: not peeked
+    if first is not None and not (isinstance(first, list | tuple) and len(first) == 2):
+        raise ValueError(
+            f"loader must yield (x, y) batches, got a list of {type(first).__name__}; "
+            "a list of inputs x already is the calibration batches."
+        )
 
 
 def _check_loader(loader: Any, empty: str) -> None:
@@ -422,15 +449,24 @@ def _check_loader(loader: Any, empty: str) -> None:
         raise ValueError(empty)
 
 
-def _check_qat_step(model: Any, x: Any, y: Any) -> None:
+def _check_qat_step(model: Any, x: Any, y: Any, optimizer: Any) -> None:
     check_model(model, "model")
     check_tensor(x, "x")
     if not isinstance(y, torch.Tensor) or y.shape[:1] != x.shape[:1]:
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"y must be a tensor of {len(x)} labels (one per row of x), got {got}.")
+    if y.is_floating_point() and y.ndim == 1:
+        raise ValueError(f"y must hold integer class labels, got dtype {y.dtype}; use y.long().")
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(
+            f"optimizer must be a torch.optim.Optimizer (e.g. torch.optim.Adam(model.parameters())), "
+            f"got {type(optimizer).__name__}."
+        )
 
 
-def _check_finetune(qmodel: Any, loader: Any, epochs: Any, lr: Any) -> None:
+def _check_finetune(qmodel: Any, loader: Any, epochs: Any, lr: Any, step: Any) -> None:
+    if not callable(step):
+        raise ValueError(f"step must be a function like qat.qat_step, got {step!r}.")
     check_int(epochs, "epochs", low=1, high=1000)
     check_positive(lr, "lr")
     check_model(qmodel, "qmodel")

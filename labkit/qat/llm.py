@@ -410,8 +410,10 @@ def _check_smoothquant(act_absmax: Any, weight_absmax: Any, alpha: Any) -> None:
     check_number(alpha, "alpha", low=0, high=1)
     for name, t in (("act_absmax", act_absmax), ("weight_absmax", weight_absmax)):
         check_tensor(t, name)
-        if t.ndim != 1 or not t.dtype.is_floating_point:
-            raise ValueError(f"{name} must be a 1-D float tensor (one value an input channel).")
+        if t.ndim != 1 or not t.dtype.is_floating_point or not t.numel():
+            raise ValueError(
+                f"{name} must be a non-empty 1-D float tensor (one value an input channel)."
+            )
         if not bool(torch.isfinite(t).all() and (t >= 0).all()):
             raise ValueError(f"{name} must hold finite values >= 0 (maxima of |x|).")
     if act_absmax.shape != weight_absmax.shape:

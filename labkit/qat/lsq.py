@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labkit.core.errors import check_bits, check_tensor
+from labkit.core.errors import check_bits, check_int, check_number, check_tensor
 from labkit.qat.lesson import QuantLayer, quant_layers, static_ptq, weight_qparams
 
 
@@ -38,6 +38,7 @@ def lsq_fake_quantize(
 
     Used by _LSQLayer (labkit/qat/lsq.py).
     """
+    _check_lsq_fake_quantize(x, step, zero_point, qmin, qmax)
     g = 1.0 / math.sqrt(x.numel() / step.numel() * qmax)
     s = step.clamp(min=1e-8)
     s = (s - s * g).detach() + s * g  # value S, gradient g * dL/dS
@@ -92,6 +93,21 @@ def lsq_model(model: nn.Module, batches: Iterable[torch.Tensor], bits: int = 4) 
 
 
 # ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_lsq_fake_quantize(x: Any, step: Any, zero_point: Any, qmin: Any, qmax: Any) -> None:
+    """Types and sizes only (no pass over the data: it runs every training step). A step that
+    training drives to 0 or below is clamped to 1e-8 by design."""
+    check_tensor(x, "x")
+    if not isinstance(step, torch.Tensor) or not step.is_floating_point() or not step.numel():
+        got = f"shape {tuple(step.shape)}" if isinstance(step, torch.Tensor) else repr(step)
+        raise ValueError(
+            "step must be a non-empty float tensor (an nn.Parameter of step sizes that "
+            f"broadcasts against x), got {got}."
+        )
+    check_number(zero_point, "zero_point")
+    if check_int(qmin, "qmin") >= check_int(qmax, "qmax"):
+        raise ValueError(f"need qmin < qmax, got qmin={qmin}, qmax={qmax}.")
 
 
 def _check_lsq_layer(q: Any) -> None:

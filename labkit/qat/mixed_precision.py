@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from labkit.core import models
-from labkit.core.errors import check_bits, check_int, check_model, check_nonempty, check_tensor
+from labkit.core.errors import check_int, check_model, check_nonempty, check_tensor
 from labkit.core.train import cross_entropy_loss
 from labkit.qat.lesson import quantizable_layers, size_bytes, static_ptq
 
@@ -110,7 +110,11 @@ def _check_sensitivity(model: Any, calib: Any, x_val: Any, y_val: Any, bits_list
             f"y_val must be a tensor of {x_val.shape[0]} labels (one per x_val row), "
             f"got {getattr(y_val, 'shape', type(y_val).__name__)}."
         )
-    bits = [check_bits(b) for b in bits_list]
+    if isinstance(bits_list, str) or not isinstance(bits_list, Iterable):
+        raise ValueError(
+            f"bits_list must be a list of bit widths, e.g. (2, 4, 8), got {bits_list!r}."
+        )
+    bits = [check_int(b, "bits in bits_list", low=2, high=16) for b in bits_list]
     check_nonempty(bits, "bits_list")
     return bits
 
@@ -124,10 +128,11 @@ def _check_assign_bits(model: Any, sens: Any, budget_bytes: Any) -> None:
         if not isinstance(s, Mapping) or not s:
             raise ValueError(f"sens[{n!r}] must map bit widths to loss changes, got {s!r}.")
         for b in s:
-            check_bits(b)
+            check_int(b, f"bits in sens[{n!r}]", low=2, high=16)
     narrowest = size_bytes(model, {n: min(s) for n, s in sens.items()})
     if narrowest > budget_bytes:
         raise ValueError(
-            f"budget {budget_bytes} B is below the smallest assignment "
-            f"({narrowest} B with every layer at its narrowest width)."
+            f"budget_bytes={budget_bytes} is below the smallest assignment "
+            f"({narrowest} B with every layer at its narrowest width); raise budget_bytes "
+            "or add narrower widths to sens."
         )

@@ -116,7 +116,7 @@ def runtime_table(
 
     Taught in notebooks/06_ptq_and_qat.ipynb, "6. The quantizers you would actually use".
     """
-    _check_runtime_table(model, calib, x_test, y_test, labkit_int8, batch)
+    _check_runtime_table(model, calib, x_test, y_test, labkit_int8, batch, rounds, repeats)
     fp32 = models.fold_batchnorm(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's DeprecationWarnings
@@ -184,12 +184,19 @@ def _check_torch_int8(model: Any, calib: Any) -> None:
     check_model(model, "model")
     if calib is not None and (not isinstance(calib, list | tuple) or not calib):
         raise ValueError("calib must be a non-empty list of input batches (calibration_batches).")
-    for x in calib or []:
-        check_finite(check_tensor(x, "calibration batch"), "calibration batch")
+    for i, x in enumerate(calib or []):
+        check_finite(check_tensor(x, f"calib[{i}]"), f"calib[{i}]")
 
 
 def _check_runtime_table(
-    model: Any, calib: Any, x_test: Any, y_test: Any, labkit_int8: Any, batch: Any
+    model: Any,
+    calib: Any,
+    x_test: Any,
+    y_test: Any,
+    labkit_int8: Any,
+    batch: Any,
+    rounds: Any = 15,
+    repeats: Any = 5,
 ) -> None:
     _check_torch_int8(model, [] if calib is None else calib)
     check_model(labkit_int8, "labkit_int8")
@@ -197,3 +204,5 @@ def _check_runtime_table(
     if not isinstance(y_test, torch.Tensor) or y_test.shape[:1] != x_test.shape[:1]:
         raise ValueError(f"y_test must be a tensor of {len(x_test)} labels, one per x_test row.")
     check_int(batch, "batch", low=1, high=len(x_test))
+    check_int(rounds, "rounds", low=3, high=10_000)  # bench.compare's bounds, checked up front
+    check_int(repeats, "repeats", low=1, high=100_000)

@@ -96,6 +96,7 @@ class STEFakeQuant(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, S, Z, qmin, qmax):  # type: ignore[override]
+        _check_ste(x, S, Z, qmin, qmax)  # types only: QAT calls this every step
         xc = x if x.dtype in (torch.float32, torch.float64) else x.float()  # torch's compute type
         q = torch.round(xc * (1 / S)) + Z
         if x.requires_grad:  # the mask is only needed for backward (eval skips it)
@@ -138,7 +139,7 @@ def qrange(bits: int, symmetric: bool) -> tuple[int, int]:
     Used by compute_qparams (labkit/quant/affine.py), fixed_point (labkit/quant/integer.py)
     and qat's weight quantiser (labkit/qat/).
     """
-    bits = check_bits(bits)
+    bits = _check_qrange(bits, symmetric)
     if symmetric:
         return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
     return 0, 2**bits - 1
@@ -249,6 +250,7 @@ def scheme_sqnr(w: torch.Tensor, bits: int, symmetric: bool, per_channel: bool) 
 
     Taught in notebooks/05_quantization_math.ipynb, "3. Symmetric vs asymmetric, per-tensor vs per-channel (conv weights)".
     """
+    _check_scheme_sqnr(w, bits)
     return sqnr_db(w, fake_quantize_minmax(w, bits, symmetric, axis=0 if per_channel else None))
 
 
@@ -311,8 +313,8 @@ def _check_range(qmin: object, qmax: object) -> tuple[int, int]:
         raise ValueError(f"need qmin < qmax, got qmin={qmin}, qmax={qmax}.")
     if qmax - qmin > 2**16 - 1:
         raise ValueError(
-            f"the integer range [{qmin}, {qmax}] is wider than 16 bits; "
-            "this course's quantisers cover 2 to 16 bits."
+            f"the integer range [qmin, qmax] = [{qmin}, {qmax}] is wider than 16 bits; "
+            "this course's quantisers cover 2 to 16 bits (8 bits: qmin=-128, qmax=127)."
         )
     return qmin, qmax
 
@@ -365,6 +367,11 @@ def _check_compute_qparams(
             raise ValueError(f"{name} must be a number or a 1-D tensor, got {v!r}.")
         if isinstance(v, torch.Tensor) and v.numel() == 0:
             raise ValueError(f"{name} is empty; pass one value per channel.")
+        if isinstance(v, torch.Tensor) and v.ndim > 1:
+            raise ValueError(
+                f"{name} must be a number or a 1-D tensor (one value per channel), got shape "
+                f"{tuple(v.shape)}; reduce it first, e.g. x.amin(dim=...)."
+            )
     lo = torch.as_tensor(xmin, dtype=torch.float64).detach().reshape(-1)
     hi = torch.as_tensor(xmax, dtype=torch.float64).detach().reshape(-1)
     if lo.shape != hi.shape:
@@ -390,6 +397,29 @@ def _check_sqnr(x: object, x_hat: object) -> None:
 def _check_fake_quantize_weights(model: object, bits: object) -> None:
     check_model(model, "model")
     check_bits(bits)
+
+
+def _check_scheme_sqnr(w: object, bits: object) -> None:
+    _check_finite(w, "w")
+    check_bits(bits)
+
+
+def _check_qrange(bits: object, symmetric: object) -> int:
+    if not isinstance(symmetric, bool):
+        raise ValueError(f"symmetric must be True or False, got {symmetric!r}.")
+    return check_bits(bits)
+
+
+def _check_ste(x: object, S: object, Z: object, qmin: object, qmax: object) -> None:
+    """STEFakeQuant.apply's inputs: tensors and an integer range (values are the caller's)."""
+    check_tensor(x, "x")
+    for name, t in (("S", S), ("Z", Z)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(
+                f"{name} must be a float32 tensor that broadcasts with x (shape () per tensor), "
+                f"got {type(t).__name__}; use torch.tensor({name}) or quant.fake_quantize."
+            )
+    _check_range(qmin, qmax)
 
 
 def _check_finite(x: object, name: str) -> torch.Tensor:

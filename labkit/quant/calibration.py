@@ -53,7 +53,7 @@ class MinMaxObserver:
 
     def range(self, bits: int = 8, symmetric: bool = False) -> tuple[float, float]:
         """The clipping range (lo, hi) the qparams will cover (per tensor only)."""
-        lo, hi = _check_observed(self, per_tensor=True)  # (1,) each
+        lo, hi = _check_observed(self, per_tensor=True, bits=bits)  # (1,) each
         if symmetric:
             m = max(-float(lo), float(hi))
             return -m, m
@@ -421,8 +421,9 @@ def _check_minmax_observe(obs: MinMaxObserver, x: object) -> torch.Tensor:
 
 
 def _check_observed(
-    obs: MinMaxObserver, per_tensor: bool = False
+    obs: MinMaxObserver, per_tensor: bool = False, bits: object = 8
 ) -> tuple[torch.Tensor, torch.Tensor]:
+    check_bits(bits)  # range() ignores it, but a bad width is still a mistake
     if obs.min_val is None or obs.max_val is None:
         raise ValueError("nothing observed yet: call .observe(tensor) first.")
     if per_tensor and obs.min_val.numel() != 1:
@@ -463,6 +464,8 @@ def _check_ready(obs: HistogramObserver, bits: object) -> int:
 
 def _check_kl_threshold(hist: object, num_quantized_bins: object) -> np.ndarray:
     h = check_tensor(hist, "hist", floating=False, ndim=1).detach().double().cpu().numpy()
+    if h.size == 0:
+        raise ValueError("hist is empty; pass a histogram of |x| with at least one bin.")
     if not np.isfinite(h).all() or (h < 0).any():
         raise ValueError(
             "hist must hold finite counts >= 0 (a histogram of |x|); it has NaN, inf or "
@@ -480,14 +483,14 @@ def _check_kl_threshold(hist: object, num_quantized_bins: object) -> np.ndarray:
         high=h.size,
     )
     if h.sum() <= 0:
-        raise ValueError("the histogram is empty.")
+        raise ValueError("hist holds no counts (all bins are 0); build it from non-empty data.")
     return h
 
 
 def _check_calibrate(batches: object, observer: object) -> list[torch.Tensor]:
-    if not callable(getattr(observer, "observe", None)):
+    if isinstance(observer, type) or not callable(getattr(observer, "observe", None)):
         raise ValueError(
-            f"observer must be an observer (e.g. quant.MinMaxObserver()), got {observer!r}."
+            f"observer must be an observer instance (e.g. quant.MinMaxObserver()), got {observer!r}."
         )
     if isinstance(batches, (torch.Tensor, str)) or not isinstance(batches, Iterable):
         raise ValueError(
@@ -495,7 +498,7 @@ def _check_calibrate(batches: object, observer: object) -> list[torch.Tensor]:
         )
     batches = list(batches)
     check_nonempty(batches, "batches")
-    return batches
+    return [_check_values(b, f"batches[{i}]", flat=False) for i, b in enumerate(batches)]
 
 
 def _check_outlier_channel(bn: object, linear: object, channel: object, factor: object) -> None:

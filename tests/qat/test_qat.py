@@ -245,7 +245,7 @@ def test_bad_input_raises_clear_errors(digits_mlp) -> None:
     x_val = torch.cat(calib)
     with pytest.raises(ValueError, match="y_val"):
         qat.sensitivity(model, calib, x_val, torch.zeros(3, dtype=torch.long))
-    with pytest.raises(ValueError, match="bits must be an integer"):
+    with pytest.raises(ValueError, match="bits in bits_list must be an integer"):
         qat.sensitivity(model, calib, x_val, torch.zeros(len(x_val), dtype=torch.long), (1,))
 
 
@@ -291,8 +291,11 @@ def _bad_calls() -> list[tuple[str, object]]:
         ("bits", lambda: qat.assign_bits(mlp, {"0": {1: 0.0}, "2": {8: 0.0}}, 10**6)),
         ("momentum", lambda: qat.QuantLayer(nn.Linear(2, 2), momentum=float("nan"))),
         # empty lists and tensors, NaN inputs
-        ("calibration batch", lambda: qat.static_ptq(mlp, [torch.empty(0, 4)], 8)),
-        ("calibration batch", lambda: qat.static_ptq(mlp, [torch.full((2, 4), float("nan"))])),
+        (r"batches\[0\] is empty", lambda: qat.static_ptq(mlp, [torch.empty(0, 4)], 8)),
+        (
+            r"batches\[0\] contains NaN",
+            lambda: qat.static_ptq(mlp, [torch.full((2, 4), float("nan"))]),
+        ),
         ("batches", lambda: qat.static_ptq(mlp, torch.randn(5, 4), 8)),
         ("calib", lambda: qat.sensitivity(mlp, [], x, y)),
         ("calib", lambda: qat.torch_int8(mlp, [])),
