@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from labkit.attention.lesson import _check_qkv, _heap_reuse
+from labkit.attention.lesson import MAX_BYTES, _check_causal, _check_qkv, _heap_reuse
 from labkit.core import bench
-from labkit.core.errors import MissingDependency, check_choice, require, require_cuda
+from labkit.core.errors import MissingDependency, check_choice, check_int, require, require_cuda
 from labkit.core.probes import OpRecorder
 
 KERNEL_NAMES = {
@@ -62,7 +62,7 @@ def forced_backend(name: str) -> Iterator[None]:
 
     Used by time_backends (labkit/attention/backends.py).
     """
-    check_choice(name, "backend", BACKENDS)
+    check_choice(name, "name", BACKENDS)
     with sdpa_kernel(BACKENDS[name]):
         yield
 
@@ -83,8 +83,9 @@ def time_backends(
 
     Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
+    _check_time_backends(q, k, v, names, causal, repeats, rounds)
     rows: dict[str, dict[str, Any]] = {}
-    for name in names:  # sdpa_kernel_used and forced_backend check q, k, v and the names
+    for name in names:
         try:
             with forced_backend(name):
                 used = sdpa_kernel_used(q, k, v, is_causal=causal)
@@ -123,6 +124,7 @@ def time_cuda_backends(
 
     Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
+    _check_time_cuda_backends(n, d, heads, batch, causal)
     dev = require_cuda("Timing the CUDA SDPA backends")
     q, k, v = (torch.randn(batch, heads, n, d, device=dev, dtype=torch.float16) for _ in range(3))
     return time_backends(q, k, v, causal=causal)
@@ -136,6 +138,7 @@ def flash_attn_attention(
     flash_attn_func wants (batch, seqlen, heads, head_dim), so we transpose in and out.
     Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
+    _check_optional_kernel(q, k, v, causal)
     flash_attn = require("flash_attn", "flash-attn", why="the FlashAttention-2 CUDA kernels")
     require_cuda("flash_attn")
     out = flash_attn.flash_attn_func(
@@ -151,6 +154,7 @@ def xformers_attention(
 
     Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
+    _check_optional_kernel(q, k, v, causal)
     xops = require("xformers.ops", "xformers", why="xFormers memory-efficient attention")
     bias = xops.LowerTriangularMask() if causal else None
     out = xops.memory_efficient_attention(
@@ -234,3 +238,44 @@ def feature_table() -> list[dict[str, str]]:
         return "-"
 
     return [{**row, "installed here": version(row["kernel"])} for row in FEATURES]
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_time_backends(
+    q: Any, k: Any, v: Any, names: Any, causal: Any, repeats: Any, rounds: Any
+) -> None:
+    _check_qkv(q, k, v)
+    if isinstance(names, str) or not isinstance(names, tuple | list) or not names:
+        raise ValueError(
+            f"names must be a non-empty tuple of backend names from {list(BACKENDS)}, got "
+            f"{names!r}: write names=('flash',) for one backend."
+        )
+    for name in names:
+        check_choice(name, "each of names", BACKENDS)
+    _check_causal(causal)
+    check_int(repeats, "repeats", low=1)
+    check_int(rounds, "rounds", low=3)  # labkit.bench.compare's minimum
+
+
+def _check_time_cuda_backends(n: Any, d: Any, heads: Any, batch: Any, causal: Any) -> None:
+    for name, value in (("n", n), ("d", d), ("heads", heads), ("batch", batch)):
+        check_int(value, name, low=1)
+    _check_causal(causal)
+    nbytes = 3 * batch * heads * n * d * 2  # q, k, v in fp16
+    if nbytes > MAX_BYTES:
+        raise ValueError(
+            f"q, k, v of shape (batch={batch}, heads={heads}, n={n:,}, d={d}) need "
+            f"{nbytes / 2**30:,.1f} GiB of GPU memory: use a shorter n or fewer heads."
+        )
+
+
+def _check_optional_kernel(q: Any, k: Any, v: Any, causal: Any) -> None:
+    _check_qkv(q, k, v)
+    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
+        raise ValueError(
+            f"q, k, v must be (batch, heads, N, d), got q {tuple(q.shape)}, k {tuple(k.shape)}, "
+            f"v {tuple(v.shape)}: add the missing dims with q[None] or q.unsqueeze(1)."
+        )
+    _check_causal(causal)

@@ -29,9 +29,9 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
-from labkit.attention.lesson import MAX_BYTES, _check_qkv, tile_update
+from labkit.attention.lesson import MAX_BYTES, _check_causal, _check_qkv, tile_update
 from labkit.core import probes
-from labkit.core.errors import check_int, check_tensor
+from labkit.core.errors import check_int, check_positive, check_tensor
 
 # ---------------------------------------------------------------- 7a. forward with the logsumexp
 
@@ -55,7 +55,7 @@ def flash_forward(
     block_size. float32 or float64.
     Taught in notebooks/08_flash_attention.ipynb, "7. The backward pass, tile by tile".
     """
-    lead = _check_flash(q, k, v, block_size, scale)
+    lead = _check_flash(q, k, v, block_size, scale, causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n, m_len, b = q.shape[-2], k.shape[-2], block_size
     o = q.new_empty(*lead, n, v.shape[-1])  # (..., N, d_v)
@@ -82,6 +82,7 @@ def causal_tile_mask(i0: int, j0: int, rows: int, cols: int, device: Any = None)
 
     Used by flash_forward and flash_backward (labkit/attention/flash.py).
     """
+    _check_causal_tile_mask(i0, j0, rows, cols, device)
     qpos = torch.arange(i0, i0 + rows, device=device).unsqueeze(-1)  # (rows, 1)
     kpos = torch.arange(j0, j0 + cols, device=device)  # (cols,)
     return kpos <= qpos  # (rows, cols)
@@ -109,6 +110,7 @@ def backward_tile(
         dV = Pᵀ dO,   dP = dO vᵀ,   dS = P ∘ (dP − delta),   dQ = dS k · scale,   dK = dSᵀ q · scale
     Taught in notebooks/08_flash_attention.ipynb, "7. The backward pass, tile by tile".
     """
+    _check_backward_tile(q, k, v, do, lse, delta, scale, mask)
     s = q @ k.transpose(-2, -1) * scale  # (..., B_r, B_c) the scores, recomputed
     if mask is not None:
         s = s.masked_fill(~mask, -math.inf)
@@ -141,7 +143,7 @@ def flash_backward(
     skips the tiles above the diagonal. Broadcast leading dims are summed back (dk has k's shape).
     Taught in notebooks/08_flash_attention.ipynb, "7. The backward pass, tile by tile".
     """
-    lead = _check_flash_backward(q, k, v, o, lse, do, block_size, scale)
+    lead = _check_flash_backward(q, k, v, o, lse, do, block_size, scale, causal)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n, m_len, b = q.shape[-2], k.shape[-2], block_size
     delta = (do * o).sum(-1)  # (..., N)  D = rowsum(dO ∘ O)
@@ -223,6 +225,7 @@ def largest_tensor(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[i
     A TorchDispatchMode sees every op below autograd (backward's ops too), masks included.
     Taught in notebooks/08_flash_attention.ipynb, "7. The backward pass, tile by tile".
     """
+    _check_largest_tensor(fn)
     with _LargestTensor() as rec:
         fn(*args, **kwargs)
     return rec.numel, rec.op
@@ -260,8 +263,11 @@ def train_step_memory(
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_flash(q: Any, k: Any, v: Any, block_size: Any, scale: Any) -> torch.Size:
+def _check_flash(
+    q: Any, k: Any, v: Any, block_size: Any, scale: Any, causal: Any = False
+) -> torch.Size:
     lead = _check_qkv(q, k, v, scale)
+    _check_causal(causal)
     for name, t in (("q", q), ("k", k), ("v", v)):
         if t.dtype not in (torch.float32, torch.float64):
             raise ValueError(
@@ -278,9 +284,9 @@ def _check_flash(q: Any, k: Any, v: Any, block_size: Any, scale: Any) -> torch.S
 
 
 def _check_flash_backward(
-    q: Any, k: Any, v: Any, o: Any, lse: Any, do: Any, block_size: Any, scale: Any
+    q: Any, k: Any, v: Any, o: Any, lse: Any, do: Any, block_size: Any, scale: Any, causal: Any
 ) -> torch.Size:
-    lead = _check_flash(q, k, v, block_size, scale)
+    lead = _check_flash(q, k, v, block_size, scale, causal)
     want = {"o": (*lead, q.shape[-2], v.shape[-1]), "do": (*lead, q.shape[-2], v.shape[-1])}
     want["lse"] = (*lead, q.shape[-2])
     for name, t in (("o", o), ("lse", lse), ("do", do)):
@@ -290,6 +296,63 @@ def _check_flash_backward(
                 "the o and lse that flash_forward returned for these q, k, v, and dO shaped like o."
             )
     return lead
+
+
+def _check_causal_tile_mask(i0: Any, j0: Any, rows: Any, cols: Any, device: Any) -> None:
+    for name, value, low in (("i0", i0, 0), ("j0", j0, 0), ("rows", rows, 1), ("cols", cols, 1)):
+        check_int(value, name, low=low)
+    if rows * cols > MAX_BYTES:
+        raise ValueError(
+            f"a rows x cols = {rows:,} x {cols:,} mask tile needs {rows * cols / 2**30:,.0f} GiB: "
+            "a tile is one block of queries by one block of keys (64-256 each)."
+        )
+    if device is not None and not isinstance(device, torch.device):
+        try:
+            torch.device(device)
+        except (RuntimeError, TypeError):
+            raise ValueError(
+                f"device must be a torch.device or a name such as 'cpu' or 'cuda', got {device!r}."
+            ) from None
+
+
+def _check_backward_tile(
+    q: Any, k: Any, v: Any, do: Any, lse: Any, delta: Any, scale: Any, mask: Any
+) -> None:
+    """One tile's shapes: q, do (..., B_r, ·), k, v (..., B_c, ·), lse, delta (..., B_r)."""
+    _check_qkv(q, k, v)
+    for name, t in (("do", do), ("lse", lse), ("delta", delta)):
+        check_tensor(t, name)
+    rows, want_do = q.shape[-2], (q.shape[-2], v.shape[-1])
+    if do.ndim < 2 or tuple(do.shape[-2:]) != want_do:
+        raise ValueError(
+            f"do must end in (B_r, d_v) = {want_do} (q's rows, v's width), got {tuple(do.shape)}."
+        )
+    for name, t in (("lse", lse), ("delta", delta)):
+        if t.ndim != do.ndim - 1 or t.shape[-1] != rows:
+            raise ValueError(
+                f"{name} must have shape (..., B_r) = (..., {rows}), one value per query row of "
+                f"this tile (do is {tuple(do.shape)}), got {tuple(t.shape)}."
+            )
+    check_positive(scale, "scale")
+    want_mask = (rows, k.shape[-2])
+    if mask is not None and (
+        not isinstance(mask, torch.Tensor)
+        or mask.dtype != torch.bool
+        or tuple(mask.shape[-2:]) != want_mask
+    ):
+        got = f"{mask.dtype} {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) else mask
+        raise ValueError(
+            f"mask must be None or a bool tensor (B_r, B_c) = {want_mask}, True where the query "
+            f"sees the key, got {got}: use attention.causal_tile_mask(i0, j0, rows, cols)."
+        )
+
+
+def _check_largest_tensor(fn: Any) -> None:
+    if not callable(fn):
+        raise ValueError(
+            f"fn must be a function to run, e.g. attention.naive_attention, got {fn!r}; "
+            "its arguments follow: largest_tensor(fn, q, k, v)."
+        )
 
 
 def _check_train_step_memory(fns: Any, n: Any, d: Any) -> None:

@@ -27,9 +27,15 @@ import torch.nn.functional as F
 
 from labkit import fusion
 from labkit.attention.flash import _check_flash
-from labkit.attention.lesson import _heap_reuse, naive_attention, tile_update
+from labkit.attention.lesson import (
+    _check_causal,
+    _check_qkv,
+    _heap_reuse,
+    naive_attention,
+    tile_update,
+)
 from labkit.core import bench
-from labkit.core.errors import MissingDependency, check_int, require
+from labkit.core.errors import MissingDependency, check_int, check_tensor, require
 
 _COMPILED: dict[str, Callable[..., Any]] = {}  # torch.compile'd functions, made once per process
 
@@ -50,7 +56,7 @@ def parallel_flash_forward(
     key loop carries (o, m, l). Memory O(N·B_c), not O(N·M). causal masks each (N, B_c) slab.
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
-    _check_flash(q, k, v, block_size, scale)
+    _check_flash(q, k, v, block_size, scale, causal)
     return _parallel_forward(q, k, v, causal, block_size, scale)
 
 
@@ -95,7 +101,7 @@ def compiled_flash_forward(
     compiles once more); the query positions are a tensor input, so one graph serves all blocks.
     Used by time_fused_forward (labkit/attention/fused.py).
     """
-    _check_compiled(q, k, v, block_size, scale, block_q)
+    _check_compiled(q, k, v, block_size, scale, block_q, causal)
     n = q.shape[-2]
     outs = []
     for i0 in range(0, n, block_q):
@@ -127,7 +133,7 @@ def time_fused_forward(
     freed memory reused while timing.
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
-    _check_time_fused(n, d, block_size, block_q)
+    _check_time_fused(n, d, block_size, block_q, rounds, seed)
     gen = torch.Generator().manual_seed(seed)
     q, k, v = (torch.randn(1, n, d, generator=gen) for _ in range(3))  # (1, N, d)
     t0 = time.perf_counter()
@@ -163,6 +169,7 @@ def triton_flash_forward(
     Raises MissingDependency without Triton or a GPU (TRITON_INTERPRET=1 runs it on the CPU).
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
+    _check_triton_call(q, k, v, causal, scale)
     return _triton("flash_forward")._forward(q, k, v, causal, scale)
 
 
@@ -182,6 +189,7 @@ def triton_flash_backward(
     over query blocks) and one per query block (dQ_i, looping over key blocks): no atomics.
     Taught in notebooks/08_flash_attention.ipynb, "8. A fused version: torch.compile on CPU, Triton on GPU".
     """
+    _check_triton_call(q, k, v, causal, scale, o, lse, do)
     return _triton("flash_backward")._backward(q, k, v, o, lse, do, causal, scale)
 
 
@@ -214,13 +222,33 @@ def _triton(what: str) -> Any:
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_compiled(q: Any, k: Any, v: Any, block_size: Any, scale: Any, block_q: Any) -> None:
-    _check_flash(q, k, v, block_size, scale)
+def _check_compiled(
+    q: Any, k: Any, v: Any, block_size: Any, scale: Any, block_q: Any, causal: Any
+) -> None:
+    _check_flash(q, k, v, block_size, scale, causal)
     check_int(block_q, "block_q", low=1)
 
 
-def _check_time_fused(n: Any, d: Any, block_size: Any, block_q: Any) -> None:
+def _check_time_fused(
+    n: Any, d: Any, block_size: Any, block_q: Any, rounds: Any, seed: Any
+) -> None:
     check_int(n, "n", low=1, high=16384)
     check_int(d, "d", low=1, high=1024)
     check_int(block_size, "block_size", low=1)
     check_int(block_q, "block_q", low=1)
+    check_int(rounds, "rounds", low=3)  # labkit.bench.compare's minimum, checked before compiling
+    check_int(seed, "seed")
+
+
+def _check_triton_call(q: Any, k: Any, v: Any, causal: Any, scale: Any, *saved: Any) -> None:
+    """Bad q, k, v (and o, lse, do) get their own message before any GPU or Triton is needed."""
+    _check_qkv(q, k, v, scale)
+    _check_causal(causal)
+    if saved:
+        want = {"o": tuple(q.shape), "lse": tuple(q.shape[:-1]), "do": tuple(q.shape)}
+        for name, t in zip(("o", "lse", "do"), saved, strict=True):
+            if tuple(check_tensor(t, name).shape) != want[name]:
+                raise ValueError(
+                    f"{name} must have shape {want[name]} (from q), got {tuple(t.shape)}: pass "
+                    "the o and lse triton_flash_forward returned, and dO shaped like o."
+                )

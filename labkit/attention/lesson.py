@@ -22,6 +22,7 @@ import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import torch
 
 from labkit.core import bench, models, probes
@@ -59,7 +60,7 @@ def naive_attention(
     labkit.models.attention (offset 0); refused when S and P would pass MAX_BYTES.
     Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
     """
-    _check_naive(q, k, v, scale)
+    _check_naive(q, k, v, causal, scale)
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     return models.attention(q, k, v, causal=causal, offset=0, scale=scale)  # (..., N, d_v)
 
@@ -81,7 +82,7 @@ def memory_and_time(
 
     Taught in notebooks/08_flash_attention.ipynb, "1. Naive attention stores an N x N matrix".
     """
-    _check_memory_and_time(fns, ns, d, batch_heads)
+    _check_memory_and_time(fns, ns, d, batch_heads, rounds, threads)
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for n in ns:
@@ -198,7 +199,7 @@ def tiled_attention(
     Equal to F.scaled_dot_product_attention within float rounding.
     Taught in notebooks/08_flash_attention.ipynb, "3. Tiled attention: FlashAttention's forward pass".
     """
-    _check_tiled(q, k, v, block_size, block_q, scale)
+    _check_tiled(q, k, v, block_size, block_q, scale, causal)
     bc, br = block_size, block_size if block_q is None else block_q  # B_c keys, B_r queries
     scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
     n, m_len = q.shape[-2], k.shape[-2]
@@ -241,7 +242,7 @@ def io_complexity(n: int, d: int, sram_bytes: int, dtype_bytes: int = 2) -> dict
     The ratio (N·d + N²)·M / (N²·d²) ≈ M / d² for N ≫ d: how many times fewer HBM accesses.
     Taught in notebooks/08_flash_attention.ipynb, "5. IO complexity (FlashAttention paper, Theorem 2)".
     """
-    _check_counts(n=n, d=d, sram_bytes=sram_bytes, dtype_bytes=dtype_bytes)
+    _check_io_complexity(n, d, sram_bytes, dtype_bytes)
     m_elems = sram_bytes / dtype_bytes
     standard = float(n * d + n * n)
     flash = float(n * n * d * d / m_elems)
@@ -305,7 +306,16 @@ def _check_qkv(q: Any, k: Any, v: Any, scale: Any = None) -> torch.Size:
         ) from None
 
 
-def _check_naive(q: Any, k: Any, v: Any, scale: Any) -> None:
+def _check_causal(causal: Any) -> None:
+    if not isinstance(causal, bool | np.bool_):
+        raise ValueError(
+            f"causal must be True or False, got {causal!r}: a string such as 'no' counts as "
+            "True in Python, so it would silently mask the future."
+        )
+
+
+def _check_naive(q: Any, k: Any, v: Any, causal: Any, scale: Any) -> None:
+    _check_causal(causal)
     n_scores = math.prod(_check_qkv(q, k, v, scale)) * q.shape[-2] * k.shape[-2]
     _check_bytes(
         2 * n_scores * q.element_size(),
@@ -316,8 +326,11 @@ def _check_naive(q: Any, k: Any, v: Any, scale: Any) -> None:
     )
 
 
-def _check_tiled(q: Any, k: Any, v: Any, block_size: Any, block_q: Any, scale: Any) -> None:
+def _check_tiled(
+    q: Any, k: Any, v: Any, block_size: Any, block_q: Any, scale: Any, causal: Any
+) -> None:
     lead = _check_qkv(q, k, v, scale)
+    _check_causal(causal)
     bc = check_int(block_size, "block_size", low=1)
     br = bc if block_q is None else check_int(block_q, "block_q", low=1)
     _check_bytes(
@@ -329,6 +342,12 @@ def _check_tiled(q: Any, k: Any, v: Any, block_size: Any, block_q: Any, scale: A
 
 def _check_tile(o: Any, m: Any, l: Any, s: Any, v: Any) -> None:  # noqa: E741
     """The tile step's shapes: five size comparisons (it runs in the inner loop)."""
+    for name, t in (("o", o), ("m", m), ("l", l), ("s", s), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(
+                f"{name} must be a torch.Tensor, got {type(t).__name__}: pass the running "
+                "state (o, m, l) and this tile's scores s and values v as tensors."
+            )
     so, sm, ss, sv = o.shape, m.shape, s.shape, v.shape
     if sm != l.shape or so[:-1] != sm or ss[-2] != sm[-1] or ss[-1] != sv[-2] or so[-1] != sv[-1]:
         raise ValueError(
@@ -348,12 +367,32 @@ def _check_softmax(x: Any, block_size: Any = 1) -> None:
     check_int(block_size, "block_size", low=1)
 
 
-def _check_memory_and_time(fns: Any, ns: Any, d: Any, batch_heads: Any) -> None:
+def _check_io_complexity(n: Any, d: Any, sram_bytes: Any, dtype_bytes: Any) -> None:
+    _check_counts(n=n, d=d, sram_bytes=sram_bytes, dtype_bytes=dtype_bytes)
+    if sram_bytes < d * dtype_bytes:
+        raise ValueError(
+            f"sram_bytes={sram_bytes:,} holds {sram_bytes // dtype_bytes:,} elements, fewer than "
+            f"one row of d={d}: Theorem 2 needs d <= M; pass the SRAM per SM in bytes "
+            "(e.g. attention.SRAM_BYTES_PER_SM['A100'])."
+        )
+
+
+def _check_memory_and_time(
+    fns: Any, ns: Any, d: Any, batch_heads: Any, rounds: Any, threads: Any
+) -> None:
     if not isinstance(fns, dict) or len(fns) < 2 or not all(map(callable, fns.values())):
-        raise ValueError(f"memory_and_time compares 2+ functions (a dict name -> fn), got {fns!r}.")
+        raise ValueError(
+            f"fns must be a dict of 2+ functions to compare (name -> attention fn(q, k, v)), "
+            f"got {fns!r}."
+        )
+    if not isinstance(ns, tuple | list):
+        raise ValueError(f"ns must be a tuple of sequence lengths such as (512, 1024), got {ns!r}.")
     check_nonempty(ns, "ns (the sequence lengths)")
+    check_int(rounds, "rounds", low=3)
+    check_int(threads, "threads", low=1)
     for n in ns:
-        _check_counts(N=n, d=d, batch_heads=batch_heads)
+        check_int(n, "each length in ns", low=1)
+        _check_counts(d=d, batch_heads=batch_heads)
         _check_bytes(
             3 * batch_heads * n * d * 4,
             f"q, k, v at N={n:,}, d={d}, batch_heads={batch_heads}",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from labkit.core import bench
-from labkit.core.errors import check_number, require
+from labkit.core.errors import check_int, check_number, require
 from labkit.core.onnx import check_onnx_file
 
 
@@ -60,6 +60,7 @@ def gpu_providers(cache_dir: str | Path = "trt_cache", *, device_id: int = 0) ->
     cannot run.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "The ORT route to the GPU".
     """
+    _check_gpu_providers(cache_dir, device_id)
     have = set(available_providers())
     trt_options = {
         "device_id": device_id,
@@ -176,11 +177,24 @@ def _check_trend(
         )
     items = list(runs.items())
     for label, cmp in items:
-        if not isinstance(cmp, bench.Comparison) or name not in cmp.spread:
-            timed = list(cmp.spread) if isinstance(cmp, bench.Comparison) else type(cmp).__name__
+        if not isinstance(cmp, bench.Comparison):
             raise ValueError(
-                f"runs[{label!r}] must be a bench.compare result that timed {name!r}; got {timed}."
+                f"runs[{label!r}] must be a bench.compare result, got {type(cmp).__name__}."
+            )
+        if name not in cmp.spread:
+            raise ValueError(
+                f"runs[{label!r}] has not timed {name!r}; it timed {list(cmp.spread)}: pass as "
+                "name one of those variants."
             )
         if name == cmp.baseline:
             raise ValueError(f"{name!r} is the baseline of runs[{label!r}]; name another variant.")
     return items[0], items[1]
+
+
+def _check_gpu_providers(cache_dir: object, device_id: object) -> None:
+    if not isinstance(cache_dir, str | Path):
+        raise ValueError(
+            f"cache_dir must be a folder path (str or Path) for TensorRT's engine cache, got "
+            f"{cache_dir!r}."
+        )
+    check_int(device_id, "device_id", low=0)

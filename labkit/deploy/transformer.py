@@ -45,5 +45,17 @@ def load_transformer(retrain: bool = False) -> tuple[DigitTransformer, dict[str,
     retrain=True (or a missing file) trains and saves it again first.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "A small transformer block".
     """
+    _check_load_transformer(retrain)
     model, meta = assets.load(TRANSFORMER_ASSET, retrain=retrain)
     return model, meta  # type: ignore[return-value]
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_load_transformer(retrain: object) -> None:
+    if not isinstance(retrain, bool):
+        raise ValueError(
+            f"retrain must be True or False, got {retrain!r}: any non-empty string counts as "
+            "True, which would retrain and overwrite the bundled checkpoint."
+        )

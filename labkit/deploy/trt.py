@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -193,7 +194,7 @@ def export_fp16_onnx(model: nn.Module, example: torch.Tensor, path: str | Path) 
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    check_tensor(example, "example")
+    _check_export_fp16(model, example, path)
     return export_onnx(Float16Graph(model), example.float(), path)
 
 
@@ -206,6 +207,7 @@ def export_int8_qdq_onnx(
     (reduce_range=False: a GPU has no int16 saturation issue), per-channel weight scales.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
+    _check_export_int8(fp32_path, out_path, calib_x)
     return quantize_static_int8(
         fp32_path,
         out_path,
@@ -248,7 +250,7 @@ def build_engine(
     FP32 engine, export_fp16_onnx an FP16 one, export_int8_qdq_onnx an INT8 one.
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    onnx_path = _check_build(onnx_path, (min_batch, opt_batch, max_batch), workspace_bytes)
+    onnx_path = _check_build(onnx_path, min_batch, opt_batch, max_batch, workspace_bytes, cache_dir)
     trt = tensorrt()
     settings = {
         "profile": (min_batch, opt_batch, max_batch),
@@ -341,7 +343,7 @@ def run_batched(
 
     Taught in notebooks/09_onnx_and_tensorrt.ipynb, "5. TensorRT (NVIDIA GPUs)".
     """
-    _check_run_batched(x, max_batch)
+    _check_run_batched(run, x, max_batch)
     parts = [run(chunk) for chunk in x.split(max_batch)]
     return {name: torch.cat([p[name] for p in parts]) for name in parts[0]}
 
@@ -417,7 +419,15 @@ def _check_tensorrt() -> None:
         )
 
 
-def _check_build(onnx_path: object, batches: tuple, workspace_bytes: object) -> Path:
+def _check_build(
+    onnx_path: object,
+    min_batch: object,
+    opt_batch: object,
+    max_batch: object,
+    workspace_bytes: object,
+    cache_dir: object,
+) -> Path:
+    batches = (min_batch, opt_batch, max_batch)
     for name, b in zip(("min_batch", "opt_batch", "max_batch"), batches, strict=True):
         check_int(b, name, low=1, high=MAX_BATCH)
     if not batches[0] <= batches[1] <= batches[2]:
@@ -426,7 +436,9 @@ def _check_build(onnx_path: object, batches: tuple, workspace_bytes: object) -> 
             f"{', '.join(map(repr, batches))}; e.g. min_batch=1, opt_batch=32, max_batch=256."
         )
     check_int(workspace_bytes, "workspace_bytes", low=1 << 20, high=1 << 40)
-    return check_onnx_file(onnx_path, "onnx_path")
+    if not isinstance(cache_dir, str | Path):
+        raise ValueError(f"cache_dir must be a folder path (str or Path), got {cache_dir!r}.")
+    return _onnx_file(onnx_path, "onnx_path")
 
 
 def _check_engine_bytes(engine_bytes: object) -> None:
@@ -435,11 +447,72 @@ def _check_engine_bytes(engine_bytes: object) -> None:
             "engine_bytes must be the bytes build_engine returns (a serialized engine), got "
             f"{type(engine_bytes).__name__}; an .onnx path goes to build_engine first."
         )
+    if not len(engine_bytes):
+        raise ValueError("engine_bytes is empty: pass the bytes build_engine returned.")
 
 
-def _check_run_batched(x: object, max_batch: object) -> None:
+def _check_run_batched(run: object, x: object, max_batch: object) -> None:
+    if not callable(run):
+        raise ValueError(
+            f"run must be the function deploy.runner(engine_bytes) returns, got "
+            f"{type(run).__name__}: call runner(...) on the engine first."
+        )
     check_nonempty(check_tensor(x, "x", floating=False), "x")
     check_int(max_batch, "max_batch", low=1)
+
+
+def _onnx_file(path: object, name: str) -> Path:
+    """check_onnx_file, with ``name`` (the parameter) in every message."""
+    try:
+        return check_onnx_file(path, name)
+    except ValueError as exc:
+        if re.search(rf"\b{name}\b", str(exc)):
+            raise
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _check_fits_graph(path: Path, x: torch.Tensor, name: str) -> None:
+    """x has the shape (static dims) and dtype of the graph's first input."""
+    tensor_type = require("onnx").load(str(path), load_external_data=False).graph.input[0].type
+    want = [d.dim_value if d.dim_value > 0 else None for d in tensor_type.tensor_type.shape.dim]
+    fits = len(want) == x.ndim and all(
+        w is None or w == e for w, e in zip(want, x.shape, strict=False)
+    )
+    if not fits:
+        shape = ["batch" if w is None else w for w in want]
+        raise ValueError(
+            f"{name} of shape {tuple(x.shape)} does not fit the graph's input {shape}: pass a "
+            "batch of the inputs the model was exported with."
+        )
+
+
+def _check_export_fp16(model: object, example: object, path: object) -> None:
+    check_model(model)
+    check_nonempty(check_tensor(example, "example"), "example")
+    if not isinstance(path, str | Path):
+        raise ValueError(
+            f"path must be a file path (str or Path) for the .onnx file, got {path!r}."
+        )
+    modes = {m: m.training for m in model.modules()}  # a trial forward in eval mode, restored
+    try:
+        with torch.no_grad():
+            model.eval()(example.float())
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ValueError(
+            f"model(example) fails for example of shape {tuple(example.shape)}: "
+            f"{str(exc).splitlines()[0][:200]}; pass a batch of the model's inputs."
+        ) from None
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _check_export_int8(fp32_path: object, out_path: object, calib_x: object) -> None:
+    path = _onnx_file(fp32_path, "fp32_path")
+    if not isinstance(out_path, str | Path):
+        raise ValueError(f"out_path must be a file path (str or Path), got {out_path!r}.")
+    check_nonempty(check_tensor(calib_x, "calib_x"), "calib_x")
+    _check_fits_graph(path, calib_x, "calib_x")
 
 
 def _parsed(parser: Any, onnx_path: Path) -> None:

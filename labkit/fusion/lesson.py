@@ -164,7 +164,7 @@ def chain_traffic(numel: int, length: int, itemsize: int = 4) -> dict[str, float
     intensity = flops / bytes (FLOP per byte).
     Taught in notebooks/07_operator_fusion.ipynb, "1. The memory wall".
     """
-    _check_counts(numel=numel, length=length, itemsize=itemsize)
+    _check_traffic(itemsize, numel=numel, length=length)
     flops = float(length * numel)
     unfused = float(2 * length * numel * itemsize)
     fused = float(2 * numel * itemsize)
@@ -182,7 +182,7 @@ def matmul_traffic(n: int, itemsize: int = 4) -> dict[str, float]:
 
     Taught in notebooks/07_operator_fusion.ipynb, "1. The memory wall".
     """
-    _check_counts(n=n, itemsize=itemsize)
+    _check_traffic(itemsize, n=n)
     flops = 2.0 * n**3
     nbytes = 3.0 * n * n * itemsize  # read A and B, write C
     return {"flops": flops, "bytes": nbytes, "intensity": flops / nbytes}
@@ -209,6 +209,7 @@ def compile_timed(fn: Callable[..., Any], *args: Any) -> tuple[Callable[..., Any
     on CPU or Triton kernels on GPU and builds them); later calls with the same shapes reuse it.
     Taught in notebooks/07_operator_fusion.ipynb, "3. Fusing elementwise chains with `torch.compile`".
     """
+    _check_compile_timed(fn)
     # On a CPU-only machine torch warns once that it found no CUDA runtime: irrelevant here.
     logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
     _no_graph_cache_across_isas()
@@ -227,7 +228,7 @@ def cuda_chain_speedup(
     Raises MissingDependency without a GPU.
     Taught in notebooks/07_operator_fusion.ipynb, "3. Fusing elementwise chains with `torch.compile`".
     """
-    check_int(numel, "numel", low=1, high=1 << 28)  # 1 GiB of float32 at most
+    _check_cuda_chain_speedup(numel, length, repeats)
     dev = require_cuda("torch.compile with Triton kernels")
     x = torch.randn(numel, device=dev)
     compiled, seconds = compile_timed(lambda t: elementwise_chain(t, length), x)
@@ -380,7 +381,27 @@ def _check_fold_conv_bn(conv: Any, bn: Any) -> None:
 
 def _check_ort_levels(path: Any, example: Any) -> Path:
     check_nonempty(check_tensor(example, "example"), "example")
-    return onnx.check_onnx_file(path)
+    path = onnx.check_onnx_file(path)
+    graph_input = require("onnx").load(str(path), load_external_data=False).graph.input[0]
+    if graph_input.name != "x":
+        raise ValueError(
+            f"the graph's input is named {graph_input.name!r}, but ort_levels feeds 'x': export "
+            "path with labkit.onnx.export_onnx(..., input_name='x')."
+        )
+    tensor_type = graph_input.type.tensor_type
+    want = [d.dim_value if d.dim_value > 0 else None for d in tensor_type.shape.dim]
+    fits = len(want) == example.ndim and all(
+        w is None or w == e for w, e in zip(want, example.shape, strict=False)
+    )
+    np_dtype = str(require("onnx").helper.tensor_dtype_to_np_dtype(tensor_type.elem_type))
+    if not fits or str(example.dtype).removeprefix("torch.") != np_dtype:
+        shape = ["batch" if w is None else w for w in want]
+        raise ValueError(
+            f"example must match the graph's input x: shape {shape} and dtype {np_dtype}, got "
+            f"{tuple(example.shape)} {example.dtype}: pass a batch of the inputs the model was "
+            "exported with (e.g. example.float())."
+        )
+    return path
 
 
 def _check_count_layers(model: Any, kind: Any) -> None:
@@ -391,8 +412,12 @@ def _check_count_layers(model: Any, kind: Any) -> None:
 
 def _check_fuse_qkv(q: Any, k: Any, v: Any) -> None:
     layers = (q, k, v)
-    if not all(isinstance(layer, nn.Linear) for layer in layers):
-        raise ValueError("fuse_qkv needs three nn.Linear layers (the Q, K and V projections).")
+    for name, layer in zip("qkv", layers, strict=True):
+        if not isinstance(layer, nn.Linear):
+            raise ValueError(
+                f"{name} must be an nn.Linear (the {name.upper()} projection), got "
+                f"{type(layer).__name__}: fuse_qkv fuses three nn.Linear layers."
+            )
     if len({layer.in_features for layer in layers}) != 1:
         raise ValueError(
             "q, k and v must read the same input size, got in_features "
@@ -408,7 +433,11 @@ def _check_split_qkv(y: Any, sizes: Any) -> None:
         raise ValueError(f"sizes must be three ints (d_q, d_k, d_v), got {sizes!r}.")
     for s in sizes:
         check_int(s, "sizes", low=0)
-    last = y.shape[-1] if y.ndim else None
+    if y.ndim == 0:
+        raise ValueError(
+            "y must have a last dim to split (..., d_q + d_k + d_v), got a 0-d tensor."
+        )
+    last = y.shape[-1]
     if last != sum(sizes):
         raise ValueError(f"last dim {last} does not match sizes {sizes} (sum {sum(sizes)}).")
 
@@ -420,6 +449,25 @@ def _check_chain(x: Any, length: Any, ops: Any) -> None:
         raise ValueError(f"ops must be 'gelu' or 'cheap', got {ops!r}.")
 
 
-def _check_counts(**counts: Any) -> None:
+def _check_traffic(itemsize: Any, **counts: Any) -> None:
     for name, value in counts.items():
         check_int(value, name, low=1)
+    if check_int(itemsize, "itemsize", low=1) not in (1, 2, 4, 8):
+        raise ValueError(
+            f"itemsize is bytes per element: 1 (int8), 2 (fp16/bf16), 4 (fp32) or 8 (fp64), "
+            f"got {itemsize}."
+        )
+
+
+def _check_compile_timed(fn: Any) -> None:
+    if not callable(fn):
+        raise ValueError(
+            f"fn must be a function or an nn.Module to compile, got {type(fn).__name__}: pass "
+            "the function itself (fusion.elementwise_chain), then its arguments."
+        )
+
+
+def _check_cuda_chain_speedup(numel: Any, length: Any, repeats: Any) -> None:
+    check_int(numel, "numel", low=1, high=1 << 28)  # 1 GiB of float32 at most
+    check_int(length, "length", low=1, high=1000)
+    check_int(repeats, "repeats", low=1)

@@ -2,6 +2,7 @@
 - ``bank.py``: every notebook's interview questions and key terms, read from the notebooks
   themselves, the source material's ten classic questions (English, 简体, 繁體) linked to the
   sections that demonstrate them, and the course's own ten classics.
+- ``records.py``: Question, Classic, SourceClassic (each checks its fields when made).
 - ``widget.py``: the self-quiz and the glossary's filter box.
 """
 

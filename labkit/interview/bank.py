@@ -18,31 +18,16 @@ Cells are split on unescaped pipes only: ``$\mathrm{KL}(P\|Q)$`` stays one cell.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from labkit.core.paths import NOTEBOOKS, notebook_paths
+from labkit.interview.records import Classic, Question, SourceClassic
 
 QUESTION = re.compile(
     r"\*\*(Q\d+\.\s*.+?)\*\*\s*<details>\s*<summary>.*?</summary>(.*?)</details>", re.S
 )
-
-
-@dataclass(frozen=True)
-class Question:
-    notebook: str
-    question: str
-    answer: str
-
-
-@dataclass(frozen=True)
-class Classic:
-    question: str
-    answer: str
-    notebook: str  # stem of the notebook that demonstrates it
-    evidence: str  # text that must appear in that notebook
 
 
 CLASSICS = [
@@ -136,17 +121,6 @@ CLASSICS = [
         "ZeRO",
     ),
 ]
-
-
-@dataclass(frozen=True)
-class SourceClassic:
-    """One of the ten classic questions of the course's source material, in three scripts."""
-
-    en: str
-    zh_hans: str  # 简体
-    zh_hant: str  # 繁體
-    answer: str
-    sections: tuple[tuple[str, str], ...]  # (notebook stem, heading) that demonstrate it
 
 
 SOURCE_CLASSICS = [
@@ -359,13 +333,14 @@ SOURCE_CLASSICS = [
 def section_link(stem: str, heading: str) -> str:
     """Markdown link to a heading of notebooks/<stem>.ipynb, as JupyterLab anchors it
     (spaces -> '-', backticks dropped): ``[01 · 4.1 Which ops ...](01_x.ipynb#4.1-Which-ops-...)``."""
+    _check_section_link(stem, heading)
     anchor = heading.replace("`", "").replace(" ", "-")
     return f"[{stem[:2]} · {heading}]({stem}.ipynb#{anchor})"
 
 
 def notebook_headings(stem: str, folder: Path = NOTEBOOKS) -> set[str]:
     """The markdown headings of notebooks/<stem>.ipynb, without their #s (empty if missing)."""
-    path = folder / f"{stem}.ipynb"
+    path = _check_notebook(stem, folder)  # folder / f"{stem}.ipynb"
     if not path.exists():
         return set()
     return {ln.lstrip("#").strip() for ln in _markdown(path).splitlines() if ln.startswith("#")}
@@ -373,7 +348,7 @@ def notebook_headings(stem: str, folder: Path = NOTEBOOKS) -> set[str]:
 
 def notebook_text(stem: str, folder: Path = NOTEBOOKS) -> str:
     """All cell sources of notebooks/<stem>.ipynb as one string ('' if it does not exist)."""
-    path = folder / f"{stem}.ipynb"
+    path = _check_notebook(stem, folder)  # folder / f"{stem}.ipynb"
     if not path.exists():
         return ""
     nb = nbformat.read(path, as_version=4)
@@ -392,6 +367,7 @@ def _markdown(path: Path) -> str:
 
 def course_notebooks(folder: Path = NOTEBOOKS) -> list[Path]:
     """The numbered course notebooks, in order (core's one notebook list, numbered ones only)."""
+    folder = _check_folder(folder)
     return [p for p in notebook_paths(folder=folder) if re.match(r"\d\d_", p.name)]
 
 
@@ -421,6 +397,7 @@ HEADERS = {"english": "English", "中文": "简体", "简体": "简体", "繁體
 
 def split_row(row: str) -> list[str]:
     """Cells of one markdown table row, split on unescaped pipes (``\\|`` stays in its cell)."""
+    _check_split_row(row)
     body = row.strip()
     if body.startswith("|"):
         body = body[1:]
@@ -433,6 +410,7 @@ def parse_key_terms(section: str) -> list[dict[str, str]]:
     """Rows of a Key terms table as {"English", "简体", "繁體", "meaning"} (繁體 "" in the
     3-column form). The header row says which column is which; rows whose cell count does
     not match the header are skipped."""
+    _check_section(section)
     columns: list[str] | None = None
     out = []
     for line in section.splitlines():
@@ -464,3 +442,55 @@ def glossary(folder: Path = NOTEBOOKS) -> list[dict[str, str]]:
                 continue
             terms[key] = {**row, "notebook": path.stem[:2]}
     return sorted(terms.values(), key=lambda t: t["English"].lower())
+
+
+# ---- checks: bad input gets one clear error naming the parameter and the fix
+
+
+def _check_folder(folder: object) -> Path:
+    if not isinstance(folder, str | Path):
+        raise ValueError(f"folder must be a folder path (str or Path), got {folder!r}.")
+    if not Path(folder).is_dir():
+        raise ValueError(
+            f"folder {str(folder)!r} is not an existing folder: pass the course's notebooks/ "
+            "folder (the default, labkit.paths.NOTEBOOKS)."
+        )
+    return Path(folder)
+
+
+def _check_stem(stem: object) -> str:
+    if not isinstance(stem, str) or not stem.strip() or stem.endswith(".ipynb") or "/" in stem:
+        raise ValueError(
+            f"stem must be a notebook's name without folder or .ipynb, e.g. "
+            f"'08_flash_attention', got {stem!r}."
+        )
+    return stem
+
+
+def _check_notebook(stem: object, folder: object) -> Path:
+    """folder / f"{stem}.ipynb" for a valid stem and an existing folder (the file may not exist)."""
+    return _check_folder(folder) / f"{_check_stem(stem)}.ipynb"
+
+
+def _check_section_link(stem: object, heading: object) -> None:
+    _check_stem(stem)
+    if not isinstance(heading, str) or not heading.strip():
+        raise ValueError(
+            f"heading must be a notebook heading without its #s, e.g. '5. IO complexity', "
+            f"got {heading!r}."
+        )
+
+
+def _check_split_row(row: object) -> None:
+    if not isinstance(row, str) or "|" not in row:
+        raise ValueError(
+            f"row must be one markdown table row as a string, e.g. '| a | b |', got {row!r}."
+        )
+
+
+def _check_section(section: object) -> None:
+    if not isinstance(section, str):
+        raise ValueError(
+            f"section must be the markdown text of a Key terms section (one string), got "
+            f"{type(section).__name__}: join a list of lines with '\\n'.join(lines)."
+        )

@@ -104,7 +104,7 @@ def test_sdpa_kernel_used_names_a_backend():
     assert attention.sdpa_kernel_used(q, q, q) != ""
     with attention.forced_backend("math"):
         assert attention.sdpa_kernel_used(q, q, q).startswith("MATH")
-    with pytest.raises(ValueError, match="backend must be one of"):
+    with pytest.raises(ValueError, match="name must be one of"):
         with attention.forced_backend("fast"):
             pass
 

@@ -496,7 +496,7 @@ def test_trt_functions_fail_clearly_without_gpu_or_tensorrt(cnn_files) -> None:
     with pytest.raises(MissingDependency, match="GPU|tensorrt|TensorRT"):
         deploy_trt.build_engine(fp32)
     with pytest.raises(MissingDependency):
-        deploy_trt.runner(b"")
+        deploy_trt.runner(b"serialized engine bytes")  # b"" is refused first: no engine is empty
 
 
 def test_gpu_check_rows_without_gpu_are_skip_rows() -> None:
