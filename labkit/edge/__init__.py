@@ -6,6 +6,7 @@
 - ``deep_compression.py``: prune -> k-means sharing -> Huffman coding, bytes per stage.
 - ``energy.py``: energy per inference, analytic peak activation memory, the budget check.
 - ``exercises.py``: the notebook's exercises (low_rank_factors, kmeans_share, over_budget).
+- ``checks.py``: input checks shared by these modules (loaders, an example that fits the model).
 """
 
 from labkit.edge.lesson import (  # noqa: I001 (packed to keep the face short)

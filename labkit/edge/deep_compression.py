@@ -23,11 +23,12 @@ import copy
 import heapq
 import math
 from collections import Counter
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from labkit.core.errors import check_model
+from labkit.core.errors import check_model, check_tensor
 from labkit.edge.lesson import kmeans_share
 
 STAGES = ("dense fp32", "pruned (fp32 + gaps)", "+ k-means sharing", "+ Huffman coding")
@@ -60,6 +61,7 @@ def huffman_encode(symbols: list[int], code: dict[int, str]) -> str:
 
     Taught in notebooks/10_edge_deployment.ipynb, "7. Deep Compression: prune, share, Huffman-code".
     """
+    _check_encode(symbols, code)
     return "".join(code[s] for s in symbols)
 
 
@@ -78,6 +80,7 @@ def expected_length(counts: dict[int, int], code: dict[int, str]) -> float:
 
     Taught in notebooks/10_edge_deployment.ipynb, "7. Deep Compression: prune, share, Huffman-code".
     """
+    _check_length(counts, code)
     total = sum(counts.values())
     return sum(c * len(code[s]) for s, c in counts.items()) / total
 
@@ -87,12 +90,14 @@ def entropy_bits(counts: dict[int, int]) -> float:
 
     Taught in notebooks/10_edge_deployment.ipynb, "7. Deep Compression: prune, share, Huffman-code".
     """
+    _check_weights(counts)
     total = sum(counts.values())
     return -sum(c / total * math.log2(c / total) for c in counts.values() if c)
 
 
 def sparse_gaps(weight: torch.Tensor) -> list[int]:
     """Relative indices of the non-zeros (row-major): g_i = p_i - p_{i-1}, p_0 = -1, so g_i >= 1."""
+    check_tensor(weight, "weight", floating=False)
     pos = torch.nonzero(weight.reshape(-1)).flatten()  # (m,)
     return torch.diff(pos, prepend=torch.tensor([-1])).tolist()
 
@@ -150,6 +155,7 @@ def stage_bytes(layers: dict[str, dict]) -> dict[str, int]:
 
     Taught in notebooks/10_edge_deployment.ipynb, "7. Deep Compression: prune, share, Huffman-code".
     """
+    _check_layers(layers)
     return {s: sum(layer["bytes"][s] for layer in layers.values()) for s in STAGES}
 
 
@@ -176,9 +182,64 @@ def _decode(bits: str, code: dict[int, str]) -> tuple[list[int], str]:
     return out, word  # word: what is left after the last whole codeword
 
 
+def _check_code(code: object) -> None:
+    """A prefix-free code {symbol: non-empty string of 0s and 1s}, as huffman_code returns."""
+    words = list(code.values()) if isinstance(code, dict) else []
+    if not words or not all(isinstance(w, str) and w and set(w) <= {"0", "1"} for w in words):
+        raise ValueError(
+            f"code must be a dict {{symbol: bit string}} from huffman_code, got {code!r}."
+        )
+    words.sort()  # a codeword sits right before the words it is a prefix of
+    for a, b in zip(words[:-1], words[1:], strict=True):
+        if b.startswith(a):
+            raise ValueError(f"code is not prefix-free: {a!r} starts {b!r}; use huffman_code.")
+
+
+def _check_encode(symbols: object, code: object) -> None:
+    _check_code(code)
+    if not isinstance(symbols, Iterable):
+        raise ValueError(f"symbols must be a list of symbols, got {type(symbols).__name__}.")
+    for s in symbols:
+        if s not in code:  # type: ignore[operator]
+            raise ValueError(f"symbols holds {s!r}, which has no codeword in code.")
+
+
 def _check_decodes(bits: object, code: object) -> None:
+    _check_code(code)
+    if not isinstance(bits, str) or set(bits) - {"0", "1"}:
+        raise ValueError(f"bits must be a string of 0s and 1s (huffman_encode), got {bits!r}.")
     rest = _decode(bits, code)[1]  # type: ignore[arg-type]
     if rest:
         raise ValueError(
-            f"the bit string ends inside a codeword ({rest!r}): not produced by this code."
+            f"bits ends inside a codeword ({rest!r} left over): this code did not produce it."
+        )
+
+
+def _check_weights(counts: object) -> None:
+    """{symbol: count >= 0} (counts or frequencies) with a positive total."""
+    ok = isinstance(counts, dict) and len(counts) > 0
+    for c in counts.values() if ok else ():  # type: ignore[union-attr]
+        ok = ok and isinstance(c, int | float) and not isinstance(c, bool) and 0 <= c < math.inf
+    if not ok or sum(counts.values()) <= 0:  # type: ignore[union-attr]
+        raise ValueError(f"counts must be a non-empty dict {{symbol: count >= 0}}, got {counts!r}.")
+
+
+def _check_length(counts: object, code: object) -> None:
+    _check_weights(counts)
+    _check_code(code)
+    missing = [s for s in counts if s not in code]  # type: ignore[union-attr, operator]
+    if missing:
+        raise ValueError(f"code has no codeword for the symbols {missing} of counts.")
+
+
+def _check_layers(layers: object) -> None:
+    """{layer name: compress_layer result}, as deep_compress returns it."""
+    ok = isinstance(layers, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("bytes"), dict) and set(STAGES) <= set(v["bytes"])
+        for v in layers.values()
+    )
+    if not ok:
+        raise ValueError(
+            f"layers must be the dict {{layer name: result}} of deep_compress, each result with "
+            f"bytes for every stage {STAGES}."
         )

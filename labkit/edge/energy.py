@@ -20,7 +20,15 @@ import math
 import torch
 from torch import nn
 
-from labkit.core.errors import check_choice, check_int, check_model
+from labkit.core.errors import (
+    check_choice,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_number,
+    check_tensor,
+)
+from labkit.edge.checks import _check_fits
 
 ENERGY_PJ = {
     "32-bit DRAM read": 640.0,
@@ -80,6 +88,7 @@ def peak_activation_bytes(model: nn.Sequential, example: torch.Tensor) -> int:
 
     Taught in notebooks/10_edge_deployment.ipynb, "8. Energy, peak memory and a budget".
     """
+    _check_peak(model, example)
     return max(i + o for _, i, o in layer_activation_bytes(model, example))
 
 
@@ -113,3 +122,14 @@ def _check_budget(measured: object, budget: object) -> None:
         raise ValueError(
             f"measured has no value for the budget's {missing}: measure them (or drop the limits)."
         )
+    for name, limit in budget.items():
+        check_number(measured[name], f"measured[{name!r}]")
+        check_number(limit, f"budget[{name!r}] (a limit)")
+
+
+def _check_peak(model: object, example: object) -> None:
+    """A model with layers (a Sequential) and a non-empty batch it can take."""
+    if not any(True for _ in check_model(model).children()):
+        raise ValueError("model has no layers: pass the nn.Sequential whose activations to count.")
+    check_nonempty(check_tensor(example, "example", floating=False), "example")
+    _check_fits(model, example)  # type: ignore[arg-type]

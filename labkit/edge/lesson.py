@@ -46,6 +46,7 @@ from labkit.core.errors import (
     check_positive,
     check_tensor,
 )
+from labkit.edge.checks import _check_candidate, _check_loader, _check_shapes
 
 PACK_BITS = (1, 2, 4, 8)
 MAX_ITERS = 1000  # k-means iterations (each one pass over the weights)
@@ -75,7 +76,7 @@ def rank_error_curve(weight: torch.Tensor) -> torch.Tensor:
     err[r-1] = sqrt(sum_{i>r} s_i^2 / sum_i s_i^2)  (Eckart-Young); shape (min(out, in),).
     Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
-    _check_matrix(weight)
+    _check_curve(weight)
     s2 = torch.linalg.svdvals(weight.detach().double()) ** 2
     tail = s2.flip(0).cumsum(0).flip(0)  # tail[i] = sum_{j >= i} s_j^2
     rest = torch.cat([tail[1:], tail.new_zeros(1)])
@@ -88,9 +89,8 @@ def matrix_of(layer: nn.Module) -> torch.Tensor:
     Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
     _check_layer(layer)
-    return layer.weight.detach().flatten(
-        1
-    )  # (out, in) or (C_out, C_in, kH, kW) -> (C_out, C_in*kH*kW)
+    # (out, in) or (C_out, C_in, kH, kW) -> (C_out, C_in * kH * kW)
+    return layer.weight.detach().flatten(1)
 
 
 def factorize_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
@@ -98,6 +98,7 @@ def factorize_linear(layer: nn.Linear, rank: int) -> nn.Sequential:
 
     Used by factorize_model (labkit/edge/lesson.py).
     """
+    _check_layer(layer, "layer", (nn.Linear,))
     left, right = low_rank_factors(layer.weight, rank)
     first = nn.Linear(layer.in_features, rank, bias=False)
     second = nn.Linear(rank, layer.out_features, bias=layer.bias is not None)
@@ -115,6 +116,7 @@ def factorize_conv(conv: nn.Conv2d, rank: int) -> nn.Sequential:
     The first conv keeps stride, padding and dilation; only groups=1 convs are supported.
     Used by factorize_model (labkit/edge/lesson.py).
     """
+    _check_layer(conv, "conv", (nn.Conv2d,))
     left, right = low_rank_factors(matrix_of(conv), rank)
     first = nn.Conv2d(
         conv.in_channels,
@@ -140,6 +142,7 @@ def factorized_params(out_features: int, in_features: int, rank: int) -> int:
 
     Used by factorize_model (labkit/edge/lesson.py).
     """
+    _check_params(out_features, in_features, rank)
     return rank * (out_features + in_features)
 
 
@@ -178,6 +181,7 @@ def factorizable_layers(model: nn.Module) -> dict[str, tuple[int, int]]:
 
     Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
+    check_model(model)
     return {
         name: tuple(matrix_of(layer).shape)
         for name, layer in model.named_modules()
@@ -202,6 +206,7 @@ def factor_weights(shapes: dict[str, tuple[int, int]], ranks: dict[str, int]) ->
 
     Taught in notebooks/10_edge_deployment.ipynb, "2. Low-rank factorisation".
     """
+    _check_factor_weights(shapes, ranks)
     return sum(min(factorized_params(o, i, ranks[n]), o * i) for n, (o, i) in shapes.items())
 
 
@@ -310,6 +315,7 @@ def packed_bytes(n: int, bits: int, codebook_bytes_per_entry: int = 4) -> int:
 
     Used by shared_model_bytes (labkit/edge/lesson.py).
     """
+    _check_packed_bytes(n, bits, codebook_bytes_per_entry)
     return math.ceil(n * bits / 8) + (2**bits) * codebook_bytes_per_entry
 
 
@@ -318,6 +324,7 @@ def shareable_layers(model: nn.Module) -> dict[str, nn.Module]:
 
     Used by share_model and finetune_centroids (labkit/edge/lesson.py).
     """
+    check_model(model)
     return {n: m for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
 
 
@@ -369,7 +376,7 @@ def finetune_centroids(
     stay fixed), so only the codebooks change. Returns a new model and the new codebooks.
     Taught in notebooks/10_edge_deployment.ipynb, "3. Weight sharing with k-means codebooks".
     """
-    _check_finetune(model, books, epochs, lr)
+    _check_finetune(model, books, loader, epochs, lr)
     cents = {n: b.centroids.clone().requires_grad_(True) for n, b in books.items()}
     opt = torch.optim.Adam(cents.values(), lr=lr)
     model = copy.deepcopy(model).eval()
@@ -438,6 +445,7 @@ def train_candidate(
 
     Taught in notebooks/10_edge_deployment.ipynb, "4. Hardware-aware search".
     """
+    _check_candidate(width, depth, loaders, epochs)
     torch.manual_seed(seed)
     model = models.cnn(width=width, depth=depth)
     train.fit(model, loaders.train, epochs=epochs, lr=3e-3)
@@ -460,12 +468,37 @@ def _check_factors(weight: object, rank: object) -> None:
     check_int(rank, "rank (at most min(out, in))", low=1, high=min(weight.shape))
 
 
-def _check_layer(layer: object) -> None:
-    if not isinstance(layer, nn.Linear | nn.Conv2d) or getattr(layer, "groups", 1) != 1:
+def _check_curve(weight: object) -> None:
+    _check_matrix(weight)
+    if not bool(weight.any()):  # type: ignore[union-attr]
+        raise ValueError("weight is all zeros: its relative error (0 / 0) is undefined.")
+
+
+def _check_layer(layer: object, name: str = "layer", kinds: tuple = (nn.Linear, nn.Conv2d)) -> None:
+    """An nn.Linear or groups=1 nn.Conv2d (or only ``kinds``): what low-rank factorisation splits."""
+    if not isinstance(layer, kinds) or getattr(layer, "groups", 1) != 1:
+        want = " or ".join(f"nn.{k.__name__}" for k in kinds)
         raise ValueError(
-            "low-rank factorisation supports nn.Linear and nn.Conv2d (groups=1), got "
+            f"{name} must be an {want} (Conv2d with groups=1) for low-rank factorisation, got "
             f"{type(layer).__name__}{' with groups != 1' if isinstance(layer, nn.Conv2d) else ''}."
         )
+
+
+def _check_params(out_features: object, in_features: object, rank: object) -> None:
+    check_int(out_features, "out_features", low=1)
+    check_int(in_features, "in_features", low=1)
+    check_int(rank, "rank", low=1)
+
+
+def _check_factor_weights(shapes: object, ranks: object) -> None:
+    """{name: (out, in)} of factorizable_layers and a rank >= 1 for each of those names."""
+    ok = isinstance(shapes, dict) and all(isinstance(s, tuple | list) for s in shapes.values())
+    if not ok or any(len(s) != 2 for s in shapes.values()):  # type: ignore[union-attr]
+        raise ValueError(f"shapes must be {{name: (out, in)}} of factorizable_layers: {shapes!r}.")
+    if not isinstance(ranks, dict) or set(shapes) - set(ranks):
+        raise ValueError(f"ranks must be a dict giving a rank to every layer of {list(shapes)}.")
+    for name in shapes:
+        check_int(ranks[name], f"ranks[{name!r}]", low=1)
 
 
 def _check_factorize(model: object, rank_fraction: object, ranks: object) -> None:
@@ -504,6 +537,12 @@ def _check_kmeans(weight: object, bits: object, iters: object) -> None:
             f"weight has {weight.numel():,} elements: k-means with 2^{bits} centroids needs a "
             f"{need / 2**30:.1f} GiB distance matrix; cluster a smaller tensor or use fewer bits."
         )
+
+
+def _check_packed_bytes(n: object, bits: object, codebook_bytes_per_entry: object) -> None:
+    check_int(n, "n (weights)", low=0)
+    check_bits(bits, 1, 16)
+    check_int(codebook_bytes_per_entry, "codebook_bytes_per_entry", low=0)
 
 
 def _check_pack_bits(bits: object) -> None:
@@ -545,12 +584,16 @@ def _check_books(model: object, books: object, bits: object = None) -> None:
             )
 
 
-def _check_finetune(model: object, books: object, epochs: object, lr: object) -> None:
+def _check_finetune(
+    model: object, books: object, loader: object, epochs: object, lr: object
+) -> None:
     _check_books(model, books)
     check_int(epochs, "epochs", low=1, high=1000)
     check_positive(lr, "lr (learning rate)")
+    _check_loader(loader)
 
 
 def _check_budgets(model: object, example: object) -> None:
     check_model(model)
     check_nonempty(check_tensor(example, "example"), "example")
+    _check_shapes(model, example)  # no forward: budgets measures peak memory next

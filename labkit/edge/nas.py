@@ -28,12 +28,15 @@ from torch import nn
 from labkit.core import bench, train
 from labkit.core.data import Loaders
 from labkit.core.errors import check_int, check_nonempty, check_number, check_positive
+from labkit.edge.checks import _check_loaders
 
 CHANNELS = (4, 8, 16, 32)
 KERNELS = (3, 5)
 NAS_DEPTHS = (2, 3, 4)
 Arch = tuple[tuple[int, int], ...]  # ((channels, kernel), ...) one pair per block
 OpKey = tuple[str, int, int, int, int]  # (kind, c_in, c_out, kernel, H)
+OP_KINDS = ("block", "pool", "flatten", "linear", "model")
+MAX_REPEATS, MAX_THREADS, MAX_EVALS = 100_000, 256, 100_000  # a typo's limits, not the lesson's
 
 
 def build(arch: Arch) -> nn.Sequential:
@@ -106,6 +109,7 @@ def latency_lut(
 
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_lut(keys, repeats, threads)
     table = {}
     with torch.no_grad():
         for key in all_op_keys() if keys is None else keys:
@@ -121,6 +125,7 @@ def predict_latency(arch: Arch, lut: dict[OpKey, float]) -> float:
 
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_predict(arch, lut)
     return sum(lut[key] for key in lut_keys(arch))
 
 
@@ -129,6 +134,7 @@ def measure_latency(arch: Arch, *, repeats: int = 100, threads: int = 1) -> floa
 
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_measure(arch, repeats, threads)
     model, x = build(arch), torch.randn(1, 1, 8, 8)
     with torch.no_grad():
         return bench.latency(model, x, warmup=5, repeats=repeats, threads=threads).median * 1e3
@@ -152,7 +158,7 @@ def mnas_reward(
 
     Used by random_search and regularized_evolution (labkit/edge/nas.py).
     """
-    _check_reward(accuracy, latency_ms, target_ms)
+    _check_reward(accuracy, latency_ms, target_ms, alpha, beta)
     w = alpha if latency_ms <= target_ms else beta
     return accuracy * (latency_ms / target_ms) ** w
 
@@ -162,6 +168,7 @@ def random_arch(rng: random.Random) -> Arch:
 
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_rng(rng)
     return tuple((rng.choice(CHANNELS), rng.choice(KERNELS)) for _ in range(rng.choice(NAS_DEPTHS)))
 
 
@@ -170,6 +177,7 @@ def mutate(arch: Arch, rng: random.Random) -> Arch:
 
     Used by regularized_evolution (labkit/edge/nas.py).
     """
+    _check_mutate(arch, rng)
     blocks = list(arch)
     what, i = rng.choice(("channels", "kernel", "depth")), rng.randrange(len(blocks))
     if what == "channels":
@@ -193,6 +201,7 @@ def random_search(
 
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_search(evaluate, latency, target_ms, budget)
     rng = random.Random(seed)
     return [_score(random_arch(rng), evaluate, latency, target_ms) for _ in range(budget)]
 
@@ -212,7 +221,7 @@ def regularized_evolution(
     Returns the history in evaluation order.
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
-    _check_evolution(budget, population, sample)
+    _check_evolution(evaluate, latency, target_ms, budget, population, sample)
     rng = random.Random(seed)
     pop = [_score(random_arch(rng), evaluate, latency, target_ms) for _ in range(population)]
     history = list(pop)
@@ -231,6 +240,7 @@ def train_arch(arch: Arch, loaders: Loaders, *, epochs: int = 2, seed: int = 0) 
     The same proxy as section 4's edge.train_candidate.
     Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
     """
+    _check_train_arch(arch, loaders, epochs)
     torch.manual_seed(seed)
     model = build(arch).train()
     train.fit(model, loaders.train, epochs=epochs, lr=3e-3)
@@ -239,6 +249,7 @@ def train_arch(arch: Arch, loaders: Loaders, *, epochs: int = 2, seed: int = 0) 
 
 def best_so_far(history: list[dict]) -> list[float]:
     """Running maximum of the reward after each evaluation (the search's progress curve)."""
+    _check_history(history)
     out, best = [], float("-inf")
     for rec in history:
         best = max(best, rec["reward"])
@@ -277,21 +288,120 @@ def _check_arch(arch: object) -> None:
         )
 
 
+def _check_lut(keys: object, repeats: object, threads: object) -> None:
+    """None (every key of the space) or a non-empty list of (kind, c_in, c_out, kernel, H)."""
+    if keys is not None:
+        ok = isinstance(keys, list | tuple) and len(keys) > 0
+        for key in keys if ok else ():  # type: ignore[union-attr]
+            ok = ok and isinstance(key, tuple | list) and len(key) == 5 and key[0] in OP_KINDS
+            ok = ok and all(
+                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in key[1:]
+            )
+        if not ok:
+            raise ValueError(
+                f"keys must be None (the whole table) or a non-empty list of lut_keys "
+                f"(kind in {OP_KINDS}, c_in, c_out, kernel, H), got {keys!r}."
+            )
+    _check_timing(repeats, threads)
+
+
+def _check_timing(repeats: object, threads: object) -> None:
+    check_int(repeats, "repeats (timed calls)", low=1, high=MAX_REPEATS)
+    check_int(threads, "threads", low=1, high=MAX_THREADS)
+
+
+def _check_predict(arch: object, lut: object) -> None:
+    _check_arch(arch)
+    if not isinstance(lut, dict):
+        raise ValueError(f"lut must be the dict of latency_lut, got {type(lut).__name__}.")
+    for key in lut_keys(arch):  # type: ignore[arg-type]
+        if key not in lut:
+            raise ValueError(f"lut has no entry for {key}; build it with latency_lut() first.")
+        check_number(lut[key], f"lut[{key}] (ms)", low=0)
+
+
+def _check_measure(arch: object, repeats: object, threads: object) -> None:
+    _check_arch(arch)
+    _check_timing(repeats, threads)
+
+
 def _check_pairs(predicted: object, measured: object) -> None:
     check_nonempty(measured, "measured")
     if len(predicted) != len(measured) or any(m <= 0 for m in measured):  # type: ignore[arg-type]
         raise ValueError(
             "predicted and measured need the same length, and every measured latency must be > 0."
         )
+    for i, (p, m) in enumerate(zip(predicted, measured, strict=True)):  # type: ignore[call-overload]
+        check_number(_as_float(p), f"predicted[{i}]")
+        check_positive(_as_float(m), f"measured[{i}]")
 
 
-def _check_reward(accuracy: object, latency_ms: object, target_ms: object) -> None:
+def _as_float(value: object) -> object:
+    """A latency as a float (a Python or numpy number, or a one-element tensor); else as is."""
+    if isinstance(value, str | bytes | bool):
+        return value
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value
+
+
+def _check_reward(
+    accuracy: object, latency_ms: object, target_ms: object, alpha: object = 0.0, beta: object = 0.0
+) -> None:
     check_number(accuracy, "accuracy", low=0.0, high=1.0)
     check_positive(latency_ms, "latency_ms")
     check_positive(target_ms, "target_ms")
+    check_number(alpha, "alpha (exponent when lat <= T)")
+    check_number(beta, "beta (exponent when lat > T)")
 
 
-def _check_evolution(budget: object, population: object, sample: object) -> None:
+def _check_rng(rng: object) -> None:
+    if not isinstance(rng, random.Random):
+        raise ValueError(
+            f"rng must be a random.Random, got {type(rng).__name__}; use random.Random(0)."
+        )
+
+
+def _check_mutate(arch: object, rng: object) -> None:
+    _check_arch(arch)
+    _check_rng(rng)
+
+
+def _check_search(evaluate: object, latency: object, target_ms: object, budget: object) -> None:
+    for fn, name in ((evaluate, "evaluate"), (latency, "latency")):
+        if not callable(fn):
+            raise ValueError(f"{name} must be a function arch -> float, got {type(fn).__name__}.")
+    check_positive(target_ms, "target_ms")
+    check_int(budget, "budget (evaluations)", low=1, high=MAX_EVALS)
+
+
+def _check_evolution(
+    evaluate: object,
+    latency: object,
+    target_ms: object,
+    budget: object,
+    population: object,
+    sample: object,
+) -> None:
+    _check_search(evaluate, latency, target_ms, 1)
     check_int(population, "population", low=2)
     check_int(sample, "sample (tournament size, at most population)", low=1, high=population)  # type: ignore[arg-type]
-    check_int(budget, "budget (evaluations, at least population)", low=population)  # type: ignore[arg-type]
+    check_int(budget, "budget (evaluations, at least population)", low=population, high=MAX_EVALS)  # type: ignore[arg-type]
+
+
+def _check_train_arch(arch: object, loaders: object, epochs: object) -> None:
+    _check_arch(arch)
+    _check_loaders(loaders, epochs)
+
+
+def _check_history(history: object) -> None:
+    """The records of random_search / regularized_evolution, each with a finite reward."""
+    if not isinstance(history, list | tuple):
+        raise ValueError(
+            f"history must be the list a search returns, got {type(history).__name__}."
+        )
+    for i, rec in enumerate(history):
+        if not isinstance(rec, dict) or "reward" not in rec:
+            raise ValueError(f"history[{i}] must be a record of a search, with a 'reward'.")
+        check_number(rec["reward"], f"history[{i}]['reward']")

@@ -9,6 +9,7 @@
 - ``transformer.py``: the same stages (PTQ, pruning) on labkit.deploy's digit transformer.
 - ``exercises.py``: the notebook's exercises (compression_summary, pick_stage,
   choose_under_budget).
+- ``checks.py``: the input checks of the steps and of the stage table's rows.
 """
 
 from labkit.pipeline.ablation import (  # noqa: I001 (packed to keep the face short)

@@ -34,7 +34,16 @@ from torch.utils.data import DataLoader
 
 from labkit import distill, prune, qat
 from labkit.core import models, train
-from labkit.core.errors import check_int, check_model, check_nonempty, check_tensor
+from labkit.core.errors import (
+    check_bits,
+    check_fraction,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_number,
+    check_tensor,
+)
+from labkit.edge.checks import _check_loader
 from labkit.pipeline.lesson import export_float, quantization_aware
 
 QUANT_ORDERS = ("prune → quantise", "quantise → prune")
@@ -56,6 +65,7 @@ def prune_then_quantise(
     Returns the fake-quantised model (its weights on the ``bits`` grid the QAT trained for).
     Used by order_ablation (labkit/pipeline/ablation.py).
     """
+    _check_orders(model, loader, ratio, bits, epochs, qat_epochs)
     torch.manual_seed(seed)
     small = prune.prune_channels(model, ratio)  # conv channels * (1 - ratio)
     prune.recalibrate_bn(small, loader)
@@ -79,6 +89,7 @@ def quantise_then_prune(
     deliverable is quantised again without training: what "quantise first" leaves you with.
     Used by order_ablation (labkit/pipeline/ablation.py).
     """
+    _check_orders(model, loader, ratio, bits, epochs, qat_epochs)
     q = quantization_aware(model, loader, bits=bits, epochs=qat_epochs, seed=seed)
     torch.manual_seed(seed)
     small = prune.prune_channels(export_float(q), ratio)  # BN folded: nothing to re-estimate
@@ -105,7 +116,7 @@ def order_ablation(
     x (N, 1, 8, 8), y (N,): the test split the accuracy is measured on.
     Taught in notebooks/13_capstone_pipeline.ipynb, "10. Does the order matter? An ablation".
     """
-    _check_ablation(teacher, x, y, seeds)
+    _check_ablation(teacher, loader, x, y, seeds, width, ratio, bits, epochs, finetune_epochs)
     rows = []
     for s in seeds:
         # the distilled model: both quantisation orders and "distil -> prune" start here
@@ -204,28 +215,54 @@ def _bytes(model: nn.Module, bits: int) -> int:
     return qat.size_bytes(plain, bits)
 
 
-def _check_ablation(teacher: object, x: object, y: object, seeds: object) -> None:
+def _check_orders(
+    model: object, loader: object, ratio: object, bits: object, epochs: object, qat_epochs: object
+) -> None:
+    """Both orders cut, fine-tune and quantise: every setting checked before the first step."""
+    check_model(model)
+    _check_loader(loader)
+    check_fraction(ratio, "ratio (the fraction of channels to remove)")
+    check_bits(bits)
+    check_int(epochs, "epochs (fine-tuning after the cut)", low=1, high=100)
+    check_int(qat_epochs, "qat_epochs", low=1, high=1000)
+
+
+def _check_ablation(
+    teacher: object, loader: object, x: object, y: object, seeds: object, width: object,
+    ratio: object, bits: object, epochs: object, finetune_epochs: object,
+) -> None:  # fmt: skip
     check_model(teacher, "teacher")
-    check_tensor(x, "x", ndim=4)
+    _check_loader(loader)
+    check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")
     for i, s in enumerate(check_nonempty(seeds, "seeds")):
         check_int(s, f"seeds[{i}]", low=0)
+    check_int(width, "width", low=1)
+    check_fraction(ratio, "ratio (the fraction of channels to remove)")
+    check_bits(bits)
+    check_int(epochs, "epochs", low=1, high=1000)
+    check_int(finetune_epochs, "finetune_epochs", low=1, high=100)
 
 
 def _check_rows(rows: object, *orders: str) -> dict[str, list[dict[str, Any]]]:
-    """Rows of order_ablation grouped by order; each named order present."""
+    """Rows of order_ablation grouped by order; each named order (a, b) present, a != b."""
     by: dict[str, list[dict[str, Any]]] = {}
     for i, r in enumerate(check_nonempty(rows, "rows")):
         if not isinstance(r, dict) or not {"order", "seed", "accuracy", "bytes"} <= set(r):
             raise ValueError(
                 f"rows[{i}] must be a row of order_ablation (order, seed, accuracy, bytes)."
             )
+        check_number(r["accuracy"], f"rows[{i}]['accuracy'] (a fraction)", low=0, high=1)
         by.setdefault(r["order"], []).append(r)
-    for order in orders:
+    for name, order in zip(("a", "b"), orders, strict=False):
         if order not in by:
-            raise ValueError(f"order {order!r} is not in the rows (orders: {list(by)}).")
+            raise ValueError(f"{name}={order!r} is not an order of the rows (orders: {list(by)}).")
+    if len(orders) == 2 and orders[0] == orders[1]:
+        raise ValueError(f"b must be another order than a, got {orders[1]!r} twice.")
     for order, rs in by.items():
         if len({r["bytes"] for r in rs}) != 1:
-            raise ValueError(f"order {order!r} has different sizes over seeds: not one setting.")
+            raise ValueError(
+                f"rows of order {order!r} have different sizes over seeds: not one setting."
+            )
     return by

@@ -39,9 +39,21 @@ from labkit.core.errors import (
     check_int,
     check_model,
     check_nonempty,
-    check_number,
-    check_positive,
     check_tensor,
+)
+from labkit.edge.checks import _check_fits
+from labkit.pipeline.checks import (
+    _check_budget,
+    _check_distill,
+    _check_faster,
+    _check_name,
+    _check_points,
+    _check_prune,
+    _check_qat,
+    _check_row,
+    _check_run,
+    _check_summary,
+    _check_target,
 )
 
 TARGET = {"smaller": 8.0, "faster": 2.0, "max_drop_points": 1.5}
@@ -82,7 +94,7 @@ def distill_student(
     can remove whole channels. Returns the student in eval mode.
     Taught in notebooks/13_capstone_pipeline.ipynb, "2. Distil a narrower student".
     """
-    check_model(teacher, "teacher")  # before the training, which would meet it on batch one
+    _check_distill(teacher, loader, width, depth, epochs, lr, T, alpha)
     torch.manual_seed(seed)
     student = models.cnn(width=width, depth=depth)
     loss = distill.kd_loss_fn(teacher, T=T, alpha=alpha, seed=seed)
@@ -108,6 +120,7 @@ def prune_and_finetune(
     distillation loss when a teacher is given (else cross-entropy). ``model`` is unchanged.
     Taught in notebooks/13_capstone_pipeline.ipynb, "3. Structured pruning, then fine-tuning".
     """
+    _check_prune(model, loader, teacher, ratio, epochs, lr, T, alpha)
     torch.manual_seed(seed)
     small = prune.prune_channels(model, ratio)
     prune.recalibrate_bn(small, loader)
@@ -135,6 +148,7 @@ def quantization_aware(
     labkit.qat.qat_finetune for ``epochs`` (straight-through gradients). Eval mode.
     Taught in notebooks/13_capstone_pipeline.ipynb, "4. Quantisation-aware training (INT8)".
     """
+    _check_qat(model, loader, bits, epochs, lr, calib_batches)
     torch.manual_seed(seed)
     q = qat.qat_model(model, qat.calibration_batches(loader, calib_batches), bits=bits)
     qat.qat_finetune(q, loader, epochs=epochs, lr=lr)
@@ -177,7 +191,7 @@ def export_onnx_int8(
     CPU has no VNNI).
     Taught in notebooks/13_capstone_pipeline.ipynb, "5. Export: ONNX FP32 and ONNX Runtime INT8 (QDQ)".
     """
-    _check_model_input(model, calib_x, ("model", "calib_x"))
+    _check_export(model, example, calib_x, workdir, name)
     workdir = Path(workdir)
     fp32 = onnx.export_onnx(model, example, workdir / f"{name}_fp32.onnx")
     int8 = onnx.quantize_static_int8(
@@ -196,7 +210,7 @@ def torch_stage(name: str, model: nn.Module, example: torch.Tensor, note: str = 
     see, so its MACs are counted on export_float(model) (the same arithmetic).
     Taught in notebooks/13_capstone_pipeline.ipynb, "1. The FP32 teacher".
     """
-    _check_model_input(model, example, ("model", "example"), ndim=None)
+    _check_torch_stage(name, model, example)
     counted = export_float(model) if qat.quant_layers(model) else model
     return Stage(
         name,
@@ -212,6 +226,7 @@ def onnx_stage(name: str, path: str | Path, macs: int, note: str = "") -> Stage:
 
     Taught in notebooks/13_capstone_pipeline.ipynb, "5. Export: ONNX FP32 and ONNX Runtime INT8 (QDQ)".
     """
+    _check_onnx_stage(name, path, macs)
     run = onnx.ort_runner(onnx.ort_session(path, threads=1))
     return Stage(name, run, onnx.file_size(path), int(macs), note)
 
@@ -237,6 +252,8 @@ def run_pipeline(
     ``calib_x`` (N, 1, 8, 8): training images for ONNX Runtime's INT8 calibration.
     Used by benchmarks/bench_pipeline.py (notebook 13 runs the same steps one cell at a time).
     """
+    _check_run(teacher, loader, calib_x, workdir, width, distill_epochs, prune_ratio,
+               finetune_epochs, qat_epochs, bits)  # fmt: skip
     example = calib_x[:2]  # (2, 1, 8, 8)
     student = distill_student(teacher, loader, width=width, epochs=distill_epochs)
     pruned = prune_and_finetune(student, loader, teacher, ratio=prune_ratio, epochs=finetune_epochs)
@@ -295,7 +312,7 @@ def compare_stages(
     intra-op thread. Per stage s: median ms, speed-up t(first)/t(s) and its IQR over rounds.
     Taught in notebooks/13_capstone_pipeline.ipynb, "6. The stage table".
     """
-    _check_stages(stages, x, batches=batches)
+    _check_stages(stages, x, batches=batches, rounds=rounds, repeats=repeats)
     names = [s.name for s in stages]
     out: dict[str, bench.Comparison] = {}
     for b in batches:
@@ -357,6 +374,7 @@ def meets_target(
     (speed only when the summary has "faster").
     Taught in notebooks/13_capstone_pipeline.ipynb, "8. Did we hit the target?".
     """
+    _check_target(summary, target)
     out = {
         "size": summary["smaller"] >= target["smaller"],
         "accuracy": summary["accuracy_drop_points"] <= target["max_drop_points"],
@@ -378,7 +396,7 @@ def pick_stage(
     labkit.bench.best_under_budget(rows, {"bytes": max_bytes, latency_key: max_ms}).
     Taught in notebooks/13_capstone_pipeline.ipynb, "8. Did we hit the target?".
     """
-    _check_budget(rows, max_bytes, max_ms)
+    _check_budget(rows, max_bytes, max_ms, latency_key)
     return bench.best_under_budget(rows, {"bytes": max_bytes, latency_key: max_ms})
 
 
@@ -390,6 +408,7 @@ def clearly_faster(a: Mapping[str, Any], b: Mapping[str, Any], latency_key: str 
     Without them: a plain comparison of the medians.
     Used by pareto_stages (labkit/pipeline/lesson.py).
     """
+    _check_faster(a, b, latency_key)
     b_ = latency_key.removeprefix("ms_b")
     iqr = f"iqr_b{b_}"
     if iqr in a and iqr in b:
@@ -427,20 +446,53 @@ def pareto_stages(
 
 def _check_qat_model(qmodel: object) -> None:
     if not qat.quant_layers(check_model(qmodel, "qmodel")):
-        raise ValueError("export_float needs a model prepared by labkit.qat (no QuantLayer found).")
+        raise ValueError(
+            "qmodel has no QuantLayer: export_float needs a model prepared by labkit.qat "
+            "(pipeline.quantization_aware)."
+        )
 
 
 def _check_model_input(
     model: object, x: object, names: tuple[str, str], ndim: int | None = 4
 ) -> None:
-    """A model and a non-empty, finite input batch of ``ndim`` dimensions (N, 1, 8, 8)."""
+    """A model and a non-empty, finite input batch of ``ndim`` dimensions that it can take."""
     check_model(model, names[0])
     check_finite(check_tensor(x, names[1], ndim=ndim), names[1])
+    _check_fits(model, x, names[1])  # type: ignore[arg-type]
 
 
-def _check_stages(stages: object, x: object, y: object = None, batches: object = None) -> None:
-    """Stages (of torch_stage / onnx_stage) and the images x; labels y (accuracy_rows) or
-    distinct names and batch sizes in 1..len(x) (compare_stages)."""
+def _check_export(
+    model: object, example: object, calib_x: object, workdir: object, name: object
+) -> None:
+    _check_model_input(model, example, ("model", "example"), ndim=None)
+    _check_model_input(model, calib_x, ("model", "calib_x"))
+    if not isinstance(workdir, str | Path):
+        raise ValueError(f"workdir must be a folder path (str or Path), got {workdir!r}.")
+    _check_name(name, "name (of the .onnx files)")
+
+
+def _check_torch_stage(name: object, model: object, example: object) -> None:
+    _check_name(name)
+    _check_model_input(model, example, ("model", "example"), ndim=None)
+
+
+def _check_onnx_stage(name: object, path: object, macs: object) -> None:
+    _check_name(name)
+    onnx.check_onnx_file(path)  # type: ignore[arg-type]
+    check_int(macs, "macs (per image, e.g. the stage's torch_stage(...).macs)", low=0)
+
+
+def _check_stages(
+    stages: object,
+    x: object,
+    y: object = None,
+    batches: object = None,
+    rounds: object = 3,
+    repeats: object = 1,
+) -> None:
+    """Stages (of torch_stage / onnx_stage) and the images x that each can run; labels y
+    (accuracy_rows) or distinct names, batch sizes in 1..len(x), rounds and repeats
+    (compare_stages)."""
     if not isinstance(stages, Sequence) or not all(isinstance(s, Stage) for s in stages):
         raise ValueError(
             "stages must be a list of Stage (build them with torch_stage, onnx_stage)."
@@ -450,6 +502,18 @@ def _check_stages(stages: object, x: object, y: object = None, batches: object =
     if y is not None and (not isinstance(y, torch.Tensor) or y.shape != (len(x),)):
         got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
         raise ValueError(f"y must be a tensor of {len(x)} labels (one per row of x), got {got}.")
+    if y is not None and (y.is_floating_point() or y.dtype == torch.bool):
+        raise ValueError(f"y must hold class indices (int64), got dtype {y.dtype}; use y.long().")
+    for s in stages:
+        try:
+            with torch.inference_mode():
+                s.run(x[:1])
+        except Exception as exc:  # noqa: BLE001 - torch or ONNX Runtime: either way, x does not fit
+            first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+            raise ValueError(
+                f"x of shape {tuple(x.shape)} does not fit stage {s.name!r} ({first}); "
+                "pass the images the stages were built for, e.g. (N, 1, 8, 8)."
+            ) from None
     if batches is None:
         return
     names = [s.name for s in stages]
@@ -459,45 +523,25 @@ def _check_stages(stages: object, x: object, y: object = None, batches: object =
         check_int(
             b, f"batches[{i}] (a batch size, at most the {len(x)} images given)", low=1, high=len(x)
         )
+    check_int(rounds, "rounds (interleaved timing rounds)", low=3, high=1000)
+    check_int(repeats, "repeats (timed calls per round)", low=1, high=10_000)
 
 
 def _check_latency(rows: object, comparisons: object) -> None:
     check_nonempty(rows, "rows")
     if not isinstance(comparisons, Mapping) or not comparisons:
         raise ValueError("comparisons must be the non-empty dict that compare_stages returns.")
-    for r in rows:
+    for key, comp in comparisons.items():
+        if not str(key).startswith("ms_b") or not hasattr(comp, "median_ms"):
+            raise ValueError(
+                f"comparisons must map 'ms_b<batch>' to a labkit.bench.Comparison, as "
+                f"compare_stages returns, got {key!r}: {type(comp).__name__}."
+            )
+    for i, r in enumerate(rows):  # type: ignore[arg-type]
+        _check_row(r, f"rows[{i}]", "stage")
         for key, comp in comparisons.items():
             if r["stage"] not in comp.median_ms:
                 raise ValueError(
-                    f"stage {r['stage']!r} was not timed in {key} (timed: {list(comp.median_ms)})."
+                    f"rows[{i}]: stage {r['stage']!r} was not timed in comparisons[{key!r}] "
+                    f"(timed: {list(comp.median_ms)})."
                 )
-
-
-def _check_row(r: object, what: str, *columns: str) -> None:
-    """A row of the stage table (a dict of accuracy_rows / with_latency) with these columns."""
-    for key in columns:
-        if not isinstance(r, Mapping) or key not in r:
-            raise ValueError(f"{what} needs a {key!r} entry (a row of accuracy_rows).")
-
-
-def _check_summary(base: object, row: object, latency_key: str) -> None:
-    for r, what in ((base, "base"), (row, "row")):
-        _check_row(r, what, "bytes", "accuracy")
-        check_positive(r["bytes"], f"{what}['bytes']")
-        check_number(r["accuracy"], f"{what}['accuracy'] (a fraction)", low=0, high=1)
-        if latency_key in base and latency_key in row:
-            check_positive(r[latency_key], f"{what}[{latency_key!r}]")
-
-
-def _check_budget(rows: object, max_bytes: object, max_ms: object) -> None:
-    check_nonempty(rows, "rows")
-    check_positive(max_bytes, "max_bytes")
-    check_positive(max_ms, "max_ms")
-
-
-def _check_points(rows: object, latency_key: str) -> None:
-    """The Pareto points: a non-empty list of rows with stage, accuracy, bytes and latency."""
-    check_nonempty(rows, "rows (the Pareto points)")
-    for i, r in enumerate(rows):
-        _check_row(r, f"rows[{i}]", "stage", "accuracy", "bytes", latency_key)
-        check_positive(r["bytes"], f"rows[{i}]['bytes']")

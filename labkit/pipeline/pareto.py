@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 
 from labkit import qat
 from labkit.core import bench, models, train
-from labkit.core.errors import check_nonempty, check_number, check_tensor
+from labkit.core.errors import check_int, check_nonempty, check_number, check_tensor
+from labkit.edge.checks import _check_loader
 from labkit.pipeline.lesson import prune_and_finetune
 
 
@@ -48,7 +49,7 @@ def sweep(
     batches of ``loader``) per bits. x (N, 1, 8, 8), y (N,): the test split.
     Taught in notebooks/13_capstone_pipeline.ipynb, "11. A real Pareto sweep: width × prune ratio × bits".
     """
-    _check_sweep(x, y, widths, ratios, bits)
+    _check_sweep(loader, x, y, widths, ratios, bits, epochs, finetune_epochs)
     calib = qat.calibration_batches(loader, 4)
     rows = []
     for w in widths:
@@ -101,7 +102,8 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any] | 
     one colour per bit width, the front joined by a line, ``chosen`` circled.
     Taught in notebooks/13_capstone_pipeline.ipynb, "11. A real Pareto sweep: width × prune ratio × bits".
     """
-    front = sweep_front(rows)  # checks the rows
+    _check_figure(rows, chosen)
+    front = sweep_front(rows)
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -144,12 +146,20 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], chosen: Mapping[str, Any] | 
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_sweep(x: object, y: object, widths: object, ratios: object, bits: object) -> None:
-    check_tensor(x, "x", ndim=4)
+def _check_sweep(
+    loader: object, x: object, y: object, widths: object, ratios: object, bits: object,
+    epochs: object, finetune_epochs: object,
+) -> None:  # fmt: skip
+    _check_loader(loader)
+    check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")
     for name, vals in (("widths", widths), ("ratios", ratios), ("bits", bits)):
         check_nonempty(vals, name)
+    for i, w in enumerate(widths):  # type: ignore[arg-type]
+        check_int(w, f"widths[{i}] (a models.cnn width)", low=1, high=1024)
+    check_int(epochs, "epochs", low=1, high=1000)
+    check_int(finetune_epochs, "finetune_epochs", low=1, high=100)
     for r in ratios:  # type: ignore[union-attr]
         check_number(r, "ratios[i] (the fraction of channels to remove)", low=0, high=0.9)
     for b in bits:  # type: ignore[union-attr]
@@ -157,14 +167,29 @@ def _check_sweep(x: object, y: object, widths: object, ratios: object, bits: obj
             raise ValueError(f"bits must be integers in 2..8 or 32 (float), got {b!r}.")
 
 
-def _check_rows(rows: object) -> None:
+def _check_rows(rows: object, name: str = "rows") -> None:
+    """Points of the sweep: each a mapping with numeric 'bytes' and 'accuracy' (``name`` for one)."""
+    many = name == "rows"
     for i, r in enumerate(check_nonempty(rows, "rows (the sweep's points)")):
+        what = f"rows[{i}]" if many else name
         if not isinstance(r, Mapping) or "bytes" not in r or "accuracy" not in r:
-            raise ValueError(f"rows[{i}] needs 'bytes' and 'accuracy' (a row of pipeline.sweep).")
-        check_number(r["bytes"], f"rows[{i}]['bytes']", low=0)
-        check_number(r["accuracy"], f"rows[{i}]['accuracy'] (a fraction)", low=0, high=1)
+            raise ValueError(f"{what} needs 'bytes' and 'accuracy' (a row of pipeline.sweep).")
+        check_number(r["bytes"], f"{what}['bytes']", low=0)
+        check_number(r["accuracy"], f"{what}['accuracy'] (a fraction)", low=0, high=1)
         if math.isnan(r["bytes"]) or math.isnan(r["accuracy"]):
-            raise ValueError(f"rows[{i}] has a NaN: it would slip onto the front.")
+            raise ValueError(f"{what} has a NaN: it would slip onto the front.")
+
+
+def _check_figure(rows: object, chosen: object) -> None:
+    """The sweep's rows (with width, ratio and bits for the labels) and the chosen row or None."""
+    _check_rows(rows)
+    for i, r in enumerate(rows):  # type: ignore[arg-type]
+        if not {"width", "ratio", "bits"} <= set(r):
+            raise ValueError(
+                f"rows[{i}] needs 'width', 'ratio' and 'bits' (a row of pipeline.sweep)."
+            )
+    if chosen is not None:
+        _check_rows([chosen], "chosen (a row of the sweep, e.g. choose_under_budget's)")
 
 
 def _check_budget(max_bytes: object, tolerance_points: object) -> None:

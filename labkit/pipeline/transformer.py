@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 
 from labkit import prune, qat
 from labkit.core import train
-from labkit.core.errors import check_model, check_nonempty, check_number, check_tensor
+from labkit.core.errors import check_int, check_model, check_nonempty, check_number, check_tensor
+from labkit.edge.checks import _check_loader
 
 
 def transformer_stages(
@@ -42,7 +43,7 @@ def transformer_stages(
     ``model`` is not changed. x (N, 1, 8, 8), y (N,): the test split.
     Taught in notebooks/13_capstone_pipeline.ipynb, "12. The same stages on a transformer".
     """
-    _check_transformer(model, x, y, bits, sparsity)
+    _check_transformer(model, loader, x, y, bits, sparsity, finetune_epochs)
     calib = qat.calibration_batches(loader, 4)
     stages: list[tuple[str, nn.Module, nn.Module, int]] = [("FP32", model, model, 32)]
     stages += [(f"PTQ {b}-bit", qat.static_ptq(model, calib, b), model, b) for b in bits]
@@ -74,9 +75,13 @@ def transformer_stages(
 # ---- checks: bad input gets one clear error naming the parameter and the fix
 
 
-def _check_transformer(model: object, x: object, y: object, bits: object, sparsity: object) -> None:
+def _check_transformer(
+    model: object, loader: object, x: object, y: object, bits: object, sparsity: object,
+    finetune_epochs: object,
+) -> None:  # fmt: skip
     check_model(model, "model")
-    check_tensor(x, "x", ndim=4)
+    _check_loader(loader)
+    check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")
     for b in check_nonempty(bits, "bits"):  # type: ignore[arg-type]
@@ -85,3 +90,4 @@ def _check_transformer(model: object, x: object, y: object, bits: object, sparsi
     check_number(
         sparsity, "sparsity (the fraction of each layer's weights to zero)", low=0, high=0.99
     )
+    check_int(finetune_epochs, "finetune_epochs", low=1, high=100)
