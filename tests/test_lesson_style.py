@@ -8,8 +8,8 @@
   `if ...: raise`; then comes the formula. The checks sit at the bottom of the module;
 - the guard lines of all lesson functions together stay under a budget: a ratchet at today's
   count (about 580 before the rule, 223 after it, 281 once chapters 03, 04, 06, 10, 11 and 13
-  gained their depth, 375 once the independent bad-input probe in tests/badinput/ gave the 94
-  functions that had no check one: one line for each of about 375 public functions a learner
+  gained their depth, 376 once the independent bad-input probe in tests/badinput/ gave the 95
+  functions that had no check one: one line for each of about 376 public functions a learner
   calls; issue 18's target, 150, is not reached: lower GUARD_BUDGET whenever a change removes
   guard lines).
 """
@@ -25,7 +25,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 NOT_LESSONS = {"exercises.py", "widget.py", "worker.py"}  # learner tools, with their own tests
 NOT_TOPICS = {"core", "course"}
-FACE_LINES, MODULE_LINES, GUARD_BUDGET = 40, 600, 375
+FACE_LINES, MODULE_LINES, GUARD_BUDGET = 40, 600, 376
 
 
 def topic_dirs() -> list[Path]:

@@ -46,7 +46,7 @@ def sdpa_kernel_used(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, **kwargs
     when none ran, SDPA took the MATH path and decomposed into plain ops (listed).
     Taught in notebooks/08_flash_attention.ipynb, "9. SDPA backends, flash-attn and xFormers".
     """
-    _check_qkv(q, k, v)
+    _check_sdpa_kwargs(q, k, v, kwargs)
     with OpRecorder() as rec:
         F.scaled_dot_product_attention(q, k, v, **kwargs)
     ops = [c.name for c in rec.ops]
@@ -279,3 +279,12 @@ def _check_optional_kernel(q: Any, k: Any, v: Any, causal: Any) -> None:
             f"v {tuple(v.shape)}: add the missing dims with q[None] or q.unsqueeze(1)."
         )
     _check_causal(causal)
+
+
+def _check_sdpa_kwargs(q: Any, k: Any, v: Any, kwargs: dict[str, Any]) -> None:
+    _check_qkv(q, k, v)
+    known = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    for key in kwargs:
+        check_choice(key, "a keyword argument of F.scaled_dot_product_attention", known)
+    if not isinstance(kwargs.get("is_causal", False), bool):
+        raise ValueError(f"is_causal must be True or False, got {kwargs['is_causal']!r}.")

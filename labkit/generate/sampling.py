@@ -93,7 +93,8 @@ def sample_next(
 
     Used by generate (labkit/generate/sampling.py).
     """
-    if temperature == 0:  # next_token_probs checks temperature, top_k_logits the logits
+    _check_generator(generator)  # next_token_probs checks temperature, top_k_logits the logits
+    if temperature == 0:
         return top_k_logits(logits, top_k).argmax(dim=-1)  # (B,) the largest kept logit
     probs = next_token_probs(logits, temperature, top_k, top_p, min_p)  # (B, V)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # (B,)
@@ -119,7 +120,7 @@ def generate(
     top_p and min_p (optional) filter the tempered distribution (``next_token_probs``).
     Taught in notebooks/11_streaming_generation.ipynb, "Same tokens, with and without the cache".
     """
-    _check_generate(model, prompt, max_new_tokens, temperature, top_k, use_cache)
+    _check_generate(model, prompt, max_new_tokens, temperature, top_k, use_cache, generator)
     model.eval()
     seq = torch.as_tensor(prompt, dtype=torch.long).view(1, -1)  # (1, S) every token so far
     step, cache = seq, None  # what the model reads next: the whole prompt first (prefill)
@@ -250,8 +251,10 @@ def _check_generate(
     temperature: object,
     top_k: object,
     use_cache: object = True,
+    generator: object = None,
 ) -> None:
     cfg = _check_gpt(model)
+    _check_generator(generator)
     if not isinstance(use_cache, bool):
         raise ValueError(f"use_cache must be True or False, got {use_cache!r}.")
     try:
@@ -326,4 +329,12 @@ def _check_logprob(model: object, prompt: object, tokens: object) -> None:
         raise ValueError(
             f"prompt + tokens ({n} ids) exceed the model's block_size={cfg.block_size}; "
             "score a shorter continuation."
+        )
+
+
+def _check_generator(generator: object) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"generator must be a torch.Generator or None, got {generator!r:.40}; for a seed, "
+            "pass torch.Generator().manual_seed(seed)."
         )

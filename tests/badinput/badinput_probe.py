@@ -2,8 +2,10 @@
 answer a bad argument with one clear sentence?
 
 A case is one call with one bad argument. Its outcome is
-- ``clear``: a ValueError, TypeError, KeyError or labkit MissingDependency raised by labkit's own
-  code (the innermost frame is under ``labkit/``) whose message names the parameter;
+- ``clear``: a ValueError or labkit MissingDependency (the house's two error types, CONTRIBUTING
+  "Bad input") raised by labkit's own code (the innermost frame is under ``labkit/``: a torch
+  error raised by a C function that labkit called does not count) whose message names the
+  parameter;
 - ``unclear``: any other exception (a raw torch / numpy / Python traceback, or labkit's own error
   that does not name the parameter);
 - ``silent``: the call returned (a wrong or meaningless result, no error);
@@ -26,7 +28,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 LABKIT = HERE.parent.parent / "labkit"
-CLEAR_TYPES = (ValueError, TypeError, KeyError)
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,9 @@ def outcome(case: Case) -> str:
         took = time.perf_counter() - start
         frames = traceback.extract_tb(exc.__traceback__)
         ours = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(LABKIT)
+        ours = ours and not _from_torch(exc)
         named = re.search(rf"(?<![\w]){re.escape(case.param)}(?![\w])", str(exc)) is not None
-        is_clear = (isinstance(exc, CLEAR_TYPES) or _missing_dependency(exc)) and ours and named
+        is_clear = (isinstance(exc, ValueError) or _missing_dependency(exc)) and ours and named
         if took > case.max_s:
             return f"slow: {took:.1f} s before {type(exc).__name__}: {str(exc)[:120]}"
         if is_clear:
@@ -69,6 +71,11 @@ def outcome(case: Case) -> str:
 
 def _missing_dependency(exc: BaseException) -> bool:
     return type(exc).__name__ == "MissingDependency"
+
+
+def _from_torch(exc: BaseException) -> bool:
+    """torch's own argument errors, raised in C under a labkit frame: 'multinomial(): ...'."""
+    return re.match(r"\w+\(\)( got| argument|: argument)", str(exc)) is not None
 
 
 def all_cases() -> dict[str, list[Case]]:
