@@ -19,7 +19,8 @@ Recorded on a 2-core AMD EPYC (AVX-512), torch 2.14.1, 2 threads:
 | qat.weight_qparams, 128x64 | 1.14x (1.13-1.14) | 29.3 |
 | qat.lsq_fake_quantize, 128x64 | 1.04x (1.04-1.04) | 36.0 |
 The distillation loss's guard (shapes, label range, NaN, T, alpha) is about 11 µs, the largest
-here; beside a training step's forward and backward it is a few per cent at most.
+here: about 2 % of one whole training step of notebook 03's small student (MLP of width 32,
+batch 64, Adam: 580 µs per step, timed the same day with timeit).
 """
 
 from __future__ import annotations
