@@ -133,6 +133,8 @@ def check_finite(x: torch.Tensor, name: str = "x") -> torch.Tensor:
 
 def check_nonempty(x: object, name: str = "x") -> object:
     """Check a tensor, array or sequence with at least one element."""
+    if not isinstance(x, torch.Tensor) and not hasattr(x, "__len__"):
+        raise ValueError(f"{name} must be a tensor, array or list, got {type(x).__name__}.")
     size = x.numel() if isinstance(x, torch.Tensor) else len(x)  # type: ignore[arg-type]
     if size == 0:
         raise ValueError(f"{name} is empty; pass at least one element.")

@@ -327,13 +327,13 @@ def _check_measure(arch: object, repeats: object, threads: object) -> None:
 
 def _check_pairs(predicted: object, measured: object) -> None:
     check_nonempty(measured, "measured")
-    if len(predicted) != len(measured) or any(m <= 0 for m in measured):  # type: ignore[arg-type]
-        raise ValueError(
-            "predicted and measured need the same length, and every measured latency must be > 0."
-        )
+    if isinstance(predicted, str) or isinstance(measured, str):
+        raise ValueError("predicted and measured must be lists of latencies (ms), not text.")
+    if len(predicted) != len(measured):  # type: ignore[arg-type]
+        raise ValueError("predicted and measured need the same length: one pair per architecture.")
     for i, (p, m) in enumerate(zip(predicted, measured, strict=True)):  # type: ignore[call-overload]
         check_number(_as_float(p), f"predicted[{i}]")
-        check_positive(_as_float(m), f"measured[{i}]")
+        check_positive(_as_float(m), f"measured[{i}] (every measured latency must be > 0)")
 
 
 def _as_float(value: object) -> object:

@@ -443,7 +443,7 @@ def _check_calibration_batches(loader: Any, num_batches: Any) -> None:
 
 
 def _check_loader(loader: Any, empty: str) -> None:
-    if not isinstance(loader, Iterable) or isinstance(loader, torch.Tensor | str):
+    if not isinstance(loader, Iterable) or isinstance(loader, torch.Tensor | str | dict):
         raise ValueError(f"loader must yield (x, y) batches, got {type(loader).__name__}.")
     if hasattr(loader, "__len__") and len(loader) == 0:
         raise ValueError(empty)

@@ -37,7 +37,7 @@ class Case:
     fn: str
     what: str
     call: Callable[[], object]
-    param: str  # the parameter the message must name
+    param: str | tuple[str, ...]  # the parameter the message must name (or any of these)
     max_s: float = 5.0
 
     @property
@@ -55,7 +55,8 @@ def outcome(case: Case) -> str:
         frames = traceback.extract_tb(exc.__traceback__)
         ours = bool(frames) and Path(frames[-1].filename).resolve().is_relative_to(LABKIT)
         ours = ours and not _from_torch(exc)
-        named = re.search(rf"(?<![\w]){re.escape(case.param)}(?![\w])", str(exc)) is not None
+        params = (case.param,) if isinstance(case.param, str) else case.param
+        named = any(re.search(rf"(?<![\w]){re.escape(p)}(?![\w])", str(exc)) for p in params)
         is_clear = (isinstance(exc, ValueError) or _missing_dependency(exc)) and ours and named
         if took > case.max_s:
             return f"slow: {took:.1f} s before {type(exc).__name__}: {str(exc)[:120]}"
