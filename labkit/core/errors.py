@@ -141,6 +141,18 @@ def check_nonempty(x: object, name: str = "x") -> object:
     return x
 
 
+def check_loader(loader: object, name: str = "loader") -> object:
+    """Check a DataLoader (or a list) of (x, y) batches; one with a length must not be empty."""
+    if isinstance(loader, (str, bytes, dict, torch.Tensor)) or not isinstance(loader, Iterable):
+        raise ValueError(
+            f"{name} must be a DataLoader of (x, y) batches, got {type(loader).__name__}; "
+            "e.g. labkit.data.digits_loaders().train."
+        )
+    if hasattr(loader, "__len__") and len(loader) == 0:  # type: ignore[arg-type]
+        raise ValueError(f"{name} is empty: it yields no batches; pass at least one (x, y) batch.")
+    return loader
+
+
 def check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str = "a, b") -> None:
     """Check two tensors of the same shape (``names`` says which two, for the message)."""
     if tuple(a.shape) != tuple(b.shape):

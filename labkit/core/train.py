@@ -22,6 +22,7 @@ from labkit.core.data import text_batch
 from labkit.core.env import quiet
 from labkit.core.errors import (
     check_int,
+    check_loader,
     check_model,
     check_nonempty,
     check_number,
@@ -111,7 +112,7 @@ def evaluate(
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
     """Accuracy (fraction correct) and mean cross-entropy loss of ``model`` on ``loader``."""
-    _check_loader(loader)
+    check_loader(loader)
     if isinstance(model, nn.Module):
         model.eval().to(device)
     correct, loss, count = 0, 0.0, 0
@@ -147,18 +148,10 @@ def accuracy(
 # ------------------------------------------------------------------------- checks
 def _check_fit(model: object, loader: object, epochs: object, lr: object, wd: object) -> None:
     check_model(model)
-    _check_loader(loader)
+    check_loader(loader)
     check_int(epochs, "epochs", low=1, high=100_000)
     check_positive(lr, "lr")
     check_number(wd, "weight_decay", low=0)
-
-
-def _check_loader(loader: object) -> None:
-    if isinstance(loader, (torch.Tensor, str)) or not hasattr(loader, "__iter__"):
-        raise ValueError(
-            f"loader must be a DataLoader (or a list of (x, y) batches), got {type(loader).__name__}; "
-            "e.g. labkit.data.digits_loaders().train, or [(x, y)]."
-        )
 
 
 def _check_accuracy(model: object, x: object, y: object) -> None:

@@ -7,21 +7,11 @@ before any training, timing or large allocation starts.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from labkit.core.errors import check_int
-
-
-def _check_loader(loader: object, name: str = "loader") -> None:
-    """A DataLoader (or a list) of (x, y) batches."""
-    if isinstance(loader, str | bytes | dict | torch.Tensor) or not isinstance(loader, Iterable):
-        raise ValueError(
-            f"{name} must be a DataLoader of (x, y) batches, got {type(loader).__name__}; "
-            "e.g. labkit.data.digits_loaders().train."
-        )
+from labkit.core.errors import check_int, check_loader
 
 
 def _check_loaders(loaders: object, epochs: object) -> None:
@@ -31,7 +21,7 @@ def _check_loaders(loaders: object, epochs: object) -> None:
             "loaders must be the Loaders (train, val, test) of labkit.data.digits_loaders(), "
             f"got {type(loaders).__name__} (pass all three, not loaders.train)."
         )
-    _check_loader(loaders.train, "loaders.train")  # type: ignore[attr-defined]
+    check_loader(loaders.train, "loaders.train")  # type: ignore[attr-defined]
     check_int(epochs, "epochs", low=1, high=1000)
 
 

@@ -40,13 +40,14 @@ from labkit.core.errors import (
     check_choice,
     check_finite,
     check_int,
+    check_loader,
     check_model,
     check_nonempty,
     check_number,
     check_positive,
     check_tensor,
 )
-from labkit.edge.checks import _check_candidate, _check_loader, _check_shapes
+from labkit.edge.checks import _check_candidate, _check_shapes
 
 PACK_BITS = (1, 2, 4, 8)
 MAX_ITERS = 1000  # k-means iterations (each one pass over the weights)
@@ -590,7 +591,7 @@ def _check_finetune(
     _check_books(model, books)
     check_int(epochs, "epochs", low=1, high=1000)
     check_positive(lr, "lr (learning rate)")
-    _check_loader(loader)
+    check_loader(loader)
 
 
 def _check_budgets(model: object, example: object) -> None:

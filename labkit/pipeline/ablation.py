@@ -38,12 +38,12 @@ from labkit.core.errors import (
     check_bits,
     check_fraction,
     check_int,
+    check_loader,
     check_model,
     check_nonempty,
     check_number,
     check_tensor,
 )
-from labkit.edge.checks import _check_loader
 from labkit.pipeline.lesson import export_float, quantization_aware
 
 QUANT_ORDERS = ("prune → quantise", "quantise → prune")
@@ -220,7 +220,7 @@ def _check_orders(
 ) -> None:
     """Both orders cut, fine-tune and quantise: every setting checked before the first step."""
     check_model(model)
-    _check_loader(loader)
+    check_loader(loader)
     check_fraction(ratio, "ratio (the fraction of channels to remove)")
     check_bits(bits)
     check_int(epochs, "epochs (fine-tuning after the cut)", low=1, high=100)
@@ -232,7 +232,7 @@ def _check_ablation(
     ratio: object, bits: object, epochs: object, finetune_epochs: object,
 ) -> None:  # fmt: skip
     check_model(teacher, "teacher")
-    _check_loader(loader)
+    check_loader(loader)
     check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")

@@ -15,18 +15,18 @@ from labkit.core.errors import (
     check_finite,
     check_fraction,
     check_int,
+    check_loader,
     check_model,
     check_nonempty,
     check_number,
     check_positive,
     check_tensor,
 )
-from labkit.edge.checks import _check_loader
 
 
 def _check_training(loader: object, epochs: object, lr: object, max_epochs: int = 1000) -> None:
     """What every training step needs, checked before its first batch."""
-    _check_loader(loader)
+    check_loader(loader)
     check_int(epochs, "epochs", low=1, high=max_epochs)
     check_positive(lr, "lr (learning rate)")
 
@@ -41,7 +41,7 @@ def _check_distill(
     T: object, alpha: object,  # noqa: N803
 ) -> None:  # fmt: skip
     check_model(teacher, "teacher")
-    _check_loader(loader)
+    check_loader(loader)
     check_int(width, "width", low=1)
     check_int(depth, "depth", low=2)
     _check_training(loader, epochs, lr)
@@ -53,7 +53,7 @@ def _check_prune(
     T: object, alpha: object,  # noqa: N803
 ) -> None:  # fmt: skip
     check_model(model)
-    _check_loader(loader)
+    check_loader(loader)
     if teacher is not None:
         check_model(teacher, "teacher")
         _check_kd(T, alpha)
@@ -65,7 +65,7 @@ def _check_qat(
     model: object, loader: object, bits: object, epochs: object, lr: object, calib_batches: object
 ) -> None:
     check_model(model)
-    _check_loader(loader)
+    check_loader(loader)
     check_bits(bits)
     _check_training(loader, epochs, lr)
     check_int(calib_batches, "calib_batches", low=1, high=10_000)
@@ -83,7 +83,7 @@ def _check_run(
 ) -> None:  # fmt: skip
     """Everything run_pipeline hands on, checked before the first stage trains."""
     check_model(teacher, "teacher")
-    _check_loader(loader)
+    check_loader(loader)
     check_finite(check_tensor(calib_x, "calib_x", ndim=4), "calib_x")
     if not isinstance(workdir, str | Path):
         raise ValueError(f"workdir must be a folder path (str or Path), got {workdir!r}.")

@@ -26,8 +26,7 @@ from torch.utils.data import DataLoader
 
 from labkit import qat
 from labkit.core import bench, models, train
-from labkit.core.errors import check_int, check_nonempty, check_number, check_tensor
-from labkit.edge.checks import _check_loader
+from labkit.core.errors import check_int, check_loader, check_nonempty, check_number, check_tensor
 from labkit.pipeline.lesson import prune_and_finetune
 
 
@@ -150,7 +149,7 @@ def _check_sweep(
     loader: object, x: object, y: object, widths: object, ratios: object, bits: object,
     epochs: object, finetune_epochs: object,
 ) -> None:  # fmt: skip
-    _check_loader(loader)
+    check_loader(loader)
     check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")

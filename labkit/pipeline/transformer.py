@@ -24,8 +24,14 @@ from torch.utils.data import DataLoader
 
 from labkit import prune, qat
 from labkit.core import train
-from labkit.core.errors import check_int, check_model, check_nonempty, check_number, check_tensor
-from labkit.edge.checks import _check_loader
+from labkit.core.errors import (
+    check_int,
+    check_loader,
+    check_model,
+    check_nonempty,
+    check_number,
+    check_tensor,
+)
 
 
 def transformer_stages(
@@ -80,7 +86,7 @@ def _check_transformer(
     finetune_epochs: object,
 ) -> None:  # fmt: skip
     check_model(model, "model")
-    _check_loader(loader)
+    check_loader(loader)
     check_nonempty(check_tensor(x, "x", ndim=4), "x")
     if not isinstance(y, torch.Tensor) or y.shape != (len(x),):  # type: ignore[arg-type]
         raise ValueError("y must be a tensor with one label per image of x.")

@@ -29,8 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.core import models, train
-from labkit.core.errors import check_int, check_model
-from labkit.prune.unstructured import _check_loader
+from labkit.core.errors import check_int, check_loader, check_model
 
 
 def transformer_blocks(model: nn.Module) -> list[models.TransformerBlock]:
@@ -191,11 +190,11 @@ def _check_order(
     if len(set(map(tuple, pairs))) != len(pairs):
         raise ValueError(f"{name} lists a (layer, head) pair twice: {order!r}.")
     if loader is not _NO_LOADER:
-        _check_loader(loader, "loader")
+        check_loader(loader, "loader")
     return blocks
 
 
 def _check_blocks_loader(model: object, loader: object) -> list[models.TransformerBlock]:
     blocks = transformer_blocks(model)  # type: ignore[arg-type]
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
     return blocks

@@ -19,10 +19,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from labkit.core import train
-from labkit.core.errors import check_fraction, check_int, check_model, check_positive
+from labkit.core.errors import check_fraction, check_int, check_loader, check_model, check_positive
 from labkit.prune.unstructured import (
     MAX_EPOCHS,
-    _check_loader,
     apply_masks,
     finetune,
     global_masks,
@@ -126,7 +125,7 @@ def _check_lottery(
 
 
 def _check_sized_loader(loader: object) -> None:
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
     if not hasattr(loader, "__len__"):
         raise ValueError(
             "loader must be a DataLoader with a length, e.g. labkit.data.digits_loaders().train."

@@ -26,6 +26,7 @@ from labkit.core.errors import (
     check_choice,
     check_fraction,
     check_int,
+    check_loader,
     check_model,
     check_nonempty,
     check_number,
@@ -382,16 +383,6 @@ def _check_sparsity_of(model_or_tensor: object) -> None:
         )
 
 
-def _check_loader(loader: object, name: str) -> None:
-    if isinstance(loader, (str, bytes, dict, torch.Tensor)) or not isinstance(loader, Iterable):
-        raise ValueError(
-            f"{name} must be a DataLoader of (x, y) batches, got {type(loader).__name__}; "
-            "e.g. labkit.data.digits_loaders().train."
-        )
-    if hasattr(loader, "__len__") and len(loader) == 0:  # type: ignore[arg-type]
-        raise ValueError(f"{name} is empty: it yields no batch.")
-
-
 def _check_scan(model: object, loader: object, sparsities: object) -> None:
     if (
         isinstance(sparsities, (str, bytes))
@@ -402,7 +393,7 @@ def _check_scan(model: object, loader: object, sparsities: object) -> None:
     for i, s in enumerate(sparsities):
         check_fraction(s, f"sparsities[{i}]: sparsity")
     check_model(model)
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
 
 
 def _check_recalibrate(model: object, loader: object, batches: object) -> list[nn.Module]:
@@ -414,7 +405,7 @@ def _check_recalibrate(model: object, loader: object, batches: object) -> list[n
         raise ValueError(
             "model has no BatchNorm layer: there are no running statistics to re-estimate."
         )
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
     if batches is not None:
         check_int(batches, "batches (None: all)", low=1)
     return bns
@@ -424,7 +415,7 @@ def _check_finetune(
     model: object, loader: object, masks: object, epochs: object, lr: object, loss_fn: object
 ) -> None:
     check_model(model)
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
     if masks is not None:
         _check_masks(model, masks)
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)
@@ -457,7 +448,7 @@ def _check_fit_l1(
     _check_prox(model, lam, lr, on)
     if lr_bn is not None:
         check_positive(lr_bn, "lr_bn (the BatchNorm gammas' learning rate; None: lr)")
-    _check_loader(loader, "loader")
+    check_loader(loader, "loader")
     if not hasattr(loader, "__len__"):
         raise ValueError(
             "loader must have a length (a DataLoader): the decay needs the step count."
@@ -489,8 +480,8 @@ def _check_iterative(
     scope: object,
 ) -> None:
     _check_prunable(model)
-    _check_loader(train_loader, "train_loader")
-    _check_loader(eval_loader, "eval_loader")
+    check_loader(train_loader, "train_loader")
+    check_loader(eval_loader, "eval_loader")
     check_fraction(final_sparsity, "final_sparsity")
     check_int(steps, "steps", low=1, high=MAX_STEPS)
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)

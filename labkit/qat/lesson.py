@@ -38,6 +38,7 @@ from labkit.core.errors import (
     check_bits,
     check_finite,
     check_int,
+    check_loader,
     check_model,
     check_number,
     check_positive,
@@ -433,20 +434,13 @@ def _check_calibration(qmodel: Any, batches: Any, observer: Any) -> list[torch.T
 
 def _check_calibration_batches(loader: Any, num_batches: Any) -> None:
     check_int(num_batches, "num_batches", low=1, high=10_000)
-    _check_loader(loader, "the loader yielded no batches; calibration needs at least one.")
+    check_loader(loader)
     first = loader[0] if isinstance(loader, list | tuple) else None  # a DataLoader: not peeked
     if first is not None and not (isinstance(first, list | tuple) and len(first) == 2):
         raise ValueError(
             f"loader must yield (x, y) batches, got a list of {type(first).__name__}; "
             "a list of inputs x already is the calibration batches."
         )
-
-
-def _check_loader(loader: Any, empty: str) -> None:
-    if not isinstance(loader, Iterable) or isinstance(loader, torch.Tensor | str | dict):
-        raise ValueError(f"loader must yield (x, y) batches, got {type(loader).__name__}.")
-    if hasattr(loader, "__len__") and len(loader) == 0:
-        raise ValueError(empty)
 
 
 def _check_qat_step(model: Any, x: Any, y: Any, optimizer: Any) -> None:
@@ -470,7 +464,7 @@ def _check_finetune(qmodel: Any, loader: Any, epochs: Any, lr: Any, step: Any) -
     check_int(epochs, "epochs", low=1, high=1000)
     check_positive(lr, "lr")
     check_model(qmodel, "qmodel")
-    _check_loader(loader, "loader is empty; pass at least one (x, y) batch.")
+    check_loader(loader)
     if isinstance(loader, Iterator):  # a generator is spent after the first epoch
         raise ValueError("loader is a one-shot iterator; pass a DataLoader or a list of batches.")
 
