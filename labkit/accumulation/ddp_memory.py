@@ -18,7 +18,7 @@ from torch import nn
 
 from labkit.accumulation.lesson import LossFn, _check_batch, _check_step, gradients, micro_batches
 from labkit.core import bench
-from labkit.core.errors import check_int, check_model
+from labkit.core.errors import check_bool, check_int, check_model
 from labkit.core.probes import exact_cpu_memory_accounting, saved_tensor_bytes
 
 # --------------------------------------------------------------------------- DDP
@@ -171,8 +171,7 @@ def _check_chunks(model, chunks, use_no_sync) -> None:
             _check_batch(chunk[0], chunk[1], 1)
         except ValueError as exc:
             raise ValueError(f"chunks[{i}]: {exc}") from None
-    if not isinstance(use_no_sync, bool):
-        raise ValueError(f"use_no_sync must be True or False, got {use_no_sync!r}.")
+    check_bool(use_no_sync, "use_no_sync")
 
 
 def _check_sweep(model, x, y, micro_batch_sizes) -> None:

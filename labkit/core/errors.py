@@ -141,6 +141,25 @@ def check_nonempty(x: object, name: str = "x") -> object:
     return x
 
 
+def check_bool(value: object, name: str, why: str = "") -> bool:
+    """Check True or False (not 1, not "no": a non-empty string would count as True)."""
+    if not isinstance(value, bool):
+        raise ValueError(
+            f"{name} must be True or False, got {value!r}" + (f"; {why}" if why else "") + "."
+        )
+    return value
+
+
+def check_generator(generator: object, name: str = "generator") -> object:
+    """Check a torch.Generator or None (a seed is not one)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ValueError(
+            f"{name} must be a torch.Generator or None, got {generator!r:.40}; for a seed, "
+            "pass torch.Generator().manual_seed(seed)."
+        )
+    return generator
+
+
 def check_loader(loader: object, name: str = "loader") -> object:
     """Check a DataLoader (or a list) of (x, y) batches; one with a length must not be empty."""
     if isinstance(loader, (str, bytes, dict, torch.Tensor)) or not isinstance(loader, Iterable):

@@ -7,6 +7,7 @@ The 8 rows of an (N, 1, 8, 8) image are 8 tokens of 8 pixels; a bundled checkpoi
 from __future__ import annotations
 
 from labkit.core import assets, data, env, train
+from labkit.core.errors import check_bool
 from labkit.core.models import DigitTransformer
 
 TRANSFORMER_ASSET = "digit_transformer"
@@ -54,8 +55,5 @@ def load_transformer(retrain: bool = False) -> tuple[DigitTransformer, dict[str,
 
 
 def _check_load_transformer(retrain: object) -> None:
-    if not isinstance(retrain, bool):
-        raise ValueError(
-            f"retrain must be True or False, got {retrain!r}: any non-empty string counts as "
-            "True, which would retrain and overwrite the bundled checkpoint."
-        )
+    why = "any non-empty string counts as True, which would retrain and overwrite the checkpoint"
+    check_bool(retrain, "retrain", why)

@@ -19,7 +19,9 @@ from torch import nn
 from labkit.core import assets, data, models, train
 from labkit.core.env import threads as threads_ctx
 from labkit.core.errors import (
+    check_bool,
     check_fraction,
+    check_generator,
     check_int,
     check_model,
     check_nonempty,
@@ -400,20 +402,13 @@ def _check_split_head(model: object, name: str = "model") -> None:
 
 
 def _check_shift_augment(x: object, generator: object, max_shift: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
-            f"generator must be a torch.Generator or None, got {generator!r}; for a seed use "
-            "torch.Generator().manual_seed(seed)."
-        )
+    check_generator(generator)
     _check_images(x, max_shift)
 
 
 def _check_retrain(retrain: object) -> None:
-    if not isinstance(retrain, bool):
-        raise ValueError(
-            f"retrain must be True or False, got {retrain!r} (retrain=True trains the teachers "
-            "again for minutes and overwrites data/kd_teachers.safetensors)."
-        )
+    why = "True trains the teachers again (minutes) and overwrites data/kd_teachers.safetensors"
+    check_bool(retrain, "retrain", why)
 
 
 def _check_kd_loss_fn(teachers: object, T: object, alpha: object, seed: object) -> None:

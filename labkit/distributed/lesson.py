@@ -43,6 +43,7 @@ from torch.utils.checkpoint import checkpoint_sequential as run_segments
 
 from labkit.core import bench, data
 from labkit.core.errors import (
+    check_bool,
     check_int,
     check_model,
     check_nonempty,
@@ -495,8 +496,7 @@ def _check_zero(
     for name, v in zip(names, sizes, strict=True):
         check_number(v, name, low=0)
     for name, v in (("offload", offload), ("offload_params", off_p)):
-        if not isinstance(v, bool):
-            raise ValueError(f"{name} must be True or False, got {v!r}.")
+        check_bool(v, name)
     if off_p and stage != 3:
         raise ValueError(
             f"offload_params=True needs stage=3 (only ZeRO-3 partitions the parameters, so only "

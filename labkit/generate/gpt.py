@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.core import assets, data, env, models, train
-from labkit.core.errors import check_int, check_model, check_positive
+from labkit.core.errors import check_bool, check_int, check_model, check_positive
 
 ASSET = "char_gpt"
 MAX_MODEL_BYTES = 4 * 2**30  # refuse models whose fp32 weights alone exceed this
@@ -265,8 +265,5 @@ def _check_train(
 
 
 def _check_retrain(retrain: object) -> None:
-    if not isinstance(retrain, bool):
-        raise ValueError(
-            f"retrain must be True or False, got {retrain!r}; retrain=True trains the model "
-            "again (minutes), retrain=False loads the saved checkpoint."
-        )
+    why = "retrain=True trains the model again (minutes), retrain=False loads the checkpoint"
+    check_bool(retrain, "retrain", why)

@@ -17,7 +17,14 @@ from collections.abc import Iterable, Iterator, Sequence
 import torch
 
 from labkit.core import data
-from labkit.core.errors import check_int, check_number, check_positive, check_tensor
+from labkit.core.errors import (
+    check_bool,
+    check_generator,
+    check_int,
+    check_number,
+    check_positive,
+    check_tensor,
+)
 from labkit.generate.gpt import CharGPT, _check_gpt
 
 
@@ -93,7 +100,7 @@ def sample_next(
 
     Used by generate (labkit/generate/sampling.py).
     """
-    _check_generator(generator)  # next_token_probs checks temperature, top_k_logits the logits
+    check_generator(generator)  # next_token_probs checks temperature, top_k_logits the logits
     if temperature == 0:
         return top_k_logits(logits, top_k).argmax(dim=-1)  # (B,) the largest kept logit
     probs = next_token_probs(logits, temperature, top_k, top_p, min_p)  # (B, V)
@@ -254,9 +261,8 @@ def _check_generate(
     generator: object = None,
 ) -> None:
     cfg = _check_gpt(model)
-    _check_generator(generator)
-    if not isinstance(use_cache, bool):
-        raise ValueError(f"use_cache must be True or False, got {use_cache!r}.")
+    check_generator(generator)
+    check_bool(use_cache, "use_cache")
     try:
         ids = torch.as_tensor(prompt)
     except (TypeError, ValueError, RuntimeError):
@@ -329,12 +335,4 @@ def _check_logprob(model: object, prompt: object, tokens: object) -> None:
         raise ValueError(
             f"prompt + tokens ({n} ids) exceed the model's block_size={cfg.block_size}; "
             "score a shorter continuation."
-        )
-
-
-def _check_generator(generator: object) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
-            f"generator must be a torch.Generator or None, got {generator!r:.40}; for a seed, "
-            "pass torch.Generator().manual_seed(seed)."
         )

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from labkit.core import assets
-from labkit.core.errors import check_fraction, check_int, check_number
+from labkit.core.errors import check_fraction, check_generator, check_int, check_number
 from labkit.generate.gpt import (
     CharGPT,
     GPTConfig,
@@ -239,17 +239,9 @@ def _check_accept(p: Any, q: Any, tokens: Any, u: Any) -> None:
 
 def _check_step(p: Any, q: Any, tokens: Any, generator: Any) -> None:
     """As accept_draft's check (u drawn here), and a torch.Generator or None."""
-    _check_generator(generator)
+    check_generator(generator)
     k = len(tokens) if isinstance(tokens, torch.Tensor) and tokens.ndim == 1 else 0
     _check_accept(p, q, tokens, torch.zeros(k))
-
-
-def _check_generator(generator: Any) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ValueError(
-            f"generator must be a torch.Generator or None, got {generator!r}; e.g. "
-            "torch.Generator().manual_seed(0)."
-        )
 
 
 def _check_alpha(alpha: Any, k: Any) -> None:
@@ -267,7 +259,7 @@ def _check_speculative(
     generator: Any = None,
     stats: Any = None,
 ) -> None:
-    _check_generator(generator)
+    check_generator(generator)
     if stats is not None and not isinstance(stats, dict):
         raise ValueError(
             f"stats must be a dict (filled in as the rounds go) or None, got {stats!r}."

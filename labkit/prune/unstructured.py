@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader
 
 from labkit.core import train
 from labkit.core.errors import (
+    check_bool,
     check_choice,
     check_fraction,
     check_int,
@@ -454,8 +455,7 @@ def _check_fit_l1(
             "loader must have a length (a DataLoader): the decay needs the step count."
         )
     _check_reusable(loader, "loader", 2)
-    if not isinstance(proximal, bool):
-        raise ValueError(f"proximal must be True or False, got {proximal!r}.")
+    check_bool(proximal, "proximal")
     if not proximal and on != "weights":
         raise ValueError("the L1 penalty in the loss acts on the weights: use on='weights'.")
     check_int(epochs, "epochs", low=1, high=MAX_EPOCHS)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from labkit.core import assets, data, env, models, train
-from labkit.core.errors import check_int, check_model, check_positive
+from labkit.core.errors import check_bool, check_int, check_model, check_positive
 
 ASSET = "qat_char_lm"
 
@@ -214,11 +214,7 @@ def _check_windows(split: object, n: object, block_size: object, seed: object) -
 
 
 def _check_load(retrain: object) -> None:
-    if not isinstance(retrain, bool):
-        raise ValueError(
-            f"retrain must be True or False, got {retrain!r}; True trains the model again "
-            "(minutes on a laptop CPU)."
-        )
+    check_bool(retrain, "retrain", "True trains the model again (minutes on a laptop CPU)")
 
 
 def _check_train(steps: object, batch_size: object, lr: object, threads: object) -> None:

@@ -25,7 +25,14 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from labkit.core.errors import check_bits, check_int, check_model, check_nonempty, check_tensor
+from labkit.core.errors import (
+    check_bits,
+    check_bool,
+    check_int,
+    check_model,
+    check_nonempty,
+    check_tensor,
+)
 
 Number = float | int
 ScaleLike = float | torch.Tensor
@@ -360,8 +367,7 @@ def _check_compute_qparams(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """xmin, xmax as float64 tensors of shape (C,) (C = 1 for numbers), finite, xmin <= xmax."""
     check_bits(bits)
-    if not isinstance(symmetric, bool):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}.")
+    check_bool(symmetric, "symmetric")
     for name, v in (("xmin", xmin), ("xmax", xmax)):
         if isinstance(v, bool) or not isinstance(v, (Real, torch.Tensor)):
             raise ValueError(f"{name} must be a number or a 1-D tensor, got {v!r}.")
@@ -405,8 +411,7 @@ def _check_scheme_sqnr(w: object, bits: object) -> None:
 
 
 def _check_qrange(bits: object, symmetric: object) -> int:
-    if not isinstance(symmetric, bool):
-        raise ValueError(f"symmetric must be True or False, got {symmetric!r}.")
+    check_bool(symmetric, "symmetric")
     return check_bits(bits)
 
 
