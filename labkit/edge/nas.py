@@ -248,7 +248,10 @@ def train_arch(arch: Arch, loaders: Loaders, *, epochs: int = 2, seed: int = 0) 
 
 
 def best_so_far(history: list[dict]) -> list[float]:
-    """Running maximum of the reward after each evaluation (the search's progress curve)."""
+    """Running maximum of the reward after each evaluation (the search's progress curve).
+
+    Taught in notebooks/10_edge_deployment.ipynb, "6. Hardware-aware NAS with a latency lookup table".
+    """
     _check_history(history)
     out, best = [], float("-inf")
     for rec in history:
