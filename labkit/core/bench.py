@@ -419,6 +419,10 @@ def _check_callable(fn: object, name: str = "fn") -> None:
 
 def _check_timing(fn: object, warmup: object, repeats: object, threads: object) -> None:
     _check_callable(fn)
+    _check_counts(warmup, repeats, threads)
+
+
+def _check_counts(warmup: object, repeats: object, threads: object) -> None:
     check_int(warmup, "warmup", low=0, high=10_000)
     check_int(repeats, "repeats", low=1, high=100_000)
     if threads is not None:
@@ -439,7 +443,7 @@ def _check_compare(
     if baseline is not None and baseline not in fns:
         raise ValueError(f"baseline={baseline!r} is not one of the variants {list(fns)}.")
     check_int(rounds, "rounds", low=3, high=10_000)
-    _check_timing(lambda: None, warmup, repeats, threads)
+    _check_counts(warmup, repeats, threads)
 
 
 def _check_count_macs(model: object, example: object) -> None:
